@@ -1,1 +1,20 @@
+//! gitops-render: team values in, hardened Kubernetes manifests out, proven and committed.
+//!
+//! A team's values file is read strictly with positions (`yaml`, `values`), resolved for
+//! one environment against the platform's schema and defaults (`platform`), rendered by
+//! the platform's templates with values reaching them only as data (`render`), then
+//! proven against the pinned Kubernetes API schema and the platform's Rego policies and
+//! waivers (`validate`). `check` is that pipeline for one file, the one function every
+//! entry point calls; what it finds is a list of `findings`, rendered by `output` in the
+//! format asked for. `cli` is the command line.
 
+pub mod check;
+pub mod cli;
+pub mod error;
+pub mod findings;
+pub mod output;
+pub mod platform;
+pub mod render;
+pub mod validate;
+pub mod values;
+pub mod yaml;

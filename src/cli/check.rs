@@ -1,0 +1,94 @@
+//! `gitops-render check VALUES...`: the local policy dry-run. Renders and proves each
+//! values file exactly as `deploy` and the GitHub App would, and writes nothing.
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use super::{emit, inputs, Globals};
+use crate::check::{check, Request};
+use crate::error::Result;
+use crate::findings::{FileReport, Report};
+use crate::output::Format;
+use crate::platform::Platform;
+
+/// Render and validate values files; write nothing.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Values files, or directories of them (`-` reads standard input).
+    #[arg(required = true, value_name = "VALUES")]
+    values: Vec<PathBuf>,
+
+    /// The environment to check for; default: every environment of the platform.
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
+
+    /// The image tag or digest to check, overriding `version` (as a pipeline would).
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
+
+    /// The source repository (`owner/name`) the deploy would come from.
+    #[arg(long, value_name = "OWNER/NAME")]
+    source_repo: Option<String>,
+
+    /// Who would deploy, for policies that care.
+    #[arg(long, value_name = "ACTOR")]
+    actor: Option<String>,
+
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    output: Format,
+}
+
+pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    let platform = globals.platform()?;
+    let envs: Vec<String> = match &args.env {
+        Some(e) => {
+            platform.check_env(e)?;
+            vec![e.clone()]
+        }
+        None => platform.settings.environments.clone(),
+    };
+    let inputs = inputs::read_all(&args.values)?;
+    // In parallel across files, collected in input order whatever finishes first.
+    let files: Vec<FileReport> = inputs
+        .par_iter()
+        .map(|input| check_all_envs(&platform, &args, &envs, input))
+        .collect::<Result<_>>()?;
+    Ok(emit(globals, &Report { files }, args.output))
+}
+
+/// One file in every environment asked for, as one report: a finding that holds in
+/// several environments is reported once.
+fn check_all_envs(
+    platform: &Platform,
+    args: &Args,
+    envs: &[String],
+    input: &inputs::Input,
+) -> Result<FileReport> {
+    let mut merged: Option<FileReport> = None;
+    for env in envs {
+        let checked = check(
+            platform,
+            &Request {
+                path: &input.path,
+                bytes: &input.bytes,
+                env,
+                tag: args.tag.as_deref(),
+                source_repo: args.source_repo.as_deref(),
+                actor: args.actor.as_deref(),
+            },
+        )?;
+        let rejected_early = checked.accepted.is_none();
+        match &mut merged {
+            None => merged = Some(checked.report),
+            Some(m) => m.findings.extend(checked.report.findings),
+        }
+        // A file that cannot be read or fails its schema fails the same way everywhere.
+        if rejected_early {
+            break;
+        }
+    }
+    let mut report = merged.expect("at least one environment");
+    report.normalise();
+    Ok(report)
+}

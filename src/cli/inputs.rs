@@ -1,0 +1,102 @@
+//! Turning path arguments into inputs: files as given, directories expanded to the
+//! `.yaml`/`.yml` files below them (sorted, so output order never depends on the file
+//! system), `-` for standard input. An unreadable path is a usage error (exit 2).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub struct Input {
+    /// The path as the user wrote it (or as found below a directory they gave).
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Reading stops here for one file: values files are checked against a much smaller
+/// limit later, with a finding; this only keeps a runaway input out of memory.
+const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+        } else if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            found.sort();
+            if found.is_empty() {
+                return Err(Error::usage(format!(
+                    "{} holds no .yaml or .yml files",
+                    p.display()
+                )));
+            }
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::usage(format!("cannot read directory {}: {e}", dir.display())))?;
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+pub fn read(path: &Path) -> Result<Input> {
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::usage(format!("cannot read standard input: {e}")))?;
+        return check_size(Input {
+            path: "<stdin>".into(),
+            bytes,
+        });
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+    check_size(Input {
+        path: path.display().to_string(),
+        bytes,
+    })
+}
+
+fn check_size(input: Input) -> Result<Input> {
+    if input.bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Error::usage(format!(
+            "{} is larger than {} MiB",
+            input.path,
+            MAX_INPUT_BYTES / 1024 / 1024
+        )));
+    }
+    Ok(input)
+}
+
+/// Reads every path (after expansion), in order.
+pub fn read_all(paths: &[PathBuf]) -> Result<Vec<Input>> {
+    expand(paths)?.iter().map(|p| read(p)).collect()
+}

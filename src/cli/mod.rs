@@ -1,0 +1,137 @@
+//! The command line: flags become settings here and nowhere else; each subcommand lives
+//! in its own file with its arguments (whose doc comments are its help) and one `run`.
+
+mod check;
+mod inputs;
+mod policy;
+mod render;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{exit, Error, Result};
+use crate::platform::Platform;
+
+/// Render team values into hardened Kubernetes manifests, prove them against the
+/// Kubernetes API schema and the platform's Rego policies, and commit them to a GitOps
+/// repository.
+#[derive(Debug, Parser)]
+#[command(name = "gitops-render", version, propagate_version = true)]
+pub struct Cli {
+    /// The platform directory (templates/, schemas/, policies/); default: the standard
+    /// platform built into this binary.
+    #[arg(
+        long,
+        global = true,
+        env = "GITOPS_RENDER_PLATFORM",
+        value_name = "DIR"
+    )]
+    platform: Option<PathBuf>,
+
+    /// When to color text output.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: ColorChoice,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::Args),
+    Render(render::Args),
+    Validate(validate::Args),
+    #[command(subcommand)]
+    Policy(policy::Command),
+}
+
+/// What every command may use: resolved once from the global flags.
+pub struct Globals {
+    platform_dir: Option<PathBuf>,
+    /// Whether text output to stdout is colored.
+    pub color: bool,
+}
+
+impl Globals {
+    /// Loads the platform (built-in or `--platform`); an error is exit 2.
+    pub fn platform(&self) -> Result<Platform> {
+        Platform::resolve(self.platform_dir.as_deref())
+    }
+}
+
+/// Parses arguments, runs the command, prints any error, returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let globals = Globals {
+        platform_dir: cli.platform,
+        color,
+    };
+    let result = match cli.command {
+        Command::Check(args) => check::run(&globals, args),
+        Command::Render(args) => render::run(&globals, args),
+        Command::Validate(args) => validate::run(&globals, args),
+        Command::Policy(cmd) => policy::run(&globals, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn report_error(e: &Error) {
+    eprintln!("error: {}", e.message);
+    if let Some(hint) = &e.hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// Prints a report in the chosen format and returns the exit code its verdict implies.
+pub(crate) fn emit(
+    globals: &Globals,
+    report: &crate::findings::Report,
+    format: crate::output::Format,
+) -> i32 {
+    let color = globals.color && format == crate::output::Format::Text;
+    print!("{}", crate::output::render(report, format, color));
+    if report.ok() {
+        exit::OK
+    } else {
+        exit::REJECTED
+    }
+}

@@ -1,0 +1,413 @@
+//! The platform directory: templates, schemas and policies, loaded once per process.
+//!
+//! The standard platform at the repository root is compiled into the binary, so the tool
+//! works with nothing beside it; `--platform DIR` (or `GITOPS_RENDER_PLATFORM`) swaps in
+//! a platform team's own directory of the same shape:
+//!
+//! ```text
+//! templates/platform.yaml          environments, size classes, per-archetype defaults
+//! templates/<archetype>/*.yaml.j2  one directory per archetype
+//! templates/_common/*.j2           macros and includes shared by archetypes
+//! schemas/values.schema.json       the closed JSON Schema of a values file
+//! policies/*.rego                  Rego policies (package gitops.<area>)
+//! policies/*_test.rego             their unit tests (`gitops-render policy test`)
+//! policies/exceptions.yaml         waivers
+//! policies/<name>.yaml             data for the policies, as data.<name> (teams.yaml ...)
+//! ```
+//!
+//! Everything is parsed and compiled here, up front, so a broken platform directory is
+//! an exit-2 error that names the file and line before any values file is looked at.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use include_dir::{include_dir, Dir};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::render::Templates;
+use crate::validate::policy::Policies;
+use crate::values::ValuesSchema;
+use crate::yaml;
+
+static BUILTIN_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+static BUILTIN_SCHEMAS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/schemas");
+static BUILTIN_POLICIES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/policies");
+
+/// The platform's files as text, keyed by their path relative to the platform root with
+/// forward slashes (`templates/worker/deployment.yaml.j2`).
+#[derive(Debug, Clone)]
+pub struct PlatformFiles {
+    /// `built-in` or the directory it was read from, for messages.
+    pub origin: String,
+    pub files: BTreeMap<String, String>,
+}
+
+impl PlatformFiles {
+    pub fn builtin() -> Self {
+        let mut files = BTreeMap::new();
+        for (dir, prefix) in [
+            (&BUILTIN_TEMPLATES, "templates"),
+            (&BUILTIN_SCHEMAS, "schemas"),
+            (&BUILTIN_POLICIES, "policies"),
+        ] {
+            collect_embedded(dir, prefix, &mut files);
+        }
+        PlatformFiles {
+            origin: "built-in".to_string(),
+            files,
+        }
+    }
+
+    pub fn from_dir(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            return Err(Error::usage(format!(
+                "platform directory {} does not exist or is not a directory",
+                root.display()
+            )));
+        }
+        let mut files = BTreeMap::new();
+        for top in ["templates", "schemas", "policies"] {
+            let dir = root.join(top);
+            if !dir.is_dir() {
+                return Err(Error::platform(format!(
+                    "platform directory {} has no {top}/ directory",
+                    root.display()
+                )));
+            }
+            collect_disk(root, &dir, &mut files)?;
+        }
+        Ok(PlatformFiles {
+            origin: root.display().to_string(),
+            files,
+        })
+    }
+
+    /// The files under `prefix` (a directory, with its trailing slash).
+    pub fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.files
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn get(&self, path: &str) -> Result<&str> {
+        self.files
+            .get(path)
+            .map(String::as_str)
+            .ok_or_else(|| Error::platform(format!("platform ({}) has no {path}", self.origin)))
+    }
+
+    /// A path as the user should see it in a message: on disk, the real path.
+    pub fn display_path(&self, rel: &str) -> String {
+        if self.origin == "built-in" {
+            format!("<built-in>/{rel}")
+        } else {
+            PathBuf::from(&self.origin).join(rel).display().to_string()
+        }
+    }
+}
+
+fn collect_embedded(dir: &Dir<'_>, prefix: &str, out: &mut BTreeMap<String, String>) {
+    for file in dir.files() {
+        if let Some(text) = file.contents_utf8() {
+            let rel = file.path().to_string_lossy().replace('\\', "/");
+            out.insert(format!("{prefix}/{rel}"), text.to_string());
+        }
+    }
+    for sub in dir.dirs() {
+        collect_embedded(sub, prefix, out);
+    }
+}
+
+fn collect_disk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?;
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let ty = entry
+            .file_type()
+            .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+        if ty.is_dir() {
+            collect_disk(root, &path, out)?;
+        } else if ty.is_file() {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::platform(format!("cannot read {} as UTF-8 text: {e}", path.display()))
+            })?;
+            let rel = path
+                .strip_prefix(root)
+                .expect("walked from root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.insert(rel, text);
+        }
+    }
+    Ok(())
+}
+
+/// `templates/platform.yaml`: the platform's fixed choices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The Kubernetes minor version the API schema check is for, e.g. "1.35". It must
+    /// be the version compiled into this binary (`validate::kube::KUBERNETES_VERSION`).
+    pub kubernetes_version: String,
+    pub environments: Vec<String>,
+    pub sizes: BTreeMap<String, Resources>,
+    #[serde(default)]
+    pub defaults: BTreeMap<String, serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub requests: CpuMemory,
+    pub limits: CpuMemory,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuMemory {
+    pub cpu: String,
+    pub memory: String,
+}
+
+/// `policies/exceptions.yaml`: one waiver silences one rule for one app in one
+/// environment until it expires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionsFile {
+    #[serde(default)]
+    waivers: Vec<Waiver>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Waiver {
+    pub rule: String,
+    pub app: String,
+    /// An environment name, or `*` for all of them.
+    pub env: String,
+    pub reason: String,
+    /// The last day the waiver applies (YYYY-MM-DD).
+    pub expires: String,
+    /// Where it is written, for messages (1-based line in exceptions.yaml).
+    #[serde(skip)]
+    pub line: u32,
+}
+
+/// Everything a check needs, parsed and compiled once.
+pub struct Platform {
+    pub origin: String,
+    pub settings: Settings,
+    pub values_schema: ValuesSchema,
+    pub templates: Templates,
+    pub policies: Policies,
+    pub waivers: Vec<Waiver>,
+    /// The raw files, kept for `policy test`.
+    pub files: PlatformFiles,
+}
+
+impl Platform {
+    /// The platform to use: `--platform DIR` / `GITOPS_RENDER_PLATFORM` if given, else
+    /// the built-in one.
+    pub fn resolve(dir: Option<&Path>) -> Result<Self> {
+        let files = match dir {
+            Some(d) => PlatformFiles::from_dir(d)?,
+            None => PlatformFiles::builtin(),
+        };
+        Platform::load(files)
+    }
+
+    pub fn load(files: PlatformFiles) -> Result<Self> {
+        let settings = load_settings(&files)?;
+        let values_schema = ValuesSchema::load(&files)?;
+        let templates = Templates::load(&files, &settings)?;
+        let policies = Policies::load(&files)?;
+        let waivers = load_waivers(&files)?;
+        Ok(Platform {
+            origin: files.origin.clone(),
+            settings,
+            values_schema,
+            templates,
+            policies,
+            waivers,
+            files,
+        })
+    }
+
+    pub fn check_env(&self, env: &str) -> Result<()> {
+        if self.settings.environments.iter().any(|e| e == env) {
+            Ok(())
+        } else {
+            Err(Error::usage(format!(
+                "unknown environment `{env}`; this platform has: {}",
+                self.settings.environments.join(", ")
+            )))
+        }
+    }
+}
+
+/// Reads a platform YAML file through our strict reader, so a duplicate key in the
+/// platform's own files is caught as surely as in a team's.
+pub fn read_yaml(files: &PlatformFiles, rel: &str) -> Result<Value> {
+    let text = files.get(rel)?;
+    let docs = yaml::parse_stream(text, yaml::Limits::MANIFESTS).map_err(|e| {
+        Error::platform(format!(
+            "{}:{}:{}: {}",
+            files.display_path(rel),
+            e.pos.line,
+            e.pos.column,
+            e.message
+        ))
+    })?;
+    match docs.as_slice() {
+        [] => Ok(Value::Null),
+        [doc] => Ok(yaml::to_json(&doc.root)),
+        _ => Err(Error::platform(format!(
+            "{}: expected one YAML document, found {}",
+            files.display_path(rel),
+            docs.len()
+        ))),
+    }
+}
+
+fn load_settings(files: &PlatformFiles) -> Result<Settings> {
+    let rel = "templates/platform.yaml";
+    let value = read_yaml(files, rel)?;
+    let settings: Settings = serde_json::from_value(value)
+        .map_err(|e| Error::platform(format!("{}: {e}", files.display_path(rel))))?;
+    if settings.environments.is_empty() {
+        return Err(Error::platform(format!(
+            "{}: `environments` is empty",
+            files.display_path(rel)
+        )));
+    }
+    let compiled = crate::validate::kube::KUBERNETES_VERSION;
+    if settings.kubernetes_version != compiled {
+        return Err(Error::platform(format!(
+            "{}: kubernetes_version is {:?}, but this gitops-render checks against Kubernetes {compiled}",
+            files.display_path(rel),
+            settings.kubernetes_version
+        )));
+    }
+    Ok(settings)
+}
+
+fn load_waivers(files: &PlatformFiles) -> Result<Vec<Waiver>> {
+    let rel = "policies/exceptions.yaml";
+    if !files.files.contains_key(rel) {
+        return Ok(Vec::new());
+    }
+    let text = files.get(rel)?;
+    let docs = yaml::parse_stream(text, yaml::Limits::MANIFESTS).map_err(|e| {
+        Error::platform(format!(
+            "{}:{}:{}: {}",
+            files.display_path(rel),
+            e.pos.line,
+            e.pos.column,
+            e.message
+        ))
+    })?;
+    let Some(doc) = docs.first() else {
+        return Ok(Vec::new());
+    };
+    let value = yaml::to_json(&doc.root);
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let positions = yaml::Positions::of(&doc.root);
+    let parsed: ExceptionsFile = serde_path_to_error::deserialize(value).map_err(|e| {
+        let pointer = path_to_pointer(&e.path().to_string());
+        Error::platform(format!(
+            "{}:{}: {}",
+            files.display_path(rel),
+            positions.value(&pointer).line,
+            e.inner()
+        ))
+    })?;
+    let mut waivers = parsed.waivers;
+    for (i, w) in waivers.iter_mut().enumerate() {
+        w.line = positions.value(&format!("/waivers/{i}")).line;
+        if w.expires.parse::<jiff::civil::Date>().is_err() {
+            return Err(Error::platform(format!(
+                "{}:{}: waiver for `{}` has expires {:?}; write a date as YYYY-MM-DD",
+                files.display_path(rel),
+                w.line,
+                w.rule,
+                w.expires
+            )));
+        }
+        if w.reason.trim().is_empty() {
+            return Err(Error::platform(format!(
+                "{}:{}: waiver for `{}` needs a reason",
+                files.display_path(rel),
+                w.line,
+                w.rule
+            )));
+        }
+    }
+    Ok(waivers)
+}
+
+/// serde_path_to_error's `a.b[0].c` as a JSON pointer `/a/b/0/c`.
+pub fn path_to_pointer(path: &str) -> String {
+    let mut out = String::new();
+    if path == "." {
+        return out;
+    }
+    for part in path.split('.') {
+        let mut rest = part;
+        while !rest.is_empty() {
+            match rest.find('[') {
+                Some(0) => {
+                    let end = rest.find(']').unwrap_or(rest.len() - 1);
+                    out.push('/');
+                    out.push_str(&rest[1..end]);
+                    rest = &rest[end + 1..];
+                }
+                Some(i) => {
+                    out.push('/');
+                    out.push_str(&rest[..i]);
+                    rest = &rest[i..];
+                }
+                None => {
+                    out.push('/');
+                    out.push_str(rest);
+                    rest = "";
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_platform_has_every_part() {
+        let files = PlatformFiles::builtin();
+        assert!(files.files.contains_key("templates/platform.yaml"));
+        assert!(files.files.contains_key("schemas/values.schema.json"));
+        assert!(files.files.contains_key("policies/teams.yaml"));
+    }
+
+    #[test]
+    fn serde_paths_become_pointers() {
+        assert_eq!(path_to_pointer("waivers[2].expires"), "/waivers/2/expires");
+        assert_eq!(
+            path_to_pointer("spec.template.spec.containers[0].name"),
+            "/spec/template/spec/containers/0/name"
+        );
+        assert_eq!(path_to_pointer("."), "");
+    }
+}

@@ -1,0 +1,163 @@
+//! Proving manifests: the Kubernetes API schema, then the platform's Rego policies,
+//! then the platform's waivers.
+//!
+//! Both entry points, `check` (rendered from values) and `validate` (manifests from any
+//! source), come through here, so a waiver or a rule means the same thing in each.
+
+pub mod kube;
+pub mod policy;
+
+use serde_json::{json, Value};
+
+use crate::error::Result;
+use crate::findings::Finding;
+use crate::platform::{Platform, Waiver};
+
+/// Who deploys what, from where: the `context` of the policy input.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub app: Option<String>,
+    pub env: Option<String>,
+    pub team: Option<String>,
+    pub source_repo: Option<String>,
+    pub actor: Option<String>,
+}
+
+impl Context {
+    fn to_json(&self) -> Value {
+        json!({
+            "app": self.app,
+            "env": self.env,
+            "team": self.team,
+            "source_repo": self.source_repo,
+            "actor": self.actor,
+        })
+    }
+}
+
+/// The policy verdict on a set of manifests, with waivers applied. Returns the hits that
+/// stand and, separately, notices about expired waivers that matched this app and
+/// environment (they no longer silence anything).
+pub fn policy_verdict(
+    platform: &Platform,
+    values: &Value,
+    manifests: &[&Value],
+    context: &Context,
+) -> Result<(Vec<policy::Hit>, Vec<Finding>)> {
+    let input = json!({
+        "values": values,
+        "manifests": manifests,
+        "context": context.to_json(),
+    });
+    let hits = platform.policies.evaluate(&input)?;
+    Ok(apply_waivers(
+        &platform.waivers,
+        context.app.as_deref(),
+        context.env.as_deref(),
+        today(),
+        hits,
+    ))
+}
+
+/// The date waivers are judged by: today in UTC, or `GITOPS_RENDER_TODAY` (YYYY-MM-DD),
+/// which lets tests and "what will break next month" dry-runs pin it.
+pub fn today() -> jiff::civil::Date {
+    std::env::var("GITOPS_RENDER_TODAY")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| {
+            jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .date()
+        })
+}
+
+fn waiver_matches(w: &Waiver, app: Option<&str>, env: Option<&str>) -> bool {
+    app == Some(w.app.as_str()) && (w.env == "*" || env == Some(w.env.as_str()))
+}
+
+pub fn apply_waivers(
+    waivers: &[Waiver],
+    app: Option<&str>,
+    env: Option<&str>,
+    today: jiff::civil::Date,
+    hits: Vec<policy::Hit>,
+) -> (Vec<policy::Hit>, Vec<Finding>) {
+    let mut notices = Vec::new();
+    let mut live: Vec<&Waiver> = Vec::new();
+    for w in waivers.iter().filter(|w| waiver_matches(w, app, env)) {
+        let expires: jiff::civil::Date = w.expires.parse().expect("checked at load");
+        if expires < today {
+            notices.push(
+                Finding::warning(
+                    "waiver-expired",
+                    format!(
+                        "the waiver of `{}` for {}/{} expired on {} and no longer applies (reason given: {})",
+                        w.rule, w.app, w.env, w.expires, w.reason
+                    ),
+                )
+                .help(format!(
+                    "fix what `{}` reports, or renew the waiver in policies/exceptions.yaml (line {})",
+                    w.rule, w.line
+                )),
+            );
+        } else {
+            live.push(w);
+        }
+    }
+    let standing = hits
+        .into_iter()
+        .filter(|h| !live.iter().any(|w| w.rule == h.rule))
+        .collect();
+    (standing, notices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::Severity;
+
+    fn waiver(rule: &str, env: &str, expires: &str) -> Waiver {
+        Waiver {
+            rule: rule.into(),
+            app: "a".into(),
+            env: env.into(),
+            reason: "because".into(),
+            expires: expires.into(),
+            line: 3,
+        }
+    }
+
+    fn hit(rule: &str) -> policy::Hit {
+        policy::Hit {
+            rule: rule.into(),
+            severity: Severity::Error,
+            message: "m".into(),
+            field: None,
+            resource: None,
+        }
+    }
+
+    #[test]
+    fn a_waiver_silences_only_its_rule_app_and_env_until_it_expires() {
+        let today: jiff::civil::Date = "2026-06-01".parse().unwrap();
+        let ws = [waiver("r1", "dev", "2026-06-01")];
+        let (left, notes) = apply_waivers(
+            &ws,
+            Some("a"),
+            Some("dev"),
+            today,
+            vec![hit("r1"), hit("r2")],
+        );
+        assert_eq!(left, vec![hit("r2")]);
+        assert!(notes.is_empty());
+        let (left, _) = apply_waivers(&ws, Some("a"), Some("prod"), today, vec![hit("r1")]);
+        assert_eq!(left.len(), 1);
+        let (left, _) = apply_waivers(&ws, Some("b"), Some("dev"), today, vec![hit("r1")]);
+        assert_eq!(left.len(), 1);
+        let later: jiff::civil::Date = "2026-06-02".parse().unwrap();
+        let (left, notes) = apply_waivers(&ws, Some("a"), Some("dev"), later, vec![hit("r1")]);
+        assert_eq!(left.len(), 1);
+        assert_eq!(notes[0].rule, "waiver-expired");
+    }
+}

@@ -1,0 +1,323 @@
+//! The platform's Rego policies, evaluated with regorus, and their unit-test runner.
+//!
+//! Contract with policy authors (see docs/rules.md for the shipped rules):
+//! - `policies/<area>.rego` declares `package gitops.<area>` with `deny contains f` (an
+//!   error) and `warn contains f` (a warning) rules, where `f` is an object
+//!   `{"rule": id, "message": text, "field"?: values path, "resource"?: "Kind/name"}`;
+//! - `input` is `{values, manifests, context: {app, env, team, source_repo, actor}}`;
+//! - every `policies/<name>.yaml` but `exceptions.yaml` is `data.<name>`;
+//! - `policies/<area>_test.rego` holds `test_*` rules, run by `gitops-render policy test`.
+//!
+//! The engine is built once per process, with policies and data loaded, and cloned for
+//! each evaluation: a clone shares the parsed modules and costs little.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::findings::Severity;
+use crate::platform::{read_yaml, PlatformFiles};
+
+/// A policy's verdict on one input: a deny or warn entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+    /// A dotted values path, when a values field is the cause.
+    pub field: Option<String>,
+    /// `Kind/name` of the object concerned.
+    pub resource: Option<String>,
+}
+
+pub struct Policies {
+    engine: regorus::Engine,
+    /// `(path, text)` of the test files, kept for `policy test`.
+    tests: Vec<(String, String)>,
+    /// `(path, text)` of the policy files.
+    sources: Vec<(String, String)>,
+    data: regorus::Value,
+}
+
+fn is_test(rel: &str) -> bool {
+    rel.ends_with("_test.rego")
+}
+
+fn rego_error(files: &PlatformFiles, e: impl std::fmt::Display) -> Error {
+    // regorus reports `path:line:col: error: ...` with the path we gave it; we gave it
+    // the display path, so the message already points at the file.
+    let _ = files;
+    Error::platform(format!("policy error: {e}"))
+}
+
+impl Policies {
+    pub fn load(files: &PlatformFiles) -> Result<Self> {
+        let mut engine = regorus::Engine::new();
+        engine.set_strict_builtin_errors(false);
+        let mut tests = Vec::new();
+        let mut sources = Vec::new();
+        for (rel, text) in files.under("policies/") {
+            if !rel.ends_with(".rego") || rel["policies/".len()..].contains('/') {
+                continue;
+            }
+            if is_test(rel) {
+                tests.push((files.display_path(rel), text.to_string()));
+                continue;
+            }
+            engine
+                .add_policy(files.display_path(rel), text.to_string())
+                .map_err(|e| rego_error(files, e))?;
+            sources.push((files.display_path(rel), text.to_string()));
+        }
+        if sources.is_empty() {
+            return Err(Error::platform(format!(
+                "platform ({}) has no policies: expected policies/*.rego",
+                files.origin
+            )));
+        }
+        let mut data = serde_json::Map::new();
+        for (rel, _) in files.under("policies/") {
+            let Some(stem) = rel
+                .strip_prefix("policies/")
+                .and_then(|n| n.strip_suffix(".yaml"))
+            else {
+                continue;
+            };
+            if stem == "exceptions" || stem.contains('/') {
+                continue;
+            }
+            data.insert(stem.to_string(), read_yaml(files, rel)?);
+        }
+        let data = regorus::Value::from(Value::Object(data));
+        engine
+            .add_data(data.clone())
+            .map_err(|e| rego_error(files, e))?;
+        // Evaluate once with an empty input so a policy that fails at evaluation time
+        // (a bad builtin call, a conflict) is a platform error now, not mid-fleet.
+        let policies = Policies {
+            engine,
+            tests,
+            sources,
+            data,
+        };
+        policies
+            .evaluate(&serde_json::json!({"values": {}, "manifests": [], "context": {}}))
+            .map_err(|e| Error::platform(format!("{} ({})", e.message, files.origin)))?;
+        Ok(policies)
+    }
+
+    /// Evaluates every `gitops.*` package's `deny` and `warn` against one input.
+    pub fn evaluate(&self, input: &Value) -> Result<Vec<Hit>> {
+        let mut engine = self.engine.clone();
+        engine.set_input(regorus::Value::from(input.clone()));
+        let results = engine
+            .eval_query("data.gitops".to_string(), false)
+            .map_err(|e| Error::platform(format!("policy evaluation failed: {e}")))?;
+        let mut hits = Vec::new();
+        for result in results.result {
+            for expr in result.expressions {
+                let json: Value = serde_json::to_value(&expr.value)
+                    .map_err(|e| Error::internal(format!("policy result is not JSON: {e}")))?;
+                collect_hits(&json, &mut hits)?;
+            }
+        }
+        hits.sort_by(|a, b| (&a.rule, &a.message).cmp(&(&b.rule, &b.message)));
+        hits.dedup();
+        Ok(hits)
+    }
+
+    pub fn sources(&self) -> &[(String, String)] {
+        &self.sources
+    }
+}
+
+/// Walks `data.gitops` for `deny` and `warn` sets, in every package and subpackage.
+fn collect_hits(node: &Value, hits: &mut Vec<Hit>) -> Result<()> {
+    let Value::Object(map) = node else {
+        return Ok(());
+    };
+    for (key, value) in map {
+        let severity = match key.as_str() {
+            "deny" => Some(Severity::Error),
+            "warn" => Some(Severity::Warning),
+            _ => None,
+        };
+        match (severity, value) {
+            (Some(severity), Value::Array(entries)) => {
+                for entry in entries {
+                    hits.push(hit_from(entry, severity)?);
+                }
+            }
+            (None, Value::Object(_)) => collect_hits(value, hits)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn hit_from(entry: &Value, severity: Severity) -> Result<Hit> {
+    let text = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_string);
+    match (text("rule"), text("message").or_else(|| text("msg"))) {
+        (Some(rule), Some(message)) => Ok(Hit {
+            rule,
+            severity,
+            message,
+            field: text("field"),
+            resource: text("resource"),
+        }),
+        // A bare string is allowed, as conftest allows it, with a generic rule id.
+        _ => match entry.as_str() {
+            Some(message) => Ok(Hit {
+                rule: "policy".into(),
+                severity,
+                message: message.into(),
+                field: None,
+                resource: None,
+            }),
+            None => Err(Error::platform(format!(
+                "a policy returned {entry}; deny/warn entries must be objects with `rule` and `message`"
+            ))),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// `gitops-render policy test`
+
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    /// `data.gitops.pss_test.test_privileged_is_denied`
+    pub name: String,
+    pub file: String,
+    pub line: u32,
+    pub passed: bool,
+    /// Why it failed, when evaluation itself failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileCoverage {
+    pub file: String,
+    pub covered: usize,
+    pub total: usize,
+    pub not_covered: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TestRun {
+    pub results: Vec<TestResult>,
+    pub coverage: Vec<FileCoverage>,
+}
+
+impl TestRun {
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.passed).count()
+    }
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+}
+
+impl Policies {
+    /// Runs every `test_*` rule of every `*_test.rego`, each with a fresh engine so one
+    /// test cannot leak into another, and measures line coverage of the policies.
+    pub fn run_tests(&self, filter: Option<&str>) -> Result<TestRun> {
+        let mut base = regorus::Engine::new();
+        for (path, text) in self.sources.iter().chain(self.tests.iter()) {
+            base.add_policy(path.clone(), text.clone())
+                .map_err(|e| Error::platform(format!("policy error: {e}")))?;
+        }
+        base.add_data(self.data.clone())
+            .map_err(|e| Error::platform(format!("policy data error: {e}")))?;
+        base.set_enable_coverage(true);
+
+        let mut run = TestRun::default();
+        let mut covered: BTreeMap<
+            String,
+            (
+                std::collections::BTreeSet<u32>,
+                std::collections::BTreeSet<u32>,
+            ),
+        > = BTreeMap::new();
+        for (path, text) in &self.tests {
+            let package = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("package "))
+                .map(|p| p.trim().to_string())
+                .ok_or_else(|| Error::platform(format!("{path}: no package declaration")))?;
+            for (line, name) in test_rules(text) {
+                let full = format!("data.{package}.{name}");
+                if filter.is_some_and(|f| !full.contains(f)) {
+                    continue;
+                }
+                let mut engine = base.clone();
+                engine.set_input(regorus::Value::new_object());
+                let (passed, error) = match engine.eval_rule(full.clone()) {
+                    Ok(v) => (v == regorus::Value::from(true), None),
+                    Err(e) => (false, Some(e.to_string())),
+                };
+                if let Ok(report) = engine.get_coverage_report() {
+                    for f in report.files {
+                        let entry = covered.entry(f.path.clone()).or_default();
+                        entry.0.extend(f.covered.iter().copied());
+                        entry.1.extend(f.not_covered.iter().copied());
+                    }
+                }
+                run.results.push(TestResult {
+                    name: full,
+                    file: path.clone(),
+                    line,
+                    passed,
+                    error,
+                });
+            }
+        }
+        for (path, _) in &self.sources {
+            let (hit, missed) = covered.remove(path).unwrap_or_default();
+            // A line is covered if any test covered it.
+            let not_covered: Vec<u32> = missed.difference(&hit).copied().collect();
+            let total = hit.len() + not_covered.len();
+            run.coverage.push(FileCoverage {
+                file: path.clone(),
+                covered: hit.len(),
+                total,
+                not_covered,
+            });
+        }
+        Ok(run)
+    }
+}
+
+/// `(line, name)` of each `test_*` rule head in a Rego file.
+fn test_rules(text: &str) -> Vec<(u32, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.strip_prefix("test_") else {
+            continue;
+        };
+        let ident: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let name = format!("test_{ident}");
+        // Rego allows several bodies for one rule name; it is one test.
+        if seen.insert(name.clone()) {
+            out.push((i as u32 + 1, name));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_rules_are_found_once_each() {
+        let text = "package x\n\ntest_a if { true }\ntest_a if { false }\n  helper := 1\ntest_b_2 if {\n}\n";
+        let names: Vec<_> = test_rules(text).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names, ["test_a", "test_b_2"]);
+    }
+}

@@ -1,0 +1,863 @@
+//! YAML in, YAML out, with every node's line and column kept.
+//!
+//! Values files are written by people and manifests come from anywhere, so reading them
+//! is where strictness starts. We build our own tree from `saphyr-parser`'s events
+//! instead of deserialising with a serde YAML crate: `serde_yaml` is archived,
+//! `serde_yml` carries a security advisory, and neither keeps positions or lets us
+//! refuse duplicate keys and alias bombs. saphyr-parser is the maintained YAML 1.2
+//! parser of the yaml-rust lineage; it gives spans for every event and leaves anchors,
+//! aliases and scalar typing to us, which is exactly what we want:
+//!
+//! - duplicate keys are an error at the second key, never "last one wins";
+//! - aliases are expanded against a node budget, so a billion-laughs file stops early;
+//! - scalars keep their source text and quoting, so the caller decides their type
+//!   (a values file types them by its schema: `yes`, `0755` and `1e3` stay strings
+//!   where a string is expected);
+//! - documents nest only so deep, so nothing downstream can overflow the stack.
+//!
+//! The writer at the bottom emits canonical block YAML from JSON values: keys sorted,
+//! strings quoted whenever YAML 1.1 or 1.2 could read them as anything but a string.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use serde_json::{Map, Number, Value};
+
+/// A position in a source file: 1-based line and column (columns count characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Pos {
+    fn from_span(span: &Span) -> Self {
+        Pos {
+            line: span.start.line() as u32,
+            column: span.start.col() as u32 + 1,
+        }
+    }
+}
+
+/// How a scalar was written: plain scalars are typed by the reader, quoted and block
+/// scalars are always strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Quoted,
+    Block,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    Scalar {
+        text: String,
+        style: Style,
+        /// An explicit core tag such as `!!str`, without the `!!`.
+        tag: Option<String>,
+    },
+    Sequence(Vec<Node>),
+    /// Keys in source order, each with its own position; never two equal keys.
+    Mapping(Vec<(Key, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    pub text: String,
+    pub pos: Pos,
+}
+
+/// One document of a stream, with the line its content starts on.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub root: Node,
+}
+
+/// What a reader will put up with. Values files get tight limits, manifests looser ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Nodes after alias expansion, in all documents together.
+    pub max_nodes: usize,
+    pub max_depth: usize,
+    pub allow_aliases: bool,
+}
+
+impl Limits {
+    pub const VALUES: Limits = Limits {
+        max_nodes: 5_000,
+        max_depth: 16,
+        allow_aliases: true,
+    };
+    pub const MANIFESTS: Limits = Limits {
+        max_nodes: 2_000_000,
+        max_depth: 64,
+        allow_aliases: true,
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    Syntax,
+    DuplicateKey,
+    AliasBudget,
+    TooDeep,
+    ComplexKey,
+    Tag,
+    UndefinedAlias,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub pos: Pos,
+}
+
+impl Error {
+    fn new(kind: ErrorKind, pos: Pos, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            pos,
+        }
+    }
+
+    /// The rule id findings carry for this error.
+    pub fn rule(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Syntax => "yaml-syntax",
+            ErrorKind::DuplicateKey => "yaml-duplicate-key",
+            ErrorKind::AliasBudget => "yaml-alias-budget",
+            ErrorKind::TooDeep => "yaml-too-deep",
+            ErrorKind::ComplexKey => "yaml-complex-key",
+            ErrorKind::Tag => "yaml-tag",
+            ErrorKind::UndefinedAlias => "yaml-syntax",
+        }
+    }
+}
+
+enum Frame {
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        pending_key: Option<Key>,
+        seen: HashMap<String, Pos>,
+    },
+}
+
+/// Parse every document of a YAML stream.
+pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error> {
+    let mut docs = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut nodes = 0usize;
+    let mut root: Option<Node> = None;
+
+    for event in Parser::new_from_str(source) {
+        let (event, span) = event.map_err(|e| {
+            Error::new(
+                ErrorKind::Syntax,
+                Pos {
+                    line: e.marker().line() as u32,
+                    column: e.marker().col() as u32 + 1,
+                },
+                e.info().to_string(),
+            )
+        })?;
+        let pos = Pos::from_span(&span);
+        let finished: Node = match event {
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => continue,
+            Event::DocumentStart(_) => {
+                anchors.clear();
+                continue;
+            }
+            Event::DocumentEnd => {
+                let root = root.take().unwrap_or(Node {
+                    pos,
+                    kind: NodeKind::Scalar {
+                        text: String::new(),
+                        style: Style::Plain,
+                        tag: None,
+                    },
+                });
+                docs.push(Document { root });
+                continue;
+            }
+            Event::SequenceStart(anchor, tag) => {
+                check_collection_tag(tag.as_deref(), pos, "seq")?;
+                if stack.len() >= limits.max_depth {
+                    return Err(Error::new(
+                        ErrorKind::TooDeep,
+                        pos,
+                        format!("nested deeper than {} levels", limits.max_depth),
+                    ));
+                }
+                stack.push(Frame::Seq {
+                    pos,
+                    anchor,
+                    items: Vec::new(),
+                });
+                continue;
+            }
+            Event::MappingStart(anchor, tag) => {
+                check_collection_tag(tag.as_deref(), pos, "map")?;
+                if stack.len() >= limits.max_depth {
+                    return Err(Error::new(
+                        ErrorKind::TooDeep,
+                        pos,
+                        format!("nested deeper than {} levels", limits.max_depth),
+                    ));
+                }
+                stack.push(Frame::Map {
+                    pos,
+                    anchor,
+                    entries: Vec::new(),
+                    pending_key: None,
+                    seen: HashMap::new(),
+                });
+                continue;
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq { pos, anchor, items }) => {
+                    let node = Node {
+                        pos,
+                        kind: NodeKind::Sequence(items),
+                    };
+                    remember(&mut anchors, anchor, &node);
+                    node
+                }
+                _ => return Err(Error::new(ErrorKind::Syntax, pos, "unbalanced sequence")),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map {
+                    pos,
+                    anchor,
+                    entries,
+                    ..
+                }) => {
+                    let node = Node {
+                        pos,
+                        kind: NodeKind::Mapping(entries),
+                    };
+                    remember(&mut anchors, anchor, &node);
+                    node
+                }
+                _ => return Err(Error::new(ErrorKind::Syntax, pos, "unbalanced mapping")),
+            },
+            Event::Scalar(text, style, anchor, tag) => {
+                nodes += 1;
+                let node = scalar_node(text, style, tag.as_deref(), pos)?;
+                remember(&mut anchors, anchor, &node);
+                node
+            }
+            Event::Alias(id) => {
+                if !limits.allow_aliases {
+                    return Err(Error::new(
+                        ErrorKind::AliasBudget,
+                        pos,
+                        "aliases are not allowed here",
+                    ));
+                }
+                let target = anchors.get(&id).ok_or_else(|| {
+                    Error::new(ErrorKind::UndefinedAlias, pos, "alias to an unknown anchor")
+                })?;
+                nodes += count_nodes(target, limits.max_nodes);
+                if nodes > limits.max_nodes {
+                    return Err(Error::new(
+                        ErrorKind::AliasBudget,
+                        pos,
+                        format!(
+                            "aliases expand to more than {} nodes; write the values out instead of repeating anchors",
+                            limits.max_nodes
+                        ),
+                    ));
+                }
+                let mut copy = target.clone();
+                copy.pos = pos;
+                copy
+            }
+        };
+        if nodes > limits.max_nodes {
+            return Err(Error::new(
+                ErrorKind::AliasBudget,
+                pos,
+                format!("more than {} nodes", limits.max_nodes),
+            ));
+        }
+        // Hand the finished node to its parent, or make it the document's root.
+        match stack.last_mut() {
+            None => root = Some(finished),
+            Some(Frame::Seq { items, .. }) => {
+                nodes += 1;
+                items.push(finished)
+            }
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                seen,
+                ..
+            }) => match pending_key.take() {
+                None => {
+                    let text = match &finished.kind {
+                        NodeKind::Scalar { text, .. } => text.clone(),
+                        _ => {
+                            return Err(Error::new(
+                                ErrorKind::ComplexKey,
+                                finished.pos,
+                                "mapping keys must be plain strings",
+                            ))
+                        }
+                    };
+                    if let Some(first) = seen.get(&text) {
+                        return Err(Error::new(
+                            ErrorKind::DuplicateKey,
+                            finished.pos,
+                            format!(
+                                "duplicate key `{}` (first defined on line {}); YAML readers disagree on which one wins, so neither does here",
+                                text, first.line
+                            ),
+                        ));
+                    }
+                    seen.insert(text.clone(), finished.pos);
+                    *pending_key = Some(Key {
+                        text,
+                        pos: finished.pos,
+                    });
+                }
+                Some(key) => {
+                    nodes += 1;
+                    entries.push((key, finished))
+                }
+            },
+        }
+    }
+    Ok(docs)
+}
+
+fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: &Node) {
+    if anchor != 0 {
+        anchors.insert(anchor, node.clone());
+    }
+}
+
+fn count_nodes(node: &Node, cap: usize) -> usize {
+    let mut count = 0usize;
+    let mut todo = vec![node];
+    while let Some(n) = todo.pop() {
+        count += 1;
+        if count > cap {
+            break;
+        }
+        match &n.kind {
+            NodeKind::Scalar { .. } => {}
+            NodeKind::Sequence(items) => todo.extend(items),
+            NodeKind::Mapping(entries) => todo.extend(entries.iter().map(|(_, v)| v)),
+        }
+    }
+    count
+}
+
+fn check_collection_tag(
+    tag: Option<&saphyr_parser::Tag>,
+    pos: Pos,
+    expected: &str,
+) -> Result<(), Error> {
+    match tag {
+        None => Ok(()),
+        Some(t) if t.is_yaml_core_schema() && t.suffix == expected => Ok(()),
+        Some(t) => Err(Error::new(
+            ErrorKind::Tag,
+            pos,
+            format!("tag `{}{}` is not allowed here", t.handle, t.suffix),
+        )),
+    }
+}
+
+fn scalar_node(
+    text: Cow<'_, str>,
+    style: ScalarStyle,
+    tag: Option<&saphyr_parser::Tag>,
+    pos: Pos,
+) -> Result<Node, Error> {
+    let tag = match tag {
+        None => None,
+        Some(t)
+            if t.is_yaml_core_schema()
+                && matches!(t.suffix.as_str(), "str" | "int" | "float" | "bool" | "null") =>
+        {
+            Some(t.suffix.clone())
+        }
+        Some(t) => {
+            return Err(Error::new(
+                ErrorKind::Tag,
+                pos,
+                format!(
+                    "tag `{}{}` is not allowed; only the core tags !!str, !!int, !!float, !!bool and !!null are",
+                    t.handle, t.suffix
+                ),
+            ))
+        }
+    };
+    let style = match style {
+        ScalarStyle::Plain => Style::Plain,
+        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
+        _ => Style::Block,
+    };
+    Ok(Node {
+        pos,
+        kind: NodeKind::Scalar {
+            text: text.into_owned(),
+            style,
+            tag,
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Typing scalars.
+
+/// What a scalar means under the YAML 1.2 core schema, the schema Kubernetes tooling
+/// has moved to. `yes`, `on` and `0755`-with-a-leading-zero are not special here.
+pub fn core_scalar(text: &str, style: Style, tag: Option<&str>) -> Value {
+    match tag {
+        Some("str") => return Value::String(text.to_string()),
+        Some("null") => return Value::Null,
+        Some("bool") => {
+            return match text {
+                "true" | "True" | "TRUE" => Value::Bool(true),
+                "false" | "False" | "FALSE" => Value::Bool(false),
+                _ => Value::String(text.to_string()),
+            }
+        }
+        Some("int") => return parse_int(text).unwrap_or_else(|| Value::String(text.into())),
+        Some("float") => {
+            return parse_float(text)
+                .or_else(|| parse_int(text))
+                .unwrap_or_else(|| Value::String(text.into()))
+        }
+        _ => {}
+    }
+    if style != Style::Plain {
+        return Value::String(text.to_string());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        _ => parse_int(text)
+            .or_else(|| parse_float(text))
+            .unwrap_or_else(|| Value::String(text.to_string())),
+    }
+}
+
+/// A core-schema integer: decimal, `0o` octal or `0x` hex.
+pub fn parse_int(text: &str) -> Option<Value> {
+    let (neg, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let magnitude: u64 = if let Some(oct) = digits.strip_prefix("0o") {
+        if neg || oct.is_empty() {
+            return None;
+        }
+        u64::from_str_radix(oct, 8).ok()?
+    } else if let Some(hex) = digits.strip_prefix("0x") {
+        if neg || hex.is_empty() {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok()?
+    } else {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()?
+    };
+    if neg {
+        let v = i64::try_from(magnitude).ok()?;
+        Some(Value::Number(Number::from(-v)))
+    } else {
+        Some(Value::Number(Number::from(magnitude)))
+    }
+}
+
+fn parse_float(text: &str) -> Option<Value> {
+    let bytes = text.as_bytes();
+    let body = text.trim_start_matches(['-', '+']);
+    if body.is_empty() || text.len() - body.len() > 1 {
+        return None;
+    }
+    // Only the core schema's float shape; Rust's parser accepts more ("inf", "1.").
+    let mut seen_digit = false;
+    let mut seen_dot = false;
+    let mut seen_exp = false;
+    let mut prev = 0u8;
+    for &b in body.as_bytes() {
+        match b {
+            b'0'..=b'9' => seen_digit = true,
+            b'.' if !seen_dot && !seen_exp => seen_dot = true,
+            b'e' | b'E' if seen_digit && !seen_exp => seen_exp = true,
+            b'+' | b'-' if matches!(prev, b'e' | b'E') => {}
+            _ => return None,
+        }
+        prev = b;
+    }
+    if !seen_digit || matches!(bytes.last(), Some(b'e' | b'E' | b'+' | b'-')) {
+        return None;
+    }
+    let f: f64 = text.parse().ok()?;
+    Number::from_f64(f).map(Value::Number)
+}
+
+/// Converts a node to JSON under the core schema (for manifests, which have no schema of
+/// ours to type them).
+pub fn to_json(node: &Node) -> Value {
+    match &node.kind {
+        NodeKind::Scalar { text, style, tag } => core_scalar(text, *style, tag.as_deref()),
+        NodeKind::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        NodeKind::Mapping(entries) => {
+            let mut map = Map::new();
+            for (k, v) in entries {
+                map.insert(k.text.clone(), to_json(v));
+            }
+            Value::Object(map)
+        }
+    }
+}
+
+/// Where each JSON pointer of a document came from: the key's position (for "unknown
+/// field" findings) and the value's (for "wrong value" findings).
+#[derive(Debug, Default, Clone)]
+pub struct Positions {
+    map: BTreeMap<String, (Pos, Pos)>,
+}
+
+impl Positions {
+    pub fn of(root: &Node) -> Self {
+        let mut p = Positions::default();
+        p.map.insert(String::new(), (root.pos, root.pos));
+        p.walk(root, &mut String::new());
+        p
+    }
+
+    fn walk(&mut self, node: &Node, pointer: &mut String) {
+        let len = pointer.len();
+        match &node.kind {
+            NodeKind::Scalar { .. } => {}
+            NodeKind::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    pointer.push('/');
+                    pointer.push_str(&i.to_string());
+                    self.map.insert(pointer.clone(), (item.pos, item.pos));
+                    self.walk(item, pointer);
+                    pointer.truncate(len);
+                }
+            }
+            NodeKind::Mapping(entries) => {
+                for (k, v) in entries {
+                    pointer.push('/');
+                    pointer.push_str(&escape_pointer(&k.text));
+                    self.map.insert(pointer.clone(), (k.pos, v.pos));
+                    self.walk(v, pointer);
+                    pointer.truncate(len);
+                }
+            }
+        }
+    }
+
+    /// The position of the value at `pointer`, or of its nearest ancestor that exists.
+    pub fn value(&self, pointer: &str) -> Pos {
+        self.nearest(pointer).1
+    }
+
+    /// The position of the key at `pointer`, or of its nearest ancestor that exists.
+    pub fn key(&self, pointer: &str) -> Pos {
+        self.nearest(pointer).0
+    }
+
+    pub fn contains(&self, pointer: &str) -> bool {
+        self.map.contains_key(pointer)
+    }
+
+    fn nearest(&self, pointer: &str) -> (Pos, Pos) {
+        let mut p = pointer;
+        loop {
+            if let Some(found) = self.map.get(p) {
+                return *found;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return self.map.get("").copied().unwrap_or_default(),
+            }
+        }
+    }
+}
+
+/// Escapes one JSON pointer segment (RFC 6901).
+pub fn escape_pointer(segment: &str) -> Cow<'_, str> {
+    if segment.contains(['~', '/']) {
+        Cow::Owned(segment.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(segment)
+    }
+}
+
+/// Turns a dotted values path (`ingress.host`, `env.LOG_LEVEL`) into a JSON pointer.
+pub fn dotted_to_pointer(dotted: &str) -> String {
+    if dotted.is_empty() {
+        return String::new();
+    }
+    dotted
+        .split('.')
+        .map(|s| format!("/{}", escape_pointer(s)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Writing.
+
+/// Canonical block YAML for a JSON value: keys sorted (serde_json's map is ordered),
+/// two-space indents, sequences of mappings in the compact `- key: value` form, and
+/// strings quoted whenever a YAML 1.1 or 1.2 reader might take them for anything else.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(m) if !m.is_empty() => write_map(&mut out, m, 0),
+        Value::Array(a) if !a.is_empty() => write_seq(&mut out, a, 0),
+        other => {
+            write_scalar(&mut out, other);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn indent(out: &mut String, n: usize) {
+    for _ in 0..n {
+        out.push(' ');
+    }
+}
+
+fn write_map(out: &mut String, map: &Map<String, Value>, level: usize) {
+    let mut first = true;
+    for (k, v) in map {
+        if !first || !out.ends_with("- ") {
+            indent(out, level);
+        }
+        first = false;
+        write_string(out, k);
+        out.push(':');
+        write_child(out, v, level);
+    }
+}
+
+fn write_seq(out: &mut String, items: &[Value], level: usize) {
+    for item in items {
+        indent(out, level);
+        out.push_str("- ");
+        match item {
+            Value::Object(m) if !m.is_empty() => write_map(out, m, level + 2),
+            Value::Array(a) if !a.is_empty() => {
+                out.push('\n');
+                write_seq(out, a, level + 2)
+            }
+            other => {
+                write_scalar(out, other);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn write_child(out: &mut String, v: &Value, level: usize) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            write_map(out, m, level + 2);
+        }
+        // Sequences sit at their key's indentation, as kubectl and kustomize write them.
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            write_seq(out, a, level);
+        }
+        other => {
+            out.push(' ');
+            write_scalar(out, other);
+            out.push('\n');
+        }
+    }
+}
+
+fn write_scalar(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_string(out, s),
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
+    }
+}
+
+fn write_string(out: &mut String, s: &str) {
+    if plain_is_safe(s) {
+        out.push_str(s);
+    } else {
+        // A JSON string is a valid YAML double-quoted scalar with the same meaning.
+        out.push_str(&serde_json::to_string(s).expect("strings always serialise"));
+    }
+}
+
+/// Whether `s` can be written unquoted and read back as the same string by any YAML
+/// reader: YAML 1.2 core, YAML 1.1 (go-yaml v2, PyYAML) and kubectl's.
+fn plain_is_safe(s: &str) -> bool {
+    let first = match s.chars().next() {
+        Some(c) => c,
+        None => return false,
+    };
+    if !(first.is_ascii_alphanumeric() || first == '/' || first == '_') {
+        return false;
+    }
+    if s.ends_with(' ') || s.ends_with(':') {
+        return false;
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./@+=: ".contains(c))
+    {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") {
+        return false;
+    }
+    // Anything a reader might type: numbers in every YAML 1.1 form (0755, 1_000, 1e3,
+    // 0x1F, 1:20 sexagesimal), booleans and nulls in every spelling, timestamps.
+    if first.is_ascii_digit() || first == '.' {
+        let numberish = s
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || "xXoO_.:+- ".contains(c));
+        if numberish {
+            return false;
+        }
+    }
+    let lower = s.to_ascii_lowercase();
+    !matches!(
+        lower.as_str(),
+        "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "~" | ".inf" | ".nan"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Vec<Document>, Error> {
+        parse_stream(s, Limits::VALUES)
+    }
+
+    #[test]
+    fn keeps_positions_of_keys_and_values() {
+        let docs = parse("a: 1\nb:\n  c: x\n").unwrap();
+        let p = Positions::of(&docs[0].root);
+        assert_eq!(p.key("/b/c"), Pos { line: 3, column: 3 });
+        assert_eq!(p.value("/b/c"), Pos { line: 3, column: 6 });
+        assert_eq!(p.value("/b/missing"), Pos { line: 3, column: 3 });
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_the_second_key() {
+        let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DuplicateKey);
+        assert_eq!(err.pos.line, 3);
+        assert!(err.message.contains("line 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn billion_laughs_stops_at_the_budget() {
+        let mut s = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..8 {
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
+            s.push_str(&format!(
+                "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        assert_eq!(parse(&s).unwrap_err().kind, ErrorKind::AliasBudget);
+    }
+
+    #[test]
+    fn a_small_alias_is_fine() {
+        let docs = parse("base: &b {x: 1}\nother: *b\n").unwrap();
+        assert_eq!(to_json(&docs[0].root)["other"]["x"], 1);
+    }
+
+    #[test]
+    fn core_schema_typing() {
+        let j = |s: &str| core_scalar(s, Style::Plain, None);
+        assert_eq!(j("yes"), Value::String("yes".into()));
+        assert_eq!(j("on"), Value::String("on".into()));
+        assert_eq!(j("true"), Value::Bool(true));
+        assert_eq!(j("0755"), serde_json::json!(755));
+        assert_eq!(j("0o755"), serde_json::json!(493));
+        assert_eq!(j("1e3"), serde_json::json!(1000.0));
+        assert_eq!(j("1.4.2"), Value::String("1.4.2".into()));
+        assert_eq!(j("~"), Value::Null);
+        assert_eq!(
+            core_scalar("true", Style::Quoted, None),
+            Value::String("true".into())
+        );
+        assert_eq!(
+            core_scalar("12", Style::Plain, Some("str")),
+            Value::String("12".into())
+        );
+    }
+
+    #[test]
+    fn writer_quotes_whatever_a_reader_could_retype() {
+        for s in [
+            "yes", "No", "on", "0755", "1e3", "1_000", "0x1F", "1:20", "", " a", "a: b", "- x",
+            "#x", "null", "12", "1.4", "x\ny", "{a}", "*a", "&a", "!t", "%x", "@x", "a #b", "a:",
+        ] {
+            let out = to_yaml(&serde_json::json!({ "k": s }));
+            assert!(out.starts_with("k: \""), "{s:?} was written plain: {out}");
+            let back = parse_stream(&out, Limits::MANIFESTS).unwrap();
+            assert_eq!(to_json(&back[0].root)["k"], Value::String(s.into()));
+        }
+        for s in [
+            "payments-api",
+            "registry.example.com/a/b:1.4.2",
+            "RollingUpdate",
+            "/healthz",
+        ] {
+            let out = to_yaml(&serde_json::json!({ "k": s }));
+            assert_eq!(out, format!("k: {s}\n"));
+        }
+    }
+
+    #[test]
+    fn writer_round_trips_nested_values() {
+        let v = serde_json::json!({
+            "apiVersion": "v1", "kind": "X",
+            "spec": {"list": [{"a": 1, "b": [1, 2], "c": {}}, [3, 4], "s"], "empty": [], "n": null}
+        });
+        let out = to_yaml(&v);
+        let back = parse_stream(&out, Limits::MANIFESTS).unwrap();
+        assert_eq!(to_json(&back[0].root), v, "{out}");
+    }
+}
