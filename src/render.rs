@@ -1,12 +1,16 @@
 //! Accepted values -> Kubernetes objects, one per file.
 //!
 //! Templates are minijinja, owned by the platform team. Team values reach them only as
-//! data: the engine's formatter writes every `{{ expression }}` as a JSON value, which
-//! is a valid YAML flow scalar (or flow collection) with exactly the same meaning. A
-//! value holding newlines, quotes, `{{ }}`, `---` or `: ` therefore stays one scalar; it
-//! cannot add, remove or rename a field. The formatter ignores "safe" marks and
-//! autoescape blocks, the `safe` filter is removed, and undefined variables are errors,
-//! so a template cannot opt out by accident either.
+//! data: every template runs with JSON auto-escaping, and the formatter writes every
+//! `{{ expression }}` as a JSON value, which is a valid YAML flow scalar (or flow
+//! collection) with exactly the same meaning. A value holding newlines, quotes, `{{ }}`,
+//! `---` or `: ` therefore stays one scalar; it cannot add, remove or rename a field.
+//!
+//! The one thing written without encoding is text the template itself produced: a macro's
+//! output or a `{% set %}` block, whose own interpolations were encoded when they were
+//! rendered. The ways to pass a raw value off as such text are closed: the `safe` filter
+//! is removed, `escape` encodes as JSON (the auto-escape mode), and `{% autoescape %}`
+//! blocks are refused when the platform is loaded. Undefined variables are errors.
 //!
 //! The templates' YAML text is then parsed back and every object re-emitted in
 //! canonical form (sorted keys, our quoting), so output is byte-identical for identical
@@ -40,7 +44,14 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.remove_filter("safe");
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::Json);
         env.set_formatter(|out, _state, value| {
+            if value.is_safe() {
+                // Template-made text (a macro's output); see the module comment.
+                return out
+                    .write_str(value.as_str().unwrap_or_default())
+                    .map_err(minijinja::Error::from);
+            }
             let json = serde_json::to_string(value).map_err(|e| {
                 minijinja::Error::new(
                     minijinja::ErrorKind::BadSerialization,
@@ -56,6 +67,16 @@ impl Templates {
             };
             if !name.ends_with(".j2") {
                 continue;
+            }
+            if let Some(line) = text.lines().position(|l| {
+                let l = l.replace(' ', "");
+                l.contains("{%autoescape") || l.contains("{%-autoescape")
+            }) {
+                return Err(Error::platform(format!(
+                    "{}:{}: `autoescape` blocks are not allowed: values must stay data",
+                    files.display_path(rel),
+                    line + 1
+                )));
             }
             env.add_template_owned(name.to_string(), text.to_string())
                 .map_err(|e| template_error(files, &e))?;
