@@ -1,0 +1,168 @@
+# Hardening beyond the Pod Security Standards: resources, probes, service account
+# tokens, and the companions a workload needs (a PodDisruptionBudget, a NetworkPolicy).
+package gitops.hardening
+
+import data.gitops.lib
+
+# resources-requests: every container (and init container) requests CPU and memory, so
+# the scheduler places it on a node that has room for it.
+deny contains f if {
+	some obj in lib.manifests
+	spec := lib.pod_spec(obj)
+	some c in sized_containers(spec)
+	some r in ["cpu", "memory"]
+	not has_quantity(c, "requests", r)
+	f := lib.finding(
+		"resources-requests",
+		sprintf("%s has no %s request: set resources.requests.%s (the standard templates take it from `size`)", [lib.container_subject(obj, c), r, r]),
+		obj, null,
+	)
+}
+
+# resources-limits: every container (and init container) has CPU and memory limits, so
+# one app cannot starve its neighbours on the node.
+deny contains f if {
+	some obj in lib.manifests
+	spec := lib.pod_spec(obj)
+	some c in sized_containers(spec)
+	some r in ["cpu", "memory"]
+	not has_quantity(c, "limits", r)
+	f := lib.finding(
+		"resources-limits",
+		sprintf("%s has no %s limit: set resources.limits.%s (the standard templates take it from `size`)", [lib.container_subject(obj, c), r, r]),
+		obj, null,
+	)
+}
+
+# Ephemeral (debug) containers cannot have resources, so they are not checked.
+sized_containers(spec) := [c |
+	some field in ["containers", "initContainers"]
+	some c in object.get(spec, field, [])
+	is_object(c)
+]
+
+has_quantity(c, kind, r) if {
+	q := c.resources[kind][r]
+	q != null
+	q != ""
+}
+
+# probes-required: a long-running container that serves a port has a readiness probe
+# (no traffic before it is ready) and a liveness probe (restarted when it hangs).
+probed_kinds := {"Deployment", "StatefulSet", "DaemonSet"}
+
+deny contains f if {
+	some obj in lib.manifests
+	probed_kinds[lib.kind(obj)]
+	spec := lib.pod_spec(obj)
+	some c in object.get(spec, "containers", [])
+	count(object.get(c, "ports", [])) > 0
+	some probe in ["readinessProbe", "livenessProbe"]
+	not c[probe]
+	f := lib.finding(
+		"probes-required",
+		sprintf("%s serves a port but has no %s: add one (the standard templates probe health.path on the named port)", [lib.container_subject(obj, c), probe]),
+		obj, health_field(obj),
+	)
+}
+
+# A missing probe on the app's own rendered workload points at `health`.
+health_field(obj) := "health.path" if {
+	lib.values.health
+	lib.name(obj) == lib.values.app
+} else := null
+
+# service-account-token: pods get no Kubernetes API token, unless their own
+# ServiceAccount (in the same manifests) has automountServiceAccountToken: false and the
+# pod does not override it.
+deny contains f if {
+	some obj in lib.manifests
+	spec := lib.pod_spec(obj)
+	not spec.automountServiceAccountToken == false
+	not token_disabled_by_service_account(obj, spec)
+	f := lib.finding(
+		"service-account-token",
+		sprintf("%s mounts a Kubernetes API token into its pods (automountServiceAccountToken is %v): set automountServiceAccountToken: false on the pod spec", [lib.resource(obj), object.get(spec, "automountServiceAccountToken", "unset")]),
+		obj, null,
+	)
+}
+
+token_disabled_by_service_account(obj, spec) if {
+	not "automountServiceAccountToken" in object.keys(spec)
+	some sa in lib.manifests
+	sa.kind == "ServiceAccount"
+	lib.name(sa) == service_account_name(spec)
+	lib.namespace(sa) == lib.namespace(obj)
+	sa.automountServiceAccountToken == false
+}
+
+service_account_name(spec) := n if {
+	n := spec.serviceAccountName
+	is_string(n)
+	n != ""
+} else := "default"
+
+# service-account-default: a pod runs as its app's own ServiceAccount, never `default`,
+# so RBAC granted to one app never leaks to every pod of the namespace.
+warn contains f if {
+	some obj in lib.manifests
+	spec := lib.pod_spec(obj)
+	service_account_name(spec) == "default"
+	f := lib.finding(
+		"service-account-default",
+		sprintf("%s runs as the namespace's default ServiceAccount: create a ServiceAccount for the app and set serviceAccountName", [lib.resource(obj)]),
+		obj, null,
+	)
+}
+
+# pdb-missing: a workload with more than one replica has a PodDisruptionBudget, so a
+# node drain or a cluster upgrade does not evict all of its pods at once.
+replicated_kinds := {"Deployment", "StatefulSet"}
+
+warn contains f if {
+	some obj in lib.manifests
+	replicated_kinds[lib.kind(obj)]
+	replicas := object.get(obj, ["spec", "replicas"], 1)
+	replicas > 1
+	labels := lib.pod_labels(obj)
+	not has_pdb(obj, labels)
+	f := lib.finding(
+		"pdb-missing",
+		sprintf("%s runs %v replicas but no PodDisruptionBudget selects its pods: add one with maxUnavailable: 1", [lib.resource(obj), replicas]),
+		obj, null,
+	)
+}
+
+has_pdb(obj, labels) if {
+	some pdb in lib.manifests
+	pdb.kind == "PodDisruptionBudget"
+	lib.namespace(pdb) == lib.namespace(obj)
+	lib.selects(object.get(pdb, ["spec", "selector"], {"matchLabels": {"": "selects nothing"}}), labels)
+}
+
+# network-policy-missing: every workload's pods are selected by a NetworkPolicy that
+# governs their ingress, so they are not open to every pod of the cluster.
+warn contains f if {
+	some obj in lib.manifests
+	lib.pod_spec(obj)
+	labels := lib.pod_labels(obj)
+	not has_network_policy(obj, labels)
+	f := lib.finding(
+		"network-policy-missing",
+		sprintf("no NetworkPolicy restricts ingress to the pods of %s: add one that selects them (the standard templates render one per app)", [lib.resource(obj)]),
+		obj, null,
+	)
+}
+
+has_network_policy(obj, labels) if {
+	some np in lib.manifests
+	np.kind == "NetworkPolicy"
+	lib.namespace(np) == lib.namespace(obj)
+	lib.selects(object.get(np, ["spec", "podSelector"], {}), labels)
+	governs_ingress(np)
+}
+
+# policyTypes defaults to ["Ingress"] (plus Egress when egress rules exist).
+governs_ingress(np) if not np.spec.policyTypes
+
+governs_ingress(np) if "Ingress" in np.spec.policyTypes
