@@ -1,0 +1,96 @@
+# Ingress: a team serves only host names at or under its own domains, over TLS.
+# Checked on Ingress objects (rules and TLS hosts) and on Gateway API HTTPRoutes.
+package gitops.ingress
+
+import data.gitops.lib
+
+# Every host name an object claims, lower-cased, without a trailing dot.
+hosts(obj) := (ingress_rule_hosts(obj) | ingress_tls_hosts(obj)) | route_hosts(obj)
+
+ingress_rule_hosts(obj) := {normalise(h) |
+	obj.kind == "Ingress"
+	some rule in object.get(obj, ["spec", "rules"], [])
+	h := rule.host
+	is_string(h)
+}
+
+ingress_tls_hosts(obj) := {normalise(h) |
+	obj.kind == "Ingress"
+	some tls in object.get(obj, ["spec", "tls"], [])
+	some h in object.get(tls, "hosts", [])
+	is_string(h)
+}
+
+route_hosts(obj) := {normalise(h) |
+	obj.kind in {"HTTPRoute", "GRPCRoute", "TLSRoute"}
+	some h in object.get(obj, ["spec", "hostnames"], [])
+	is_string(h)
+}
+
+normalise(h) := trim_suffix(lower(h), ".")
+
+# ingress-host-domain: the host is one of the team's ingress domains or below one,
+# on a label boundary: `api.payments.apps.example.com` and `payments.apps.example.com`
+# are under `payments.apps.example.com`; `evilpayments.apps.example.com` is not.
+deny contains f if {
+	some obj in lib.manifests
+	some host in hosts(obj)
+	t := lib.object_team(obj)
+	cfg := lib.teams[t]
+	domains := object.get(cfg, "ingress_domains", [])
+	not host_allowed(host, domains)
+	f := lib.finding(
+		"ingress-host-domain",
+		sprintf("%s serves the host %q, which is not at or under a domain of team %q (%v): use a host name under one of them", [lib.resource(obj), host, t, allowed_list(domains)]),
+		obj, host_field(host),
+	)
+}
+
+host_allowed(host, domains) if {
+	some d in domains
+	host == normalise(d)
+}
+
+host_allowed(host, domains) if {
+	some d in domains
+	endswith(host, concat("", [".", normalise(d)]))
+}
+
+allowed_list(domains) := concat(", ", domains) if {
+	count(domains) > 0
+} else := "none"
+
+# The values field to blame when the host is the app's own `ingress.host`.
+host_field(host) := "ingress.host" if {
+	host == normalise(lib.values.ingress.host)
+} else := null
+
+# ingress-tls: every host of an Ingress is covered by its TLS section, so nothing is
+# served in clear text.
+warn contains f if {
+	some obj in lib.manifests
+	obj.kind == "Ingress"
+	some rule in object.get(obj, ["spec", "rules"], [])
+	host := normalise(rule.host)
+	not tls_covers(obj, host)
+	f := lib.finding(
+		"ingress-tls",
+		sprintf("%s serves the host %q without TLS: list it under spec.tls[].hosts with a certificate secret", [lib.resource(obj), host]),
+		obj, host_field(host),
+	)
+}
+
+tls_covers(obj, host) if {
+	some tls in object.get(obj, ["spec", "tls"], [])
+	some h in object.get(tls, "hosts", [])
+	normalise(h) == host
+}
+
+# A wildcard certificate covers exactly one more label.
+tls_covers(obj, host) if {
+	some tls in object.get(obj, ["spec", "tls"], [])
+	some h in object.get(tls, "hosts", [])
+	startswith(h, "*.")
+	labels := split(host, ".")
+	concat(".", array.slice(labels, 1, count(labels))) == normalise(trim_prefix(h, "*."))
+}
