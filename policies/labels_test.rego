@@ -64,3 +64,10 @@ test_labels_recommended_passes if {
 	x := findings(f.manifests)
 	not "labels-recommended" in f.rules(x)
 }
+
+test_labels_required_fires_for_unlabelled_bare_pod if {
+	pod := {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug", "namespace": "payments-prod"}, "spec": f.pod_spec}
+	some x in findings([pod])
+	x.rule == "labels-required"
+	contains(x.message, "the pods of Pod/debug")
+}
