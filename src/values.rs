@@ -331,7 +331,7 @@ fn parse_and_check(
                 "values-shape",
                 "the values file is empty",
             )
-            .in_file(path)
+            .at(path, yaml::Pos { line: 1, column: 1 })
             .help(
                 "start with `app:`, `team:`, `archetype:`, `image:` and `version:`",
             )])
@@ -705,8 +705,19 @@ fn effective_values(platform: &Platform, values: &Value, archetype: &str, env: &
         return Value::Object(out);
     };
     for (k, v) in team {
-        if k != "environments" {
-            out.insert(k.clone(), v.clone());
+        if k == "environments" {
+            continue;
+        }
+        // A team's `health: {path}` keeps the platform's default `port`.
+        match (out.get_mut(k), v) {
+            (Some(Value::Object(base)), Value::Object(given)) => {
+                for (name, value) in given {
+                    base.insert(name.clone(), value.clone());
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
         }
     }
     if let Some(Value::Object(over)) = team.get("environments").and_then(|e| e.get(env)) {

@@ -370,6 +370,15 @@ fn count_nodes(node: &Node, cap: usize) -> usize {
     count
 }
 
+/// A tag as it was written: `!!x` for the core schema's, else handle and suffix.
+fn show_tag(t: &saphyr_parser::Tag) -> String {
+    if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
+        format!("!!{}", t.suffix)
+    } else {
+        format!("{}{}", t.handle, t.suffix)
+    }
+}
+
 fn check_collection_tag(
     tag: Option<&saphyr_parser::Tag>,
     pos: Pos,
@@ -381,7 +390,7 @@ fn check_collection_tag(
         Some(t) => Err(Error::new(
             ErrorKind::Tag,
             pos,
-            format!("tag `{}{}` is not allowed here", t.handle, t.suffix),
+            format!("tag `{}` is not allowed here", show_tag(t)),
         )),
     }
 }
@@ -405,8 +414,8 @@ fn scalar_node(
                 ErrorKind::Tag,
                 pos,
                 format!(
-                    "tag `{}{}` is not allowed; only the core tags !!str, !!int, !!float, !!bool and !!null are",
-                    t.handle, t.suffix
+                    "tag `{}` is not allowed; only the core tags !!str, !!int, !!float, !!bool and !!null are",
+                    show_tag(t)
                 ),
             ))
         }

@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn spans_cover_the_token() {
         assert_eq!(span_at("replicas: three", 11), 10..15);
-        assert_eq!(span_at("  replcias: 3", 3), 2..9);
+        assert_eq!(span_at("  replcias: 3", 3), 2..10);
         assert_eq!(span_at("host: \"a b\" # c", 7), 6..11);
         assert_eq!(span_at("", 1), 0..0);
     }

@@ -5,8 +5,10 @@
 //! (`KUBERNETES_VERSION`). Each object is deserialised into its typed struct through two
 //! wrappers: `serde_ignored` reports every field the type does not have (the "unknown
 //! field" that `kubectl apply` silently drops and `kubeconform -strict` catches), and
-//! `serde_path_to_error` names the path of a wrong type or a missing required field.
-//! No schema here is written by hand.
+//! `serde_path_to_error` names the path of a wrong type. k8s-openapi's deserialisers
+//! default a missing required field instead of failing, so required fields are checked
+//! against the `required` lists of the same upstream document, which k8s-openapi
+//! carries in its schemars impls. No schema here is written by hand.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -29,6 +31,7 @@ pub struct Issue {
 }
 
 type CheckFn = fn(&Value) -> Vec<Issue>;
+type SchemaFn = fn() -> Value;
 
 macro_rules! kinds {
     ($($t:ty),* $(,)?) => {
@@ -36,12 +39,13 @@ macro_rules! kinds {
             <$t as k8s_openapi::Resource>::API_VERSION,
             <$t as k8s_openapi::Resource>::KIND,
             check_as::<$t> as CheckFn,
+            schema_of::<$t> as SchemaFn,
         )),*]
     };
 }
 
 /// Every built-in kind we check, by (apiVersion, kind).
-static KINDS: &[(&str, &str, CheckFn)] = kinds![
+static KINDS: &[(&str, &str, CheckFn, SchemaFn)] = kinds![
     api::core::v1::ConfigMap,
     api::core::v1::Secret,
     api::core::v1::Service,
@@ -102,11 +106,13 @@ pub fn check(object: &Value) -> Vec<Issue> {
             at_key: false,
         }];
     }
-    if let Some((_, _, check)) = KINDS
+    if let Some((_, _, check, schema)) = KINDS
         .iter()
-        .find(|(v, k, _)| *v == api_version && *k == kind)
+        .find(|(v, k, _, _)| *v == api_version && *k == kind)
     {
         let mut issues = check(object);
+        let root = cached_schema(api_version, kind, *schema);
+        missing_required(object, &root, &root, &mut String::new(), &mut issues);
         issues.extend(check_metadata(object));
         return issues;
     }
@@ -115,8 +121,8 @@ pub fn check(object: &Value) -> Vec<Issue> {
     if builtin_group {
         let served: Vec<&str> = KINDS
             .iter()
-            .filter(|(_, k, _)| *k == kind)
-            .map(|(v, _, _)| *v)
+            .filter(|(_, k, _, _)| *k == kind)
+            .map(|(v, _, _, _)| *v)
             .collect();
         let message = if served.is_empty() {
             format!("Kubernetes {KUBERNETES_VERSION} has no kind `{kind}` in `{api_version}`")
@@ -200,6 +206,101 @@ fn check_as<T: DeserializeOwned>(object: &Value) -> Vec<Issue> {
         });
     }
     issues
+}
+
+fn schema_of<T: schemars::JsonSchema>() -> Value {
+    schemars::SchemaGenerator::default()
+        .into_root_schema_for::<T>()
+        .to_value()
+}
+
+/// Generating a kind's schema takes a moment, so each is made once per process, when
+/// the first object of that kind is checked.
+fn cached_schema(api_version: &str, kind: &str, make: SchemaFn) -> std::sync::Arc<Value> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Value>>>> = OnceLock::new();
+    let key = format!("{api_version}/{kind}");
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(found) = cache.lock().expect("schema cache").get(&key) {
+        return found.clone();
+    }
+    let made = Arc::new(make());
+    cache
+        .lock()
+        .expect("schema cache")
+        .insert(key, made.clone());
+    made
+}
+
+fn deref<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(r) => match r.strip_prefix('#').and_then(|p| root.pointer(p)) {
+                Some(next) => schema = next,
+                None => break,
+            },
+            None => break,
+        }
+    }
+    schema
+}
+
+/// Walks an object with its schema and reports every required field that is absent.
+fn missing_required(
+    value: &Value,
+    schema: &Value,
+    root: &Value,
+    pointer: &mut String,
+    issues: &mut Vec<Issue>,
+) {
+    let schema = deref(root, schema);
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(required)) = schema.get("required") {
+                for name in required.iter().filter_map(Value::as_str) {
+                    if !map.contains_key(name) {
+                        let at = crate::values::pointer_to_dotted(pointer);
+                        let full = if at.is_empty() {
+                            name.to_string()
+                        } else {
+                            format!("{at}.{name}")
+                        };
+                        issues.push(Issue {
+                            rule: "kube-required-field",
+                            pointer: pointer.clone(),
+                            message: format!("missing required field `{full}`"),
+                            is_error: true,
+                            at_key: false,
+                        });
+                    }
+                }
+            }
+            let props = schema.get("properties");
+            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, v) in map {
+                let Some(sub) = props.and_then(|p| p.get(k)).or(extra) else {
+                    continue;
+                };
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&crate::yaml::escape_pointer(k));
+                missing_required(v, sub, root, pointer, issues);
+                pointer.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    let len = pointer.len();
+                    pointer.push_str(&format!("/{i}"));
+                    missing_required(item, sub, root, pointer, issues);
+                    pointer.truncate(len);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn collect_ignored(path: &serde_ignored::Path<'_>, out: &mut Vec<String>) {

@@ -1,0 +1,410 @@
+//! `check`, `render`, `validate` and `policy test` driven through the real binary.
+
+mod common;
+
+use common::{bin, bin_in, fixtures, root, run};
+use serde_json::Value;
+
+const EXAMPLES: [&str; 3] = [
+    "examples/payments-api.yaml",
+    "examples/ledger-worker.yaml",
+    "examples/nightly-report.yaml",
+];
+
+#[test]
+fn the_examples_pass_in_every_environment() {
+    let (code, out, err) = run(bin().args(["check", "--output", "json"]).args(EXAMPLES));
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(json["ok"], true, "{out}");
+    assert_eq!(code, 0);
+    let errors: Vec<&Value> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// Every bad values file is rejected with exit 1, and the exact text output (the
+/// findings, their lines and hints) is pinned as a snapshot.
+#[test]
+fn bad_values_are_rejected_with_file_and_line() {
+    let dir = fixtures().join("values/bad");
+    insta::glob!("fixtures/values/bad/*.yaml", |path| {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let (code, out, err) = run(bin_in(&dir).args(["check", "--env", "prod", name]));
+        assert_eq!(code, 1, "{name} should be rejected:\n{out}{err}");
+        assert!(
+            out.contains(&format!("--> {name}:")),
+            "{name}: no file:line in\n{out}"
+        );
+        insta::assert_snapshot!(out);
+    });
+}
+
+#[test]
+fn good_values_with_yaml_traps_are_accepted_as_written() {
+    let dir = fixtures().join("values/good");
+    for name in [
+        "yaml-1.1-words-stay-strings.yaml",
+        "small-alias.yaml",
+        "digest.yaml",
+    ] {
+        let (code, out, err) = run(bin_in(&dir).args(["check", name]));
+        assert_eq!(code, 0, "{name}:\n{out}{err}");
+    }
+    let (_, out, _) =
+        run(bin_in(&dir).args(["render", "yaml-1.1-words-stay-strings.yaml", "--env", "dev"]));
+    for expected in [
+        "value: \"yes\"",
+        "value: \"off\"",
+        "value: \"NO\"",
+        "value: \"0755\"",
+        "value: \"1e3\"",
+        "app.kubernetes.io/version: \"1.10\"",
+    ] {
+        assert!(out.contains(expected), "missing {expected} in\n{out}");
+    }
+}
+
+#[test]
+fn files_that_are_not_yaml_text_are_rejected_without_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "invalid-utf8.yaml",
+            b"app: \xff\xfe\n".to_vec(),
+            "values-encoding",
+        ),
+        ("nul.yaml", b"app: a\0b\n".to_vec(), "values-encoding"),
+        (
+            "huge.yaml",
+            format!("app: a\nenv:\n{}", "  K: v\n".repeat(20_000)).into_bytes(),
+            "values-too-large",
+        ),
+        (
+            "deep.yaml",
+            format!("app: {}1{}\n", "[".repeat(200), "]".repeat(200)).into_bytes(),
+            "yaml-too-deep",
+        ),
+    ];
+    for (name, bytes, rule) in cases {
+        std::fs::write(tmp.path().join(name), bytes).unwrap();
+        let (code, out, err) = run(bin_in(tmp.path()).args(["check", name, "--output", "json"]));
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(out.contains(rule), "{name}: expected {rule} in {out}");
+    }
+}
+
+#[test]
+fn unreadable_input_and_bad_flags_are_usage_errors() {
+    let (code, _, err) = run(bin().args(["check", "no/such/file.yaml"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no/such/file.yaml"), "{err}");
+    let (code, _, _) = run(bin().args(["check", "--output", "xml", EXAMPLES[0]]));
+    assert_eq!(code, 2);
+    let (code, _, err) = run(bin().args(["check", "--env", "qa", EXAMPLES[0]]));
+    assert_eq!(code, 2);
+    assert!(err.contains("dev, staging, prod"), "{err}");
+}
+
+#[test]
+fn render_is_byte_identical_and_independent_of_key_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let shuffled = tmp.path().join("shuffled.yaml");
+    // The same values, keys in another order, different comments and quoting.
+    std::fs::write(
+        &shuffled,
+        "# reordered\nsecrets: [\"payments-db\"]\nversion: \"1.4.2\"\nenvironments:\n  dev: { env: { LOG_LEVEL: debug }, size: small, replicas: 1 }\n  prod: { size: large, replicas: 6 }\nport: 8080\nsize: medium\nenv: { FEATURE_FLAGS: \"refunds,disputes\", LOG_LEVEL: info }\nimage: registry.example.com/payments/payments-api\nreplicas: 3\nhealth: { path: /healthz }\ningress: { host: api.payments.apps.example.com }\narchetype: web-service\nteam: payments\napp: payments-api\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(bin()
+        .args(["render", EXAMPLES[0], "--env", "prod", "--out"])
+        .arg(&a));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(bin()
+        .args(["render", "--env", "prod", "--out"])
+        .arg(&b)
+        .arg(&shuffled));
+    assert_eq!(code, 0, "{err}");
+    let list = |d: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(&a), list(&b));
+    for name in list(&a) {
+        assert_eq!(
+            std::fs::read(a.join(&name)).unwrap(),
+            std::fs::read(b.join(&name)).unwrap(),
+            "{name:?} differs"
+        );
+    }
+    // And once more into the same directory: nothing changes.
+    let before: Vec<Vec<u8>> = list(&a)
+        .iter()
+        .map(|n| std::fs::read(a.join(n)).unwrap())
+        .collect();
+    run(bin()
+        .args(["render", EXAMPLES[0], "--env", "prod", "--out"])
+        .arg(&a));
+    let after: Vec<Vec<u8>> = list(&a)
+        .iter()
+        .map(|n| std::fs::read(a.join(n)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn render_writes_one_object_per_file_and_a_kustomization_listing_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (code, _, err) = run(bin()
+        .args(["render", EXAMPLES[0], "--env", "prod", "--out"])
+        .arg(&out));
+    assert_eq!(code, 0, "{err}");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let kustomization = std::fs::read_to_string(out.join("kustomization.yaml")).unwrap();
+    for name in &names {
+        if name == "kustomization.yaml" || name == "values.yaml" {
+            continue;
+        }
+        assert!(
+            kustomization.contains(&format!("- {name}")),
+            "{name} not listed:\n{kustomization}"
+        );
+        let text = std::fs::read_to_string(out.join(name)).unwrap();
+        assert_eq!(
+            text.matches("\nkind: ").count(),
+            1,
+            "{name} holds one object"
+        );
+        let kind = name.split('-').next().unwrap();
+        assert!(
+            text.to_lowercase().contains(&format!("kind: {kind}")),
+            "{name}"
+        );
+    }
+    for expected in [
+        "deployment-payments-api.yaml",
+        "service-payments-api.yaml",
+        "networkpolicy-payments-api.yaml",
+        "poddisruptionbudget-payments-api.yaml",
+        "serviceaccount-payments-api.yaml",
+        "ingress-payments-api.yaml",
+        "values.yaml",
+    ] {
+        assert!(
+            names.contains(&expected.to_string()),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn rejected_values_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let bad = fixtures().join("values/bad/foreign-registry.yaml");
+    let (code, _, _) = run(bin()
+        .args(["render", "--env", "prod", "--out"])
+        .arg(&out)
+        .arg(&bad));
+    assert_eq!(code, 1);
+    assert!(
+        !out.exists(),
+        "render wrote into {out:?} despite rejecting the values"
+    );
+}
+
+#[test]
+fn every_output_format_carries_the_same_findings() {
+    let dir = fixtures().join("values/bad");
+    let file = "typo-top-level.yaml";
+    let (code, json, _) =
+        run(bin_in(&dir).args(["check", "--env", "dev", "--output", "json", file]));
+    assert_eq!(code, 1);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["ok"], false);
+    let f = &json["findings"][0];
+    assert_eq!(f["rule"], "values-unknown-field");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["file"], file);
+    assert_eq!(f["line"], 7);
+    assert_eq!(f["column"], 1);
+
+    let (_, sarif, _) =
+        run(bin_in(&dir).args(["check", "--env", "dev", "--output", "sarif", file]));
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "values-unknown-field");
+    assert_eq!(result["level"], "error");
+    let loc = &result["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], file);
+    assert_eq!(loc["region"]["startLine"], 7);
+
+    let (_, junit, _) =
+        run(bin_in(&dir).args(["check", "--env", "dev", "--output", "junit", file]));
+    assert!(junit.starts_with("<?xml"), "{junit}");
+    assert!(
+        junit.contains("<failure") && junit.contains("values-unknown-field"),
+        "{junit}"
+    );
+
+    let (_, gh, _) = run(bin_in(&dir).args(["check", "--env", "dev", "--output", "github", file]));
+    assert!(
+        gh.contains(&format!(
+            "::error file={file},line=7,col=1,title=values-unknown-field::unknown field `replcias`"
+        )),
+        "{gh}"
+    );
+}
+
+#[test]
+fn validate_points_at_the_manifest_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("m.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\ndata: {a: b}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27\n          imagePullPolicyy: Always\n---\napiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: old}\n---\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: app}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin_in(tmp.path()).args(["validate", "m.yaml", "--output", "json"]));
+    assert_eq!(code, 1, "{out}{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let find = |rule: &str| {
+        json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {rule} in {out}"))
+    };
+    let unknown = find("kube-unknown-field");
+    assert_eq!(unknown["line"], 20);
+    assert_eq!(unknown["column"], 11);
+    assert_eq!(find("kube-api-version")["line"], 22);
+    assert_eq!(find("kube-no-schema")["severity"], "warning");
+}
+
+#[test]
+fn a_broken_platform_is_exit_2_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = |dst: &std::path::Path| {
+        for top in ["templates", "schemas", "policies"] {
+            copy_dir(&root().join(top), &dst.join(top));
+        }
+    };
+    // A template syntax error.
+    let p = tmp.path().join("template");
+    copy(&p);
+    let t = p.join("templates/worker/deployment.yaml.j2");
+    let text = std::fs::read_to_string(&t).unwrap();
+    std::fs::write(&t, format!("{text}\n{{% if %}}\n")).unwrap();
+    let (code, _, err) = run(bin().args(["check", "--platform"]).arg(&p).arg(EXAMPLES[1]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("deployment.yaml.j2:"), "{err}");
+    // An invalid schema.
+    let p = tmp.path().join("schema");
+    copy(&p);
+    std::fs::write(
+        p.join("schemas/values.schema.json"),
+        "{\n  \"type\": \"object\",\n  \"properties\": 3\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(bin().args(["check", "--platform"]).arg(&p).arg(EXAMPLES[1]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("values.schema.json"), "{err}");
+    // A Rego parse error.
+    let p = tmp.path().join("rego");
+    copy(&p);
+    std::fs::write(
+        p.join("policies/broken.rego"),
+        "package gitops.broken\n\ndeny contains x if {\n  x := \n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(bin().args(["check", "--platform"]).arg(&p).arg(EXAMPLES[1]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("broken.rego:"), "{err}");
+    // A platform directory that is not there.
+    let (code, _, _) = run(bin()
+        .args(["check", "--platform", "/no/such/dir"])
+        .arg(EXAMPLES[1]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn the_platform_can_come_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    for top in ["templates", "schemas", "policies"] {
+        copy_dir(&root().join(top), &tmp.path().join(top));
+    }
+    // This platform knows only dev.
+    let settings = tmp.path().join("templates/platform.yaml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        text.replace("environments: [dev, staging, prod]", "environments: [dev]"),
+    )
+    .unwrap();
+    let (code, _, err) = run(bin().env("GITOPS_RENDER_PLATFORM", tmp.path()).args([
+        "check",
+        "--env",
+        "prod",
+        EXAMPLES[1],
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("this platform has: dev"), "{err}");
+}
+
+#[test]
+fn policy_tests_pass_with_coverage() {
+    let (code, out, err) = run(bin().args(["policy", "test"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    assert!(out.contains("% "), "{out}");
+}
+
+#[test]
+fn a_failing_policy_test_fails_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    for top in ["templates", "schemas", "policies"] {
+        copy_dir(&root().join(top), &tmp.path().join(top));
+    }
+    std::fs::write(
+        tmp.path().join("policies/extra_test.rego"),
+        "package gitops.extra_test\n\ntest_that_fails if {\n  1 == 2\n}\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(bin().args(["policy", "test", "--platform"]).arg(tmp.path()));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL data.gitops.extra_test.test_that_fails"),
+        "{out}"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
