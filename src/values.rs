@@ -262,7 +262,7 @@ pub fn load(
         Ok(t) => t,
         Err(f) => {
             let source = String::from_utf8_lossy(bytes);
-            return (Some(Arc::from(source.as_ref())), vec![f], None);
+            return (Some(Arc::from(source.as_ref())), vec![*f], None);
         }
     };
     let source: Arc<str> = Arc::from(text);
@@ -273,9 +273,9 @@ pub fn load(
 }
 
 /// Size, encoding and NUL checks, before any parser sees the bytes.
-fn decode<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, Finding> {
+fn decode<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, Box<Finding>> {
     if bytes.len() > MAX_VALUES_BYTES {
-        return Err(Finding::error(
+        return Err(Box::new(Finding::error(
             "values-too-large",
             format!(
                 "values file is {} bytes; the limit is {} bytes",
@@ -284,7 +284,7 @@ fn decode<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, Finding> {
             ),
         )
         .in_file(path)
-        .help("a values file holds a few fields; configuration data belongs in a ConfigMap or the image"));
+        .help("a values file holds a few fields; configuration data belongs in a ConfigMap or the image")));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -294,18 +294,19 @@ fn decode<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, Finding> {
             .chars()
             .count() as u32
             + 1;
-        Finding::error(
+        let f = Finding::error(
             "values-encoding",
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         )
         .at(path, yaml::Pos { line, column })
-        .help("save the file as UTF-8")
+        .help("save the file as UTF-8");
+        Box::new(f)
     })?;
     if let Some(i) = text.find('\0') {
         let pos = pos_of_offset(text, i);
-        return Err(
+        return Err(Box::new(
             Finding::error("values-encoding", "NUL character in values file").at(path, pos),
-        );
+        ));
     }
     Ok(text)
 }
