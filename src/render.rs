@@ -30,6 +30,10 @@ use crate::yaml;
 pub const HEADER: &str =
     "# Rendered by gitops-render from values.yaml. Do not edit: `gitops-render verify` reports hand edits.\n";
 
+/// The first line of every stored `values.yaml`.
+pub const VALUES_HEADER: &str =
+    "# The accepted values this directory was rendered from (normalised by gitops-render).\n";
+
 /// The platform's templates, parsed once.
 pub struct Templates {
     env: Environment<'static>,
@@ -303,9 +307,7 @@ pub fn render(
 
 /// `values.yaml` as stored: the accepted values, canonical, with a header.
 pub fn values_file(normalised: &Value) -> Vec<u8> {
-    let mut out = String::from(
-        "# The accepted values this directory was rendered from (normalised by gitops-render).\n",
-    );
+    let mut out = String::from(VALUES_HEADER);
     out.push_str(&yaml::to_yaml(normalised));
     out.into_bytes()
 }

@@ -408,3 +408,67 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A waiver silences its rule for its app and environment only, until it expires; then
+/// it stops applying and says so. `check` and `validate` honour it alike.
+#[test]
+fn waivers_apply_to_their_rule_app_and_env_until_they_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    for top in ["templates", "schemas", "policies"] {
+        copy_dir(&root().join(top), &tmp.path().join(top));
+    }
+    std::fs::write(
+        tmp.path().join("policies/exceptions.yaml"),
+        "waivers:\n  - rule: image-registry\n    app: payments-api\n    env: prod\n    reason: \"migrating off Docker Hub, PAY-42\"\n    expires: 2026-06-30\n",
+    )
+    .unwrap();
+    let bad = fixtures().join("values/bad/foreign-registry.yaml");
+    let check = |env: &str, today: &str| {
+        run(bin()
+            .env("GITOPS_RENDER_TODAY", today)
+            .args(["check", "--output", "json", "--env", env, "--platform"])
+            .arg(tmp.path())
+            .arg(&bad))
+    };
+    let (code, out, _) = check("prod", "2026-06-30");
+    assert_eq!(code, 0, "the waiver applies on its last day: {out}");
+    let (code, out, _) = check("dev", "2026-06-30");
+    assert_eq!(code, 1, "not in another environment: {out}");
+    let (code, out, _) = check("prod", "2026-07-01");
+    assert_eq!(code, 1, "not after it expired: {out}");
+    assert!(
+        out.contains("waiver-expired") && out.contains("image-registry"),
+        "{out}"
+    );
+
+    // validate, on the rendered manifests, with the app and environment given.
+    let rendered = tmp.path().join("rendered");
+    let (code, _, err) = run(bin()
+        .env("GITOPS_RENDER_TODAY", "2026-06-30")
+        .args(["render", "--env", "prod", "--out"])
+        .arg(&rendered)
+        .arg("--platform")
+        .arg(tmp.path())
+        .arg(&bad));
+    assert_eq!(code, 0, "{err}");
+    let validate = |app: &str| {
+        run(bin()
+            .env("GITOPS_RENDER_TODAY", "2026-06-30")
+            .args([
+                "validate",
+                "--team",
+                "payments",
+                "--env",
+                "prod",
+                "--app",
+                app,
+                "--platform",
+            ])
+            .arg(tmp.path())
+            .arg(&rendered))
+    };
+    let (code, out, _) = validate("payments-api");
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = validate("ledger-worker");
+    assert_eq!(code, 1, "{out}");
+}

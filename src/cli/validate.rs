@@ -50,6 +50,15 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let mut files = Vec::new();
     let mut objects: Vec<Located> = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
+        // A rendered app directory holds our values.yaml beside the manifests: not an API
+        // object, so not something to validate.
+        if input
+            .bytes
+            .starts_with(crate::render::VALUES_HEADER.as_bytes())
+        {
+            files.push(FileReport::new(&input.path, None));
+            continue;
+        }
         let text = match std::str::from_utf8(&input.bytes) {
             Ok(t) => t,
             Err(e) => {
@@ -77,6 +86,15 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                         continue;
                     }
                     let positions = Positions::of(&doc.root);
+                    // Kustomize's own files (kustomization.yaml) are build instructions,
+                    // not objects the API server sees.
+                    let api_version = object
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if api_version.starts_with("kustomize.config.k8s.io/") {
+                        continue;
+                    }
                     if !object.is_object() {
                         report.findings.push(
                             Finding::error("kube-schema", "a manifest must be a mapping")
