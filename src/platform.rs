@@ -101,11 +101,16 @@ impl PlatformFiles {
 
     /// A path as the user should see it in a message: on disk, the real path.
     pub fn display_path(&self, rel: &str) -> String {
-        if self.origin == "built-in" {
-            format!("<built-in>/{rel}")
-        } else {
-            PathBuf::from(&self.origin).join(rel).display().to_string()
-        }
+        display_path(&self.origin, rel)
+    }
+}
+
+/// `rel` (a path inside the platform) as a message should show it.
+pub fn display_path(origin: &str, rel: &str) -> String {
+    if origin == "built-in" {
+        format!("<built-in>/{rel}")
+    } else {
+        PathBuf::from(origin).join(rel).display().to_string()
     }
 }
 

@@ -22,7 +22,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::platform::{PlatformFiles, Settings};
+use crate::platform::{display_path, PlatformFiles, Settings};
 use crate::values::Accepted;
 use crate::yaml;
 
@@ -40,7 +40,7 @@ pub struct Templates {
     /// Archetype -> its template names, sorted.
     archetypes: BTreeMap<String, Vec<String>>,
     /// Where templates came from, for messages.
-    origin: PlatformFiles,
+    origin: String,
 }
 
 impl Templates {
@@ -83,7 +83,7 @@ impl Templates {
                 )));
             }
             env.add_template_owned(name.to_string(), text.to_string())
-                .map_err(|e| template_error(files, &e))?;
+                .map_err(|e| template_error(&files.origin, &e))?;
             if let Some((dir, _)) = name.split_once('/') {
                 if !dir.starts_with('_') && name.ends_with(".yaml.j2") {
                     archetypes
@@ -102,10 +102,7 @@ impl Templates {
         Ok(Templates {
             env,
             archetypes,
-            origin: PlatformFiles {
-                origin: files.origin.clone(),
-                files: BTreeMap::new(),
-            },
+            origin: files.origin.clone(),
         })
     }
 
@@ -114,14 +111,12 @@ impl Templates {
     }
 }
 
-fn template_error(files: &PlatformFiles, e: &minijinja::Error) -> Error {
+fn template_error(origin: &str, e: &minijinja::Error) -> Error {
     let name = e.name().unwrap_or("?");
+    let path = display_path(origin, &format!("templates/{name}"));
     let at = match e.line() {
-        Some(line) => format!(
-            "{}:{line}",
-            files.display_path(&format!("templates/{name}"))
-        ),
-        None => files.display_path(&format!("templates/{name}")),
+        Some(line) => format!("{path}:{line}"),
+        None => path,
     };
     let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
     Error::platform(format!("{at}: template error: {}{detail}", e.kind()))

@@ -49,12 +49,34 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         None => platform.settings.environments.clone(),
     };
     let inputs = inputs::read_all(&args.values)?;
+    let progress = progress_bar(inputs.len());
     // In parallel across files, collected in input order whatever finishes first.
     let files: Vec<FileReport> = inputs
         .par_iter()
-        .map(|input| check_all_envs(&platform, &args, &envs, input))
+        .map(|input| {
+            let report = check_all_envs(&platform, &args, &envs, input);
+            progress.inc(1);
+            report
+        })
         .collect::<Result<_>>()?;
+    progress.finish_and_clear();
     Ok(emit(globals, &Report { files }, args.output))
+}
+
+/// A progress bar on a terminal, for fleets; nothing at all otherwise (CI logs, pipes).
+fn progress_bar(files: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if files < 20 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(files as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} checking {pos}/{len} values files {wide_bar} {eta}",
+        )
+        .expect("a valid template"),
+    );
+    bar
 }
 
 /// One file in every environment asked for, as one report: a finding that holds in

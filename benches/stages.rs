@@ -1,0 +1,99 @@
+//! In-process cost of each stage of the pipeline, on the example web service:
+//! `cargo bench --bench stages`. Whole-process figures come from `benches/fleet.sh`.
+
+use gitops_render::check::{check, Request};
+use gitops_render::platform::Platform;
+use gitops_render::render;
+use gitops_render::validate::{self, kube, Context};
+use gitops_render::values::{self, Resolve};
+use gitops_render::yaml;
+
+const VALUES: &str = include_str!("../examples/payments-api.yaml");
+
+fn main() {
+    divan::main();
+}
+
+fn platform() -> &'static Platform {
+    static P: std::sync::OnceLock<Platform> = std::sync::OnceLock::new();
+    P.get_or_init(|| Platform::resolve(None).expect("the built-in platform loads"))
+}
+
+fn resolve() -> Resolve<'static> {
+    Resolve {
+        env: "prod",
+        tag: None,
+    }
+}
+
+#[divan::bench]
+fn load_platform() -> Platform {
+    Platform::resolve(None).unwrap()
+}
+
+#[divan::bench]
+fn parse_yaml() -> Vec<yaml::Document> {
+    yaml::parse_stream(divan::black_box(VALUES), yaml::Limits::VALUES).unwrap()
+}
+
+#[divan::bench]
+fn values_schema() -> bool {
+    let (_, findings, accepted) = values::load(platform(), "v.yaml", VALUES.as_bytes(), resolve());
+    findings.is_empty() && accepted.is_some()
+}
+
+#[divan::bench]
+fn render_templates(bencher: divan::Bencher) {
+    let p = platform();
+    let (_, _, accepted) = values::load(p, "v.yaml", VALUES.as_bytes(), resolve());
+    let accepted = accepted.unwrap();
+    bencher.bench(|| render::render(&p.templates, &p.settings, &accepted).unwrap());
+}
+
+#[divan::bench]
+fn api_schema(bencher: divan::Bencher) {
+    let p = platform();
+    let (_, _, accepted) = values::load(p, "v.yaml", VALUES.as_bytes(), resolve());
+    let rendering = render::render(&p.templates, &p.settings, &accepted.unwrap()).unwrap();
+    bencher.bench(|| {
+        rendering
+            .manifests
+            .iter()
+            .map(|m| kube::check(&m.object).len())
+            .sum::<usize>()
+    });
+}
+
+#[divan::bench]
+fn policies(bencher: divan::Bencher) {
+    let p = platform();
+    let (_, _, accepted) = values::load(p, "v.yaml", VALUES.as_bytes(), resolve());
+    let accepted = accepted.unwrap();
+    let rendering = render::render(&p.templates, &p.settings, &accepted).unwrap();
+    let objects: Vec<&serde_json::Value> = rendering.manifests.iter().map(|m| &m.object).collect();
+    let context = Context {
+        app: Some(accepted.app.clone()),
+        env: Some("prod".into()),
+        team: Some(accepted.team.clone()),
+        source_repo: None,
+        actor: None,
+    };
+    bencher.bench(|| validate::policy_verdict(p, &accepted.effective, &objects, &context).unwrap());
+}
+
+#[divan::bench]
+fn whole_check() -> bool {
+    check(
+        platform(),
+        &Request {
+            path: "v.yaml",
+            bytes: VALUES.as_bytes(),
+            env: "prod",
+            tag: None,
+            source_repo: None,
+            actor: None,
+        },
+    )
+    .unwrap()
+    .ok()
+}
