@@ -93,17 +93,25 @@ impl Policies {
         engine
             .add_data(data.clone())
             .map_err(|e| rego_error(files, e))?;
-        // Evaluate once with an empty input so a policy that fails at evaluation time
-        // (a bad builtin call, a conflict) is a platform error now, not mid-fleet.
+        // Evaluate once on the engine itself: that prepares it (rule analysis, scheduling,
+        // loop hoisting), and the clones made per evaluation inherit the prepared state
+        // instead of redoing it every time. It also makes a policy that fails at
+        // evaluation time (a bad builtin call, a conflict) a platform error now, not
+        // mid-fleet.
+        engine.set_input(regorus::Value::from(
+            serde_json::json!({"values": {}, "manifests": [], "context": {}}),
+        ));
+        engine
+            .eval_query("data.gitops".to_string(), false)
+            .map_err(|e| {
+                Error::platform(format!("policy evaluation failed ({}): {e}", files.origin))
+            })?;
         let policies = Policies {
             engine,
             tests,
             sources,
             data,
         };
-        policies
-            .evaluate(&serde_json::json!({"values": {}, "manifests": [], "context": {}}))
-            .map_err(|e| Error::platform(format!("{} ({})", e.message, files.origin)))?;
         Ok(policies)
     }
 
