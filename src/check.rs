@@ -122,3 +122,44 @@ pub fn check(platform: &Platform, req: &Request<'_>) -> Result<Checked> {
         rendering: Some(rendering),
     })
 }
+
+/// One values file checked in several environments, as one report.
+#[derive(Debug, Clone)]
+pub struct AllEnvs {
+    /// Every environment's findings merged: a finding that holds in several
+    /// environments is reported once.
+    pub report: FileReport,
+    /// Each environment's own result, in the order asked for. Shorter than the list of
+    /// environments when the file was rejected before rendering: that fails the same
+    /// way everywhere, so the other environments are not tried.
+    pub per_env: Vec<Checked>,
+}
+
+impl AllEnvs {
+    pub fn ok(&self) -> bool {
+        self.report.ok()
+    }
+}
+
+/// Checks one file in every environment of `envs` (`req.env` is ignored). `check` with
+/// no `--env` and the GitHub App both call this, so they judge a file alike.
+pub fn check_envs(platform: &Platform, req: &Request<'_>, envs: &[String]) -> Result<AllEnvs> {
+    let mut merged: Option<FileReport> = None;
+    let mut per_env = Vec::with_capacity(envs.len());
+    for env in envs {
+        let checked = check(platform, &Request { env, ..*req })?;
+        let rejected_early = checked.accepted.is_none();
+        match &mut merged {
+            None => merged = Some(checked.report.clone()),
+            Some(m) => m.findings.extend(checked.report.findings.iter().cloned()),
+        }
+        per_env.push(checked);
+        // A file that cannot be read or fails its schema fails the same way everywhere.
+        if rejected_early {
+            break;
+        }
+    }
+    let mut report = merged.unwrap_or_else(|| FileReport::new(req.path, None));
+    report.normalise();
+    Ok(AllEnvs { report, per_env })
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use super::{emit, inputs, Globals};
-use crate::check::{check, Request};
+use crate::check::{check_envs, Request};
 use crate::error::Result;
 use crate::findings::{FileReport, Report};
 use crate::output::Format;
@@ -79,38 +79,20 @@ fn progress_bar(files: usize) -> indicatif::ProgressBar {
     bar
 }
 
-/// One file in every environment asked for, as one report: a finding that holds in
-/// several environments is reported once.
+/// One file in every environment asked for, as one report.
 fn check_all_envs(
     platform: &Platform,
     args: &Args,
     envs: &[String],
     input: &inputs::Input,
 ) -> Result<FileReport> {
-    let mut merged: Option<FileReport> = None;
-    for env in envs {
-        let checked = check(
-            platform,
-            &Request {
-                path: &input.path,
-                bytes: &input.bytes,
-                env,
-                tag: args.tag.as_deref(),
-                source_repo: args.source_repo.as_deref(),
-                actor: args.actor.as_deref(),
-            },
-        )?;
-        let rejected_early = checked.accepted.is_none();
-        match &mut merged {
-            None => merged = Some(checked.report),
-            Some(m) => m.findings.extend(checked.report.findings),
-        }
-        // A file that cannot be read or fails its schema fails the same way everywhere.
-        if rejected_early {
-            break;
-        }
-    }
-    let mut report = merged.expect("at least one environment");
-    report.normalise();
-    Ok(report)
+    let req = Request {
+        path: &input.path,
+        bytes: &input.bytes,
+        env: "",
+        tag: args.tag.as_deref(),
+        source_repo: args.source_repo.as_deref(),
+        actor: args.actor.as_deref(),
+    };
+    Ok(check_envs(platform, &req, envs)?.report)
 }
