@@ -6,7 +6,8 @@
 //! proven against the pinned Kubernetes API schema and the platform's Rego policies and
 //! waivers (`validate`). `check` is that pipeline for one file, the one function every
 //! entry point calls; what it finds is a list of `findings`, rendered by `output` in the
-//! format asked for. `cli` is the command line.
+//! format asked for. `server` is the GitHub App, another caller of `check`; `cli` is the
+//! command line.
 
 pub mod check;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod findings;
 pub mod output;
 pub mod platform;
 pub mod render;
+pub mod server;
 pub mod validate;
 pub mod values;
 pub mod yaml;

@@ -5,6 +5,7 @@ mod check;
 mod inputs;
 mod policy;
 mod render;
+mod serve;
 mod validate;
 
 use std::io::IsTerminal;
@@ -59,6 +60,7 @@ enum Command {
     Validate(validate::Args),
     #[command(subcommand)]
     Policy(policy::Command),
+    Serve(serve::Args),
 }
 
 /// What every command may use: resolved once from the global flags.
@@ -104,6 +106,7 @@ pub fn main() -> i32 {
         Command::Render(args) => render::run(&globals, args),
         Command::Validate(args) => validate::run(&globals, args),
         Command::Policy(cmd) => policy::run(&globals, cmd),
+        Command::Serve(args) => serve::run(&globals, args),
     };
     match result {
         Ok(code) => code,

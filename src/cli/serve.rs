@@ -1,0 +1,140 @@
+//! `gitops-render serve`: the GitHub App. Configured the way GitHub Apps are, from the
+//! environment (PRODUCT.md pins the names); secrets are read from the environment or a
+//! file only, never from flags, so they do not show in `ps`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Globals;
+use crate::error::{exit, Error, Result};
+use crate::server::{self, github::RetryPolicy};
+
+/// Run the GitHub App: answer webhooks and report pull request checks.
+///
+/// Secrets come from the environment: GITHUB_WEBHOOK_SECRET, and the App's private key
+/// as PEM text in GITHUB_APP_PRIVATE_KEY or in the file GITHUB_APP_PRIVATE_KEY_PATH.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// The GitHub App's id.
+    #[arg(long, env = "GITHUB_APP_ID", value_name = "ID")]
+    app_id: u64,
+
+    /// The GitHub REST API (GitHub Enterprise Server: https://HOST/api/v3).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com",
+        value_name = "URL"
+    )]
+    api_url: String,
+
+    /// The values files to check in a pull request (`*` stays within a directory).
+    #[arg(long, default_value = ".gitops/*.yaml", value_name = "GLOB")]
+    values_glob: String,
+
+    /// The GitOps repository: its pull requests get the drift check instead.
+    #[arg(long, value_name = "OWNER/NAME")]
+    gitops_repo: Option<String>,
+
+    /// Checks run at the same time.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    max_concurrent_checks: usize,
+
+    /// Checks accepted and waiting at most; more deliveries get 503.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    max_queued: usize,
+
+    /// The largest delivery accepted (GitHub caps payloads at 25 MB).
+    #[arg(long, default_value_t = 25 * 1024 * 1024, value_name = "BYTES")]
+    max_body_bytes: usize,
+
+    /// How long shutdown waits for checks in flight, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    shutdown_timeout: u64,
+
+    /// Log lines as JSON (one object per line) instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    init_logging(args.log_json);
+    let webhook_secret = std::env::var("GITHUB_WEBHOOK_SECRET").unwrap_or_default();
+    if webhook_secret.is_empty() {
+        return Err(Error::usage("GITHUB_WEBHOOK_SECRET is not set").with_hint(
+            "set it to the webhook secret of the GitHub App; deliveries are refused without one",
+        ));
+    }
+    let private_key_pem = private_key()?;
+    if let Some(repo) = &args.gitops_repo {
+        if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+            return Err(Error::usage(format!(
+                "--gitops-repo {repo:?}: expected OWNER/NAME"
+            )));
+        }
+    }
+    let platform = globals.platform()?;
+    let config = server::Config {
+        listen: args.listen,
+        app_id: args.app_id,
+        private_key_pem,
+        webhook_secret: webhook_secret.into_bytes(),
+        api_url: args.api_url,
+        values_glob: args.values_glob,
+        gitops_repo: args.gitops_repo,
+        max_concurrent_checks: args.max_concurrent_checks,
+        max_queued: args.max_queued,
+        max_body_bytes: args.max_body_bytes,
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        retry: RetryPolicy::default(),
+    };
+    server::serve(config, platform)?;
+    Ok(exit::OK)
+}
+
+fn private_key() -> Result<String> {
+    let pem = match (
+        std::env::var("GITHUB_APP_PRIVATE_KEY").ok().filter(|s| !s.is_empty()),
+        std::env::var_os("GITHUB_APP_PRIVATE_KEY_PATH").filter(|s| !s.is_empty()),
+    ) {
+        (Some(pem), _) => pem,
+        (None, Some(path)) => {
+            let path = PathBuf::from(path);
+            std::fs::read_to_string(&path).map_err(|e| {
+                Error::usage(format!(
+                    "cannot read GITHUB_APP_PRIVATE_KEY_PATH {}: {e}",
+                    path.display()
+                ))
+            })?
+        }
+        (None, None) => {
+            return Err(Error::usage("the GitHub App's private key is not set").with_hint(
+                "set GITHUB_APP_PRIVATE_KEY to its PEM text, or GITHUB_APP_PRIVATE_KEY_PATH to its file",
+            ))
+        }
+    };
+    // Secret stores often hold a PEM on one line with `\n` escapes.
+    Ok(if !pem.contains('\n') && pem.contains("\\n") {
+        pem.replace("\\n", "\n")
+    } else {
+        pem
+    })
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
