@@ -364,7 +364,7 @@ async fn drift(
     let title = if dirs.is_empty() {
         "No app directory changed".to_string()
     } else if failing == 0 {
-        format!("{} match their values", plural(dirs.len(), "app directory"))
+        format!("No drift in {}", plural(dirs.len(), "app directory"))
     } else {
         format!(
             "{failing} of {} drift from their values",
