@@ -14,7 +14,8 @@ use crate::values::{self, Accepted, Resolve};
 /// What to check, and for whom.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// How findings name the file (a path, or `owner/repo:path` in the GitHub App).
+    /// How findings name the file: the path as given, or in the GitHub App the path in
+    /// the repository (check-run annotations need exactly that).
     pub path: &'a str,
     pub bytes: &'a [u8],
     pub env: &'a str,

@@ -627,3 +627,43 @@ async fn sigterm_finishes_the_check_in_flight_before_exiting() {
     assert_eq!(run.status, "completed");
     assert_eq!(run.conclusion.as_deref(), Some("success"));
 }
+
+#[test]
+fn misconfiguration_is_a_usage_error_that_names_the_setting_not_its_value() {
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gitops-render"));
+        cmd.env_clear().args(["serve", "--listen", "127.0.0.1:0"]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let key = common::keys().private_pem.as_str();
+    let (code, err) = run(&[("GITHUB_APP_ID", "1"), ("GITHUB_APP_PRIVATE_KEY", key)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("GITHUB_WEBHOOK_SECRET is not set"), "{err}");
+    let (code, err) = run(&[
+        ("GITHUB_APP_ID", "1"),
+        ("GITHUB_WEBHOOK_SECRET", "s3cret-value"),
+        (
+            "GITHUB_APP_PRIVATE_KEY",
+            "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
+        ),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("private key is not an RSA private key"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cret-value") && !err.contains("not a key"),
+        "{err}"
+    );
+    let (code, err) = run(&[("GITHUB_APP_ID", "1"), ("GITHUB_WEBHOOK_SECRET", "x")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("GITHUB_APP_PRIVATE_KEY"), "{err}");
+}
