@@ -50,6 +50,18 @@ fn annotations_of<'a>(run: &'a common::CheckRun, path: &str) -> Vec<(&'a str, u6
     v
 }
 
+/// `/metrics` once it holds `line` (it is updated just after a check run completes).
+async fn metrics_with(server: &Server, line: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let (_, metrics) = server.get("/metrics").await;
+        if metrics.contains(line) || start.elapsed() > WAIT {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_gets_one_check_run_with_annotations_on_the_wrong_lines() {
     let gh = FakeGitHub::start().await;
@@ -321,7 +333,12 @@ async fn a_500_from_github_completes_the_check_run_as_a_failure() {
         .filter(|r| r.contains("/contents/"))
         .count();
     assert_eq!(tries, 3);
-    let (_, metrics) = server.get("/metrics").await;
+    // The metrics are counted just after the check run is completed: wait for them.
+    let metrics = metrics_with(
+        &server,
+        r#"gitops_render_check_duration_seconds_count{conclusion="failure"} 1"#,
+    )
+    .await;
     assert!(
         metrics.contains(r#"gitops_render_github_api_errors_total{endpoint="contents"} 1"#),
         "{metrics}"

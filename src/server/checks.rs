@@ -218,16 +218,18 @@ async fn values(
             annotations: Vec::new(),
         });
     }
-    let mut files = Vec::with_capacity(paths.len());
-    for path in paths {
-        let bytes = client
-            .file_at(&target.repo, path, &target.head_sha)
-            .await
-            .map_err(|e| e.message)?
-            .ok_or_else(|| {
-                format!("`{path}` is changed by the pull request but GitHub has no such file at its head commit")
-            })?;
-        files.push((path.to_string(), bytes));
+    let fetched = fetch_all(
+        client,
+        target,
+        paths.iter().map(|p| p.to_string()).collect(),
+    )
+    .await?;
+    let mut files = Vec::with_capacity(fetched.len());
+    for (path, bytes) in fetched {
+        let bytes = bytes.ok_or_else(|| {
+            format!("`{path}` is changed by the pull request but GitHub has no such file at its head commit")
+        })?;
+        files.push((path, bytes));
     }
     let platform = app.platform.clone();
     let source = target.repo.full_name.clone();
@@ -496,6 +498,18 @@ async fn drift_of_dir(
     let help = format!(
         "gitops-render owns this file: change values.yaml through a deploy instead, or commit exactly what `gitops-render render {values_path} --env {env} --out {dir}` writes"
     );
+    let wanted: Vec<String> = rendering
+        .files
+        .keys()
+        .filter(|name| present.contains(name.as_str()))
+        .map(|name| format!("{dir}/{name}"))
+        .collect();
+    let mut fetched: std::collections::BTreeMap<String, Vec<u8>> =
+        fetch_all(client, target, wanted)
+            .await?
+            .into_iter()
+            .map(|(p, b)| (p, b.unwrap_or_default()))
+            .collect();
     for (name, want) in &rendering.files {
         let path = format!("{dir}/{name}");
         if !present.contains(name.as_str()) {
@@ -509,11 +523,7 @@ async fn drift_of_dir(
             );
             continue;
         }
-        let got = client
-            .file_at(repo, &path, sha)
-            .await
-            .map_err(|e| e.message)?
-            .unwrap_or_default();
+        let got = fetched.remove(&path).unwrap_or_default();
         if &got != want {
             let line = first_difference(&got, want);
             findings.push(
@@ -548,6 +558,40 @@ async fn drift_of_dir(
         String::new()
     };
     Ok((findings, note))
+}
+
+/// Fetches files at the head commit, a few at a time, in the order asked.
+async fn fetch_all(
+    client: &Client,
+    target: &Target,
+    paths: Vec<String>,
+) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+    const AT_ONCE: usize = 8;
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(AT_ONCE) {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, path) in chunk.iter().enumerate() {
+            let (client, repo, sha, path) = (
+                client.clone(),
+                target.repo.clone(),
+                target.head_sha.clone(),
+                path.clone(),
+            );
+            set.spawn(async move {
+                let got = client.file_at(&repo, &path, &sha).await;
+                (i, path, got)
+            });
+        }
+        let mut done = Vec::with_capacity(chunk.len());
+        while let Some(joined) = set.join_next().await {
+            let (i, path, got) =
+                joined.map_err(|e| format!("a fetch stopped unexpectedly: {e}"))?;
+            done.push((i, path, got.map_err(|e| e.message)?));
+        }
+        done.sort_by_key(|(i, _, _)| *i);
+        out.extend(done.into_iter().map(|(_, p, b)| (p, b)));
+    }
+    Ok(out)
 }
 
 /// The 1-based line where two texts first differ.
