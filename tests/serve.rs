@@ -684,3 +684,103 @@ fn misconfiguration_is_a_usage_error_that_names_the_setting_not_its_value() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("GITHUB_APP_PRIVATE_KEY"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_gitops_repo_the_rendered_manifests_are_a_diff_against_what_it_holds() {
+    const GITOPS: &str = "acme/gitops";
+    let gh = FakeGitHub::start().await;
+    let bumped = String::from_utf8(example("payments-api.yaml"))
+        .unwrap()
+        .replace("version: 1.4.2", "version: 1.5.0");
+    // The GitOps repository's default branch runs 1.4.2 in prod, already 1.5.0 in
+    // staging, and nothing in dev.
+    let dir = tempfile::tempdir().unwrap();
+    let bumped_file = dir.path().join("bumped.yaml");
+    std::fs::write(&bumped_file, &bumped).unwrap();
+    for (env, values) in [
+        (
+            "prod",
+            std::path::PathBuf::from(format!(
+                "{}/examples/payments-api.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            )),
+        ),
+        ("staging", bumped_file.clone()),
+    ] {
+        let out = dir.path().join(env);
+        let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_gitops-render"))
+            .args(["render", "--env", env, "--out"])
+            .arg(&out)
+            .arg(&values)
+            .status()
+            .unwrap();
+        assert!(rendered.success());
+        for entry in std::fs::read_dir(&out).unwrap() {
+            let entry = entry.unwrap();
+            let path = format!(
+                "apps/payments-api/{env}/{}",
+                entry.file_name().into_string().unwrap()
+            );
+            gh.file(GITOPS, &path, "main", std::fs::read(entry.path()).unwrap());
+        }
+    }
+    gh.pr(REPO, 17, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(REPO, ".gitops/payments-api.yaml", SHA, bumped);
+    let server = Server::start(
+        &gh.url,
+        &["--gitops-repo", GITOPS, "--gitops-branch", "main"],
+    );
+    server
+        .deliver(
+            "pull_request",
+            "d-diff",
+            &pull_request("opened", REPO, 17, SHA),
+        )
+        .await;
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(
+        run.conclusion.as_deref(),
+        Some("success"),
+        "{}",
+        run.summary
+    );
+    let text = run.text.unwrap();
+    let prod = "<code>apps/payments-api/prod/</code> in <code>acme/gitops</code>: ";
+    let changed: usize = text
+        .split_once(prod)
+        .and_then(|(_, rest)| rest.split_once(" changed, 0 added, 0 removed"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no prod diff counts in {text}"));
+    assert!(changed > 0);
+    assert!(text.contains("--- a/apps/payments-api/prod/deployment-payments-api.yaml\n+++ b/apps/payments-api/prod/deployment-payments-api.yaml"), "{text}");
+    assert!(text.contains("\n-        image: registry.example.com/payments/payments-api:1.4.2\n+        image: registry.example.com/payments/payments-api:1.5.0\n"), "{text}");
+    assert!(
+        text.contains("<code>apps/payments-api/staging/</code>: no change from what <code>acme/gitops</code> holds now."),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "<code>apps/payments-api/dev/</code> in <code>acme/gitops</code>: 0 changed, "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- /dev/null\n+++ b/apps/payments-api/dev/values.yaml"),
+        "{text}"
+    );
+    // Files with the same blob id are not fetched: staging costs one listing.
+    let reqs = gh.requests();
+    let under = |p: &str| reqs.iter().filter(|r| r.contains(p)).count();
+    assert_eq!(
+        under("/repos/acme/gitops/contents/apps/payments-api/prod/"),
+        changed
+    );
+    assert_eq!(
+        under("/repos/acme/gitops/contents/apps/payments-api/staging/"),
+        0
+    );
+    assert_eq!(
+        under("/repos/acme/gitops/contents/apps/payments-api/staging?ref=main"),
+        1
+    );
+}

@@ -37,9 +37,14 @@ pub struct Args {
     #[arg(long, default_value = ".gitops/*.yaml", value_name = "GLOB")]
     values_glob: String,
 
-    /// The GitOps repository: its pull requests get the drift check instead.
+    /// The GitOps repository: its pull requests get the drift check, and other pull
+    /// requests show their rendered manifests as a diff against what it holds now.
     #[arg(long, value_name = "OWNER/NAME")]
     gitops_repo: Option<String>,
+
+    /// The GitOps repository's branch; default: its default branch.
+    #[arg(long, value_name = "BRANCH", requires = "gitops_repo")]
+    gitops_branch: Option<String>,
 
     /// Checks run at the same time.
     #[arg(long, default_value_t = 4, value_name = "N")]
@@ -87,6 +92,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         api_url: args.api_url,
         values_glob: args.values_glob,
         gitops_repo: args.gitops_repo,
+        gitops_branch: args.gitops_branch,
         max_concurrent_checks: args.max_concurrent_checks,
         max_queued: args.max_queued,
         max_body_bytes: args.max_body_bytes,

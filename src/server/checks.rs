@@ -12,7 +12,7 @@
 //! re-rendered from its `values.yaml` at the head commit with `check::check` and compared
 //! byte for byte with the files in the pull request, so a hand edit fails and is named.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,11 +21,12 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use super::github::{ApiError, ChangedFile, Client};
-use super::webhook::{Target, CHECK_NAME};
+use super::webhook::{Repo, Target, CHECK_NAME};
 use super::App;
 use crate::check::{check, check_envs, AllEnvs, Request};
 use crate::findings::{Finding, Severity};
 use crate::platform::Platform;
+use crate::render::Rendering;
 
 /// GitHub's limit on a check run's `summary` and `text` is 65,535 characters; we stay
 /// under it counting bytes, which are never fewer.
@@ -144,12 +145,7 @@ async fn run_inner(app: &App, target: &Target) -> &'static str {
 
 /// Writes the verdict: annotations in batches of 50 while the run stays in progress,
 /// then the last batch with the conclusion.
-async fn complete(
-    client: &Client,
-    repo: &super::webhook::Repo,
-    id: u64,
-    v: &Verdict,
-) -> Result<(), ApiError> {
+async fn complete(client: &Client, repo: &Repo, id: u64, v: &Verdict) -> Result<(), ApiError> {
     let output = |annotations: &[Value]| {
         let mut o = json!({ "title": v.title, "summary": v.summary, "annotations": annotations });
         if let Some(text) = &v.text {
@@ -186,7 +182,7 @@ async fn evaluate(app: &App, client: &Client, target: &Target) -> Result<Verdict
         .pull_request_files(&target.repo, target.pull_request)
         .await
         .map_err(|e| e.message)?;
-    if app.gitops_repo.as_deref() == Some(target.repo.full_name.as_str()) {
+    if app.gitops.as_ref().map(|g| g.full_name.as_str()) == Some(target.repo.full_name.as_str()) {
         drift(app, client, target, &changed).await
     } else {
         values(app, client, target, &changed).await
@@ -220,10 +216,12 @@ async fn values(
     }
     let fetched = fetch_all(
         client,
-        target,
+        &target.repo,
+        Some(&target.head_sha),
         paths.iter().map(|p| p.to_string()).collect(),
     )
-    .await?;
+    .await
+    .map_err(|e| e.message)?;
     let mut files = Vec::with_capacity(fetched.len());
     for (path, bytes) in fetched {
         let bytes = bytes.ok_or_else(|| {
@@ -236,10 +234,15 @@ async fn values(
     let results = tokio::task::spawn_blocking(move || check_files(&platform, &source, &files))
         .await
         .map_err(|e| format!("the check stopped unexpectedly: {e}"))??;
+    let diffs = match &app.gitops {
+        Some(gitops) => gitops_diffs(client, gitops, app.gitops_branch.as_deref(), &results).await,
+        None => BTreeMap::new(),
+    };
     Ok(values_verdict(
         &target.repo.full_name,
         &app.platform.settings.environments,
         &results,
+        &diffs,
     ))
 }
 
@@ -267,7 +270,12 @@ fn check_files(
         .collect()
 }
 
-fn values_verdict(repo: &str, envs: &[String], results: &[(String, AllEnvs)]) -> Verdict {
+fn values_verdict(
+    repo: &str,
+    envs: &[String],
+    results: &[(String, AllEnvs)],
+    diffs: &BTreeMap<(String, String), String>,
+) -> Verdict {
     let total = results.len();
     let rejected = results.iter().filter(|(_, r)| !r.ok()).count();
     let title = if rejected == 0 {
@@ -303,6 +311,10 @@ fn values_verdict(repo: &str, envs: &[String], results: &[(String, AllEnvs)]) ->
         findings.extend(r.report.findings.iter().cloned().map(|f| (path.clone(), f)));
         for checked in &r.per_env {
             if let Some(rendering) = &checked.rendering {
+                if let Some(diff) = diffs.get(&(path.clone(), rendering.env.clone())) {
+                    text.push_str(diff);
+                    continue;
+                }
                 let _ = write!(
                     text,
                     "<details><summary><code>{}</code> renders <code>apps/{}/{}/</code>: {}</summary>\n\n```yaml\n{}```\n\n</details>\n\n",
@@ -329,6 +341,144 @@ fn values_verdict(repo: &str, envs: &[String], results: &[(String, AllEnvs)]) ->
         text: (!text.is_empty()).then(|| truncate(text)),
         annotations,
     }
+}
+
+/// For each accepted file and environment, the rendered manifests as a diff against what
+/// the GitOps repository holds now, as a block for the check run's text. Reading the
+/// GitOps repository is a courtesy: if it fails (the installation may not cover it), the
+/// block says so and the check goes on.
+async fn gitops_diffs(
+    client: &Client,
+    gitops: &Repo,
+    branch: Option<&str>,
+    results: &[(String, AllEnvs)],
+) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for (path, r) in results {
+        for checked in &r.per_env {
+            let Some(rendering) = &checked.rendering else {
+                continue;
+            };
+            let dir = format!("apps/{}/{}", rendering.app, rendering.env);
+            let block = match diff_one(client, gitops, branch, &dir, rendering).await {
+                Ok(d) if d.changes == 0 => format!(
+                    "<code>{}</code> → <code>{}/</code>: no change from what <code>{}</code> holds now.\n\n",
+                    escape(path),
+                    escape(&dir),
+                    escape(&gitops.full_name)
+                ),
+                Ok(d) => format!(
+                    "<details><summary><code>{}</code> → <code>{}/</code> in <code>{}</code>: {}</summary>\n\n```diff\n{}```\n\n</details>\n\n",
+                    escape(path),
+                    escape(&dir),
+                    escape(&gitops.full_name),
+                    d.counts,
+                    d.diff.replace("```", "` ` `")
+                ),
+                Err(e) => format!(
+                    "<code>{}</code> → <code>{}/</code>: cannot read <code>{}</code> to compare ({}).\n\n",
+                    escape(path),
+                    escape(&dir),
+                    escape(&gitops.full_name),
+                    escape(&e.message)
+                ),
+            };
+            out.insert((path.clone(), rendering.env.clone()), block);
+        }
+    }
+    out
+}
+
+struct Diff {
+    changes: usize,
+    counts: String,
+    diff: String,
+}
+
+/// One `apps/<app>/<env>/` as rendered, against the GitOps repository. Only files whose
+/// blob id differs are fetched.
+async fn diff_one(
+    client: &Client,
+    gitops: &Repo,
+    branch: Option<&str>,
+    dir: &str,
+    rendering: &Rendering,
+) -> Result<Diff, ApiError> {
+    let now: BTreeMap<String, String> = client
+        .dir_at(gitops, dir, branch)
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == "file")
+        .map(|e| (e.name, e.sha))
+        .collect();
+    let mut fetch = Vec::new();
+    let (mut added, mut changed, mut removed) = (0, 0, 0);
+    for (name, bytes) in &rendering.files {
+        match now.get(name) {
+            None => added += 1,
+            Some(sha) if *sha != blob_id(bytes) => {
+                changed += 1;
+                fetch.push(format!("{dir}/{name}"));
+            }
+            Some(_) => {}
+        }
+    }
+    for name in now.keys() {
+        if !rendering.files.contains_key(name) {
+            removed += 1;
+            fetch.push(format!("{dir}/{name}"));
+        }
+    }
+    let old: BTreeMap<String, Vec<u8>> = fetch_all(client, gitops, branch, fetch)
+        .await?
+        .into_iter()
+        .map(|(p, b)| (p, b.unwrap_or_default()))
+        .collect();
+    let mut names: BTreeSet<&str> = rendering.files.keys().map(String::as_str).collect();
+    names.extend(now.keys().map(String::as_str));
+    let mut diff = String::new();
+    for name in names {
+        let path = format!("{dir}/{name}");
+        let new = rendering.files.get(name);
+        let existed = now.contains_key(name);
+        let before: &[u8] = match (existed, old.get(&path)) {
+            (false, _) => &[],
+            (true, Some(b)) => b,
+            (true, None) => continue, // the same blob
+        };
+        let before = String::from_utf8_lossy(before);
+        let after = String::from_utf8_lossy(new.map(Vec::as_slice).unwrap_or_default());
+        let a = if existed {
+            format!("a/{path}")
+        } else {
+            "/dev/null".to_string()
+        };
+        let b = if new.is_some() {
+            format!("b/{path}")
+        } else {
+            "/dev/null".to_string()
+        };
+        diff.push_str(
+            &similar::TextDiff::from_lines(before.as_ref(), after.as_ref())
+                .unified_diff()
+                .context_radius(3)
+                .header(&a, &b)
+                .to_string(),
+        );
+    }
+    Ok(Diff {
+        changes: added + changed + removed,
+        counts: format!("{changed} changed, {added} added, {removed} removed"),
+        diff,
+    })
+}
+
+/// The git blob id of `data`, as GitHub lists it for a file.
+fn blob_id(data: &[u8]) -> String {
+    gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, data)
+        .map(|id| id.to_string())
+        .unwrap_or_default()
 }
 
 // ---- the GitOps repository: drift ----
@@ -424,15 +574,16 @@ async fn drift_of_dir(
     let repo = &target.repo;
     let sha = &target.head_sha;
     let values_path = format!("{dir}/values.yaml");
-    let listing: Vec<String> = client
-        .dir_at(repo, dir, sha)
+    let entries: BTreeMap<String, String> = client
+        .dir_at(repo, dir, Some(sha))
         .await
         .map_err(|e| e.message)?
         .unwrap_or_default()
         .into_iter()
         .filter(|e| e.kind == "file")
-        .map(|e| e.name)
+        .map(|e| (e.name, e.sha))
         .collect();
+    let listing: Vec<String> = entries.keys().cloned().collect();
     if listing.is_empty() {
         return Ok((
             Vec::new(),
@@ -440,7 +591,7 @@ async fn drift_of_dir(
         ));
     }
     let Some(values) = client
-        .file_at(repo, &values_path, sha)
+        .file_at(repo, &values_path, Some(sha))
         .await
         .map_err(|e| e.message)?
     else {
@@ -495,21 +646,25 @@ async fn drift_of_dir(
         return Ok((findings, String::new()));
     };
     let present: BTreeSet<&str> = listing.iter().map(String::as_str).collect();
+    // Files whose blob id is what we render are identical: only the others are fetched.
+    let differs = |name: &str, want: &[u8]| {
+        entries.get(name).map(String::as_str) != Some(blob_id(want).as_str())
+    };
     let help = format!(
         "gitops-render owns this file: change values.yaml through a deploy instead, or commit exactly what `gitops-render render {values_path} --env {env} --out {dir}` writes"
     );
     let wanted: Vec<String> = rendering
         .files
-        .keys()
-        .filter(|name| present.contains(name.as_str()))
-        .map(|name| format!("{dir}/{name}"))
+        .iter()
+        .filter(|(name, want)| present.contains(name.as_str()) && differs(name, want))
+        .map(|(name, _)| format!("{dir}/{name}"))
         .collect();
-    let mut fetched: std::collections::BTreeMap<String, Vec<u8>> =
-        fetch_all(client, target, wanted)
-            .await?
-            .into_iter()
-            .map(|(p, b)| (p, b.unwrap_or_default()))
-            .collect();
+    let mut fetched: BTreeMap<String, Vec<u8>> = fetch_all(client, repo, Some(sha), wanted)
+        .await
+        .map_err(|e| e.message)?
+        .into_iter()
+        .map(|(p, b)| (p, b.unwrap_or_default()))
+        .collect();
     for (name, want) in &rendering.files {
         let path = format!("{dir}/{name}");
         if !present.contains(name.as_str()) {
@@ -523,7 +678,9 @@ async fn drift_of_dir(
             );
             continue;
         }
-        let got = fetched.remove(&path).unwrap_or_default();
+        let Some(got) = fetched.remove(&path) else {
+            continue; // the same blob
+        };
         if &got != want {
             let line = first_difference(&got, want);
             findings.push(
@@ -560,33 +717,36 @@ async fn drift_of_dir(
     Ok((findings, note))
 }
 
-/// Fetches files at the head commit, a few at a time, in the order asked.
+/// Fetches files at `git_ref` (default: the default branch), a few at a time, in the
+/// order asked.
 async fn fetch_all(
     client: &Client,
-    target: &Target,
+    repo: &Repo,
+    git_ref: Option<&str>,
     paths: Vec<String>,
-) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+) -> Result<Vec<(String, Option<Vec<u8>>)>, ApiError> {
     const AT_ONCE: usize = 8;
     let mut out = Vec::with_capacity(paths.len());
     for chunk in paths.chunks(AT_ONCE) {
         let mut set = tokio::task::JoinSet::new();
         for (i, path) in chunk.iter().enumerate() {
-            let (client, repo, sha, path) = (
+            let (client, repo, git_ref, path) = (
                 client.clone(),
-                target.repo.clone(),
-                target.head_sha.clone(),
+                repo.clone(),
+                git_ref.map(str::to_string),
                 path.clone(),
             );
             set.spawn(async move {
-                let got = client.file_at(&repo, &path, &sha).await;
+                let got = client.file_at(&repo, &path, git_ref.as_deref()).await;
                 (i, path, got)
             });
         }
         let mut done = Vec::with_capacity(chunk.len());
         while let Some(joined) = set.join_next().await {
-            let (i, path, got) =
-                joined.map_err(|e| format!("a fetch stopped unexpectedly: {e}"))?;
-            done.push((i, path, got.map_err(|e| e.message)?));
+            let (i, path, got) = joined.map_err(|e| ApiError {
+                message: format!("a fetch stopped unexpectedly: {e}"),
+            })?;
+            done.push((i, path, got?));
         }
         done.sort_by_key(|(i, _, _)| *i);
         out.extend(done.into_iter().map(|(_, p, b)| (p, b)));

@@ -140,6 +140,8 @@ pub struct ChangedFile {
 pub struct DirEntry {
     pub name: String,
     pub path: String,
+    /// The git blob id of a file.
+    pub sha: String,
     #[serde(rename = "type")]
     pub kind: String,
 }
@@ -181,38 +183,30 @@ impl Client {
         Ok(all)
     }
 
-    /// A file's bytes at `git_ref`; `None` if it does not exist there.
+    /// A file's bytes at `git_ref` (default: the default branch); `None` if it does not
+    /// exist there.
     pub async fn file_at(
         &self,
         repo: &Repo,
         path: &str,
-        git_ref: &str,
+        git_ref: Option<&str>,
     ) -> Result<Option<Vec<u8>>, ApiError> {
-        let route = format!(
-            "/repos/{}/contents/{}?ref={}",
-            repo.full_name,
-            encode_path(path),
-            encode_path(git_ref)
-        );
+        let route = contents_route(repo, path, git_ref);
         Ok(self
             .call("contents", Method::GET, &route, None, RAW, true)
             .await?
             .map(|b| b.to_vec()))
     }
 
-    /// A directory's entries at `git_ref`; `None` if it does not exist there.
+    /// A directory's entries at `git_ref` (default: the default branch); `None` if it
+    /// does not exist there.
     pub async fn dir_at(
         &self,
         repo: &Repo,
         path: &str,
-        git_ref: &str,
+        git_ref: Option<&str>,
     ) -> Result<Option<Vec<DirEntry>>, ApiError> {
-        let route = format!(
-            "/repos/{}/contents/{}?ref={}",
-            repo.full_name,
-            encode_path(path),
-            encode_path(git_ref)
-        );
+        let route = contents_route(repo, path, git_ref);
         match self
             .call("contents", Method::GET, &route, None, JSON, true)
             .await?
@@ -425,6 +419,15 @@ fn parse_json<T: serde::de::DeserializeOwned>(route: &str, body: &[u8]) -> Resul
             route.split('?').next().unwrap_or(route)
         ),
     })
+}
+
+fn contents_route(repo: &Repo, path: &str, git_ref: Option<&str>) -> String {
+    let mut route = format!("/repos/{}/contents/{}", repo.full_name, encode_path(path));
+    if let Some(r) = git_ref {
+        route.push_str("?ref=");
+        route.push_str(&encode_path(r));
+    }
+    route
 }
 
 /// Percent-encodes a repository path for a URL, keeping `/`.

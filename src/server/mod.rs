@@ -46,6 +46,7 @@ pub struct Config {
     pub api_url: String,
     pub values_glob: String,
     pub gitops_repo: Option<String>,
+    pub gitops_branch: Option<String>,
     pub max_concurrent_checks: usize,
     pub max_queued: usize,
     pub max_body_bytes: usize,
@@ -74,7 +75,11 @@ pub struct App {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) values_glob: globset::GlobMatcher,
     pub(crate) values_glob_text: String,
-    pub(crate) gitops_repo: Option<String>,
+    /// `--gitops-repo`: its pull requests get the drift check; other pull requests get
+    /// their rendered manifests diffed against it.
+    pub(crate) gitops: Option<webhook::Repo>,
+    /// `--gitops-branch`; `None`: the repository's default branch.
+    pub(crate) gitops_branch: Option<String>,
     secret: Vec<u8>,
     seen: Mutex<Seen>,
     permits: Arc<Semaphore>,
@@ -149,7 +154,15 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         metrics,
         values_glob,
         values_glob_text: config.values_glob.clone(),
-        gitops_repo: config.gitops_repo.clone(),
+        gitops: config.gitops_repo.as_deref().and_then(|r| {
+            let (owner, name) = r.split_once('/')?;
+            Some(webhook::Repo {
+                owner: owner.to_string(),
+                name: name.to_string(),
+                full_name: r.to_string(),
+            })
+        }),
+        gitops_branch: config.gitops_branch.clone(),
         secret: config.webhook_secret.clone(),
         seen: Mutex::new(Seen::new(50_000)),
         permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),

@@ -423,7 +423,7 @@ async fn handle(
                 .map(|((_, p, _), b)| {
                     json!({
                         "type": "file", "size": b.len(), "name": &p[prefix.len()..], "path": p,
-                        "sha": "3d21ec53a331a6f037a91c368710b99387d012c1",
+                        "sha": gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, b).unwrap().to_string(),
                         "url": format!("https://api.github.com/repos/{repo}/contents/{p}?ref={git_ref}"),
                         "git_url": null, "html_url": null, "download_url": null,
                         "_links": {}
