@@ -327,6 +327,19 @@ fn values_verdict(
             }
         }
     }
+    if rejected > 0 {
+        let failing: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| !r.ok())
+            .map(|(p, _)| escape(p))
+            .collect();
+        let _ = writeln!(
+            summary,
+            "\nThe same check on your machine: `gitops-render check {} --source-repo {}`",
+            failing.join(" "),
+            escape(repo)
+        );
+    }
     let (annotations, capped) = annotations(&findings);
     if capped {
         let _ = writeln!(
