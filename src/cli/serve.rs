@@ -98,6 +98,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         max_body_bytes: args.max_body_bytes,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         retry: RetryPolicy::default(),
+        announce: !args.log_json,
     };
     server::serve(config, platform)?;
     Ok(exit::OK)
@@ -137,6 +138,7 @@ fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

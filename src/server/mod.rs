@@ -52,6 +52,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
     pub retry: RetryPolicy,
+    /// Print `gitops-render serve: listening on http://ADDR` to stderr once bound (for
+    /// people and scripts; off when logs are JSON, which must stay one object a line).
+    pub announce: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -182,7 +185,9 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::internal(format!("no local address: {e}")))?;
     tracing::info!(%addr, api_url = %config.api_url, app_id = config.app_id, values_glob = %config.values_glob, gitops_repo = ?config.gitops_repo, "listening");
-    eprintln!("gitops-render serve: listening on http://{addr}");
+    if config.announce {
+        eprintln!("gitops-render serve: listening on http://{addr}");
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
