@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{Notify, Semaphore};
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::platform::Platform;
@@ -320,14 +321,19 @@ async fn webhook_handler(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     app.metrics.in_flight(1);
     tracing::info!(repo = %target.repo.full_name, pr = target.pull_request, sha = %target.head_sha, "check queued");
     let task_app = app.clone();
-    tokio::spawn(async move {
-        let app = task_app;
-        let _guard = InFlightGuard(&app.in_flight);
-        {
-            let _permit = app.permits.clone().acquire_owned().await;
-            checks::run(app.clone(), target).await;
+    // The check's logs carry the delivery id, so one delivery can be followed through.
+    let task_span = span.clone();
+    tokio::spawn(
+        async move {
+            let app = task_app;
+            let _guard = InFlightGuard(&app.in_flight);
+            {
+                let _permit = app.permits.clone().acquire_owned().await;
+                checks::run(app.clone(), target).await;
+            }
+            app.metrics.in_flight(-1);
         }
-        app.metrics.in_flight(-1);
-    });
+        .instrument(task_span),
+    );
     text(StatusCode::ACCEPTED, format!("check queued ({delivery})"))
 }
