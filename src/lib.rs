@@ -16,6 +16,7 @@ pub mod findings;
 pub mod output;
 pub mod platform;
 pub mod render;
+pub mod repo;
 pub mod server;
 pub mod validate;
 pub mod values;

@@ -2,11 +2,17 @@
 //! in its own file with its arguments (whose doc comments are its help) and one `run`.
 
 mod check;
+mod deploy;
+mod history;
 mod inputs;
 mod policy;
+mod promote;
 mod render;
+mod repo_args;
+mod rollback;
 mod serve;
 mod validate;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -58,6 +64,11 @@ enum Command {
     Check(check::Args),
     Render(render::Args),
     Validate(validate::Args),
+    Deploy(deploy::Args),
+    Rollback(rollback::Args),
+    Promote(promote::Args),
+    History(history::Args),
+    Verify(verify::Args),
     #[command(subcommand)]
     Policy(policy::Command),
     Serve(serve::Args),
@@ -105,6 +116,11 @@ pub fn main() -> i32 {
         Command::Check(args) => check::run(&globals, args),
         Command::Render(args) => render::run(&globals, args),
         Command::Validate(args) => validate::run(&globals, args),
+        Command::Deploy(args) => deploy::run(&globals, args),
+        Command::Rollback(args) => rollback::run(&globals, args),
+        Command::Promote(args) => promote::run(&globals, args),
+        Command::History(args) => history::run(&globals, args),
+        Command::Verify(args) => verify::run(&globals, args),
         Command::Policy(cmd) => policy::run(&globals, cmd),
         Command::Serve(args) => serve::run(&globals, args),
     };

@@ -1,0 +1,240 @@
+//! `gitops-render deploy VALUES --env E --repo REPO`: the verdict of `check`, then one
+//! commit of `apps/<app>/<env>/` on the GitOps repository's branch, pushed.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::repo_args::{self, CommitArgs, RepoArgs};
+use super::{emit, inputs, Globals};
+use crate::check::{check, Request};
+use crate::error::{exit, Error, Result};
+use crate::findings::{FileReport, Report};
+use crate::output::Format;
+use crate::render::Rendering;
+use crate::repo::{hold, Change, Content, Create, Files, Intent, Outcome, Repo};
+
+/// Check a values file, then commit the app's change to the GitOps repository and push.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The values file (`-` reads standard input).
+    #[arg(value_name = "VALUES")]
+    values: PathBuf,
+
+    /// The environment to deploy to.
+    #[arg(long, value_name = "ENV")]
+    env: String,
+
+    /// The image tag or digest just built, overriding `version`.
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
+
+    /// Deploy even though a rollback put this app and environment on hold, and
+    /// release the hold.
+    #[arg(long)]
+    release_hold: bool,
+
+    #[command(flatten)]
+    repo: RepoArgs,
+
+    #[command(flatten)]
+    commit: CommitArgs,
+
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    output: Format,
+}
+
+pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    let platform = globals.platform()?;
+    platform.check_env(&args.env)?;
+    let source = args.commit.source()?;
+    let input = inputs::read(&args.values)?;
+    let checked = check(
+        &platform,
+        &Request {
+            path: &input.path,
+            bytes: &input.bytes,
+            env: &args.env,
+            tag: args.tag.as_deref(),
+            source_repo: args.commit.source_repo.as_deref(),
+            actor: args.commit.actor.as_deref(),
+        },
+    )?;
+    let (Some(rendering), true) = (checked.rendering, checked.report.ok()) else {
+        let report = Report {
+            files: vec![checked.report],
+        };
+        return Ok(emit(globals, &report, args.output).max(exit::REJECTED));
+    };
+    let mut repo = repo_args::open(&args.repo, Some(&args.commit), Create::IfMissing)?;
+    let change = Change {
+        app: rendering.app.clone(),
+        env: rendering.env.clone(),
+        intent: Intent::Deploy,
+        version: version_of(&checked.accepted.as_ref().map(|a| a.normalised.clone())),
+        actor: args.commit.actor(&repo)?,
+        source,
+        message: args.commit.message.clone(),
+    };
+    land(
+        &mut repo,
+        &change,
+        &rendering,
+        args.release_hold,
+        args.commit.dry_run,
+        checked.report,
+        args.output,
+    )
+}
+
+pub(super) fn version_of(normalised: &Option<serde_json::Value>) -> String {
+    normalised
+        .as_ref()
+        .and_then(|v| v.get("version"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Commits a rendering (deploy and promote): refused while on hold unless released.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn land(
+    repo: &mut Repo,
+    change: &Change,
+    rendering: &Rendering,
+    release_hold: bool,
+    dry_run: bool,
+    report: FileReport,
+    output: Format,
+) -> Result<i32> {
+    let files: Files = rendering
+        .files
+        .iter()
+        .map(|(k, v)| (k.clone(), Content::Bytes(v.clone())))
+        .collect();
+    let outcome = repo.apply(change, dry_run, |repo, _tip, current| {
+        if let Some(id) = current.and_then(|d| d.files.get(hold::FILE)) {
+            if !release_hold {
+                return Err(on_hold(change, &hold::Hold::parse(&repo.blob(*id)?)));
+            }
+        }
+        Ok(files.clone())
+    })?;
+    // Warnings of an accepted deploy go to stderr in text, so stdout stays the result.
+    if output == Format::Text && !report.findings.is_empty() {
+        let r = Report {
+            files: vec![report.clone()],
+        };
+        eprint!("{}", crate::output::render(&r, Format::Text, false));
+    }
+    print_outcome(repo, change, &outcome, report, output);
+    Ok(exit::OK)
+}
+
+fn on_hold(change: &Change, hold: &hold::Hold) -> Error {
+    let since = if hold.restored.is_empty() {
+        String::new()
+    } else {
+        format!(" (restored from {})", repo_args::short(&hold.restored))
+    };
+    Error::rejected(format!(
+        "{}/{} is on hold after a rollback to {}{} by {}; nothing was committed",
+        change.app, change.env, hold.version, since, hold.actor
+    ))
+    .with_hint(format!(
+        "when the fix is ready, deploy it with --release-hold to release the hold on {}/{}",
+        change.app, change.env
+    ))
+}
+
+pub(super) fn print_outcome(
+    repo: &Repo,
+    change: &Change,
+    outcome: &Outcome,
+    report: FileReport,
+    output: Format,
+) {
+    let what = format!("{}/{}", change.app, change.env);
+    let (commit, changed, text) = match outcome {
+        Outcome::Unchanged { .. } => (
+            None,
+            false,
+            format!(
+                "{what} already runs {} in {} ({}): nothing changed, nothing committed\n",
+                change.version,
+                repo.shown(),
+                repo.branch()
+            ),
+        ),
+        Outcome::WouldChange { diff } => (
+            None,
+            true,
+            format!(
+                "{diff}dry run: would commit {}({what}): {} to {} ({})\n",
+                change.intent.as_str(),
+                change.version,
+                repo.shown(),
+                repo.branch()
+            ),
+        ),
+        Outcome::Committed { commit, attempts } => {
+            let retried = if *attempts > 1 {
+                format!(" after {} attempts", attempts)
+            } else {
+                String::new()
+            };
+            (
+                Some(commit.to_string()),
+                true,
+                format!(
+                    "{}: {what} {} committed as {} on {} ({}){retried}\n",
+                    change.intent.as_str(),
+                    change.version,
+                    repo_args::short(&commit.to_string()),
+                    repo.branch(),
+                    repo.shown()
+                ),
+            )
+        }
+    };
+    match output {
+        Format::Json => {
+            let rendered = crate::output::render(
+                &Report {
+                    files: vec![report],
+                },
+                Format::Json,
+                false,
+            );
+            let mut value: serde_json::Value =
+                serde_json::from_str(&rendered).unwrap_or_else(|_| json!({"ok": true}));
+            value["deploy"] = json!({
+                "app": change.app,
+                "env": change.env,
+                "version": change.version,
+                "intent": change.intent.as_str(),
+                "changed": changed,
+                "dry_run": matches!(outcome, Outcome::WouldChange { .. }),
+                "commit": commit,
+                "repo": repo.shown(),
+                "branch": repo.branch(),
+            });
+            if let Outcome::WouldChange { diff } = outcome {
+                value["deploy"]["diff"] = json!(diff);
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        }
+        Format::Text => print!("{text}"),
+        // SARIF, JUnit and GitHub annotations keep stdout for their own format.
+        other => {
+            let r = Report {
+                files: vec![report],
+            };
+            print!("{}", crate::output::render(&r, other, false));
+            eprint!("{text}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Flags shared by the commands that read or write the GitOps repository, and the one
+//! place they become `repo::Options`.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::repo::{self, Create, Location, Repo};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RepoArgs {
+    /// The GitOps repository: a local path (created on first deploy) or a URL
+    /// (`file://`, `http(s)://`, `ssh://`).
+    #[arg(long, value_name = "REPO", env = "GITOPS_RENDER_REPO")]
+    pub repo: String,
+
+    /// The branch Argo CD or Flux apply.
+    #[arg(
+        long,
+        value_name = "BRANCH",
+        default_value = "main",
+        env = "GITOPS_RENDER_BRANCH"
+    )]
+    pub branch: String,
+
+    /// Where to keep local caches of remote repositories; default
+    /// `$XDG_CACHE_HOME/gitops-render`.
+    #[arg(long, value_name = "DIR", env = "GITOPS_RENDER_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Who, from where and why: what a commit says about itself.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommitArgs {
+    /// Who deploys (the `Gitops-Actor` trailer); default: the committer's email.
+    #[arg(long, value_name = "ACTOR", env = "GITOPS_RENDER_ACTOR")]
+    pub actor: Option<String>,
+
+    /// The source repository (`owner/name`) the deploy comes from.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub source_repo: Option<String>,
+
+    /// The source commit the image was built from (the `Gitops-Source` trailer).
+    #[arg(long, value_name = "SHA")]
+    pub source_sha: Option<String>,
+
+    /// Why: a paragraph added to the commit message.
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub message: Option<String>,
+
+    /// The committer, as `Name <email>`; default: GIT_COMMITTER_NAME/EMAIL, then git's
+    /// user.name/user.email, then `gitops-render <gitops-render@localhost>`.
+    #[arg(long, value_name = "NAME <EMAIL>", env = "GITOPS_RENDER_COMMITTER")]
+    pub committer: Option<String>,
+
+    /// Print the diff of what would change; commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How many times to rebuild and retry when other deploys move the branch first.
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub attempts: u32,
+}
+
+impl CommitArgs {
+    /// The `Gitops-Source` trailer from the flags.
+    pub fn source(&self) -> Result<Option<String>> {
+        for v in [&self.source_repo, &self.source_sha, &self.actor]
+            .into_iter()
+            .flatten()
+        {
+            one_line(v)?;
+        }
+        Ok(match (&self.source_repo, &self.source_sha) {
+            (Some(r), Some(s)) => Some(format!("{r}@{s}")),
+            (Some(r), None) => Some(r.clone()),
+            (None, Some(s)) => Some(s.clone()),
+            (None, None) => None,
+        })
+    }
+
+    pub fn actor(&self, repo: &Repo) -> Result<String> {
+        match &self.actor {
+            Some(a) => {
+                one_line(a)?;
+                Ok(a.clone())
+            }
+            None => Ok(repo.committer_email()),
+        }
+    }
+}
+
+/// Trailer values are one line of printable text: a newline would forge a trailer.
+fn one_line(v: &str) -> Result<()> {
+    if v.trim().is_empty() || v.chars().any(char::is_control) {
+        return Err(Error::usage(format!(
+            "{v:?} must be one line of printable text"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_identity(s: &str) -> Result<(String, String)> {
+    let bad = || Error::usage(format!("--committer {s:?} is not `Name <email>`"));
+    let (name, rest) = s.split_once('<').ok_or_else(bad)?;
+    let email = rest.strip_suffix('>').ok_or_else(bad)?;
+    let (name, email) = (name.trim(), email.trim());
+    if name.is_empty()
+        || email.is_empty()
+        || s.chars().any(char::is_control)
+        || email.contains(['<', '>'])
+    {
+        return Err(bad());
+    }
+    Ok((name.to_string(), email.to_string()))
+}
+
+/// Opens the repository for reading or writing.
+pub fn open(args: &RepoArgs, commit: Option<&CommitArgs>, create: Create) -> Result<Repo> {
+    let mut opts = repo::Options {
+        branch: args.branch.clone(),
+        cache_root: args.cache_dir.clone(),
+        ..repo::Options::default()
+    };
+    if let Some(c) = commit {
+        opts.max_attempts = c.attempts;
+        opts.committer = c.committer.as_deref().map(parse_identity).transpose()?;
+    }
+    Repo::open(&Location::parse(&args.repo), &opts, create)
+}
+
+/// Short commit ids for people; full ones go in JSON.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(10)]
+}

@@ -1,0 +1,147 @@
+//! Deployments, read back from the commit trailers, newest first.
+//!
+//! The branch's history is linear and every commit on it is a deployment, so the walk
+//! follows first parents from the tip and stops as soon as it has what was asked for:
+//! `history` reads as many commits as it shows when unfiltered.
+
+use gix::bstr::ByteSlice;
+use gix::ObjectId;
+use serde::Serialize;
+
+use super::git_err;
+use crate::error::Result;
+
+/// One deployment: one commit.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    pub app: String,
+    pub env: String,
+    pub version: String,
+    pub intent: String,
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Commit time, RFC 3339 with the committer's offset.
+    pub time: String,
+    pub commit: String,
+    /// `Name <email>` of the commit's author.
+    pub author: String,
+    pub subject: String,
+}
+
+/// Which deployments to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub app: Option<String>,
+    pub env: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Entry) -> bool {
+        self.app.as_ref().is_none_or(|a| *a == e.app)
+            && self.env.as_ref().is_none_or(|v| *v == e.env)
+    }
+}
+
+/// Walks first parents from `tip`, calling `visit` for every deployment that `filter`
+/// matches, until `visit` returns `false` or history ends.
+pub fn walk(
+    git: &gix::Repository,
+    tip: ObjectId,
+    filter: &Filter,
+    mut visit: impl FnMut(Entry) -> Result<bool>,
+) -> Result<()> {
+    let mut next = Some(tip);
+    while let Some(id) = next {
+        let commit = git.find_commit(id).map_err(git_err("read a commit"))?;
+        let decoded = commit.decode().map_err(git_err("read a commit"))?;
+        next = decoded.parents().next();
+        if let Some(entry) = entry_of(id, &decoded) {
+            if filter.matches(&entry) && !visit(entry)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The deployment a commit records, if its trailers say it is one.
+pub fn entry_of(id: ObjectId, c: &gix::objs::CommitRef<'_>) -> Option<Entry> {
+    let message = c.message.to_str_lossy();
+    let trailers = trailers(&message);
+    let get = |k: &str| {
+        trailers
+            .iter()
+            .rev()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
+    let committer = c.committer().ok()?;
+    let author = c.author().ok()?;
+    Some(Entry {
+        app: get("Gitops-App")?,
+        env: get("Gitops-Env")?,
+        version: get("Gitops-Version").unwrap_or_default(),
+        intent: get("Gitops-Intent").unwrap_or_else(|| "deploy".into()),
+        actor: get("Gitops-Actor").unwrap_or_default(),
+        source: get("Gitops-Source"),
+        time: rfc3339(
+            committer.seconds(),
+            committer.time().map(|t| t.offset).unwrap_or(0),
+        ),
+        commit: id.to_string(),
+        author: format!("{} <{}>", author.name, author.email),
+        subject: message.lines().next().unwrap_or("").to_string(),
+    })
+}
+
+/// `Key: value` lines of the message's last paragraph, as `git interpret-trailers`
+/// reads them.
+pub fn trailers(message: &str) -> Vec<(String, String)> {
+    let message = message.trim_end();
+    let last = message.rsplit("\n\n").next().unwrap_or("");
+    if last == message && !message.contains('\n') {
+        return Vec::new(); // a subject alone has no trailers
+    }
+    last.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn rfc3339(seconds: i64, offset: i32) -> String {
+    let Ok(ts) = jiff::Timestamp::from_second(seconds) else {
+        return seconds.to_string();
+    };
+    let Ok(tz_offset) = jiff::tz::Offset::from_seconds(offset) else {
+        return ts.to_string();
+    };
+    ts.to_zoned(jiff::tz::TimeZone::fixed(tz_offset))
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailers_come_from_the_last_paragraph_only() {
+        let m = "deploy(a/dev): 1\n\nGitops-App: fake\n\nGitops-App: a\nGitops-Env: dev\n";
+        let t = trailers(m);
+        assert_eq!(
+            t,
+            vec![
+                ("Gitops-App".into(), "a".into()),
+                ("Gitops-Env".into(), "dev".into())
+            ]
+        );
+        assert!(trailers("Gitops-App: subject-only").is_empty());
+    }
+
+    #[test]
+    fn times_keep_their_offset() {
+        assert_eq!(rfc3339(1_700_000_000, 3600), "2023-11-14T23:13:20+01:00");
+    }
+}
