@@ -3,11 +3,14 @@
 //! git's own ref locks are `<ref>.lock` files: a process killed while holding one leaves
 //! it there, and every later writer fails until someone deletes it by hand. Moving a
 //! branch therefore happens under an advisory `flock(2)` on a file of our own, which the
-//! kernel releases when the holder dies. Holding it, we know no other gitops-render is
-//! inside its critical section, so a git `.lock` file that has not been touched for a
-//! while is the leftover of a killed deploy and is removed.
+//! kernel releases when the holder dies. The holder writes its pid into that file while
+//! it is inside the critical section and empties it on the way out, so the next holder
+//! that finds it non-empty knows its predecessor was killed in there: the git `.lock`
+//! files it may have left are removed at once. Any other git `.lock` file (a person's
+//! `git` holding it) is only removed once it is clearly abandoned.
 
 use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -40,6 +43,33 @@ impl Exclusive {
     }
 }
 
+impl Exclusive {
+    /// Whether the previous holder died inside its critical section.
+    pub fn predecessor_was_killed(&mut self) -> bool {
+        let mut s = String::new();
+        let _ = self.file.rewind();
+        let _ = self.file.read_to_string(&mut s);
+        !s.trim().is_empty()
+    }
+
+    /// Entering the critical section: until `leave`, a crash is visible to the next holder.
+    pub fn enter(&mut self) -> Result<()> {
+        self.write(format!("{}\n", std::process::id()).as_bytes())
+    }
+
+    pub fn leave(&mut self) -> Result<()> {
+        self.write(b"")
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .set_len(0)
+            .and_then(|_| self.file.rewind())
+            .and_then(|_| self.file.write_all(bytes))
+            .map_err(|e| Error::repository(format!("cannot write {}: {e}", self.path.display())))
+    }
+}
+
 impl Drop for Exclusive {
     fn drop(&mut self) {
         if let Err(e) = flock(&self.file, FlockOperation::Unlock) {
@@ -48,11 +78,17 @@ impl Drop for Exclusive {
     }
 }
 
-/// A git lock file older than this, found while we hold our own lock, belongs to a
-/// process that died: git holds ref locks for milliseconds.
-const STALE_AFTER: Duration = Duration::from_secs(1);
+/// A git lock file older than this is abandoned: git holds ref locks for milliseconds.
+const STALE_AFTER: Duration = Duration::from_secs(10);
 
-/// Removes `lock` if it is stale. Call only while holding `Exclusive`.
+/// Removes a lock file a killed predecessor left. Call only while holding `Exclusive`.
+pub fn clear_left_by_killed(lock: &Path) {
+    if std::fs::remove_file(lock).is_ok() {
+        tracing::warn!("removed {}, left by a killed deploy", lock.display());
+    }
+}
+
+/// Removes `lock` if it is abandoned. Call only while holding `Exclusive`.
 pub fn clear_stale(lock: &Path) {
     let Ok(meta) = std::fs::metadata(lock) else {
         return;

@@ -270,6 +270,7 @@ impl Repo {
                     std::process::id(),
                     random_u64()
                 );
+                prune_fetch_refs(&dir);
                 let session = RemoteSession {
                     url: url.clone(),
                     git: remote::Git { dir: dir.clone() },
@@ -332,27 +333,33 @@ impl Repo {
     /// The commit the branch points at now (fetched first from a remote); `None` for a
     /// branch that does not exist yet.
     pub fn tip(&mut self) -> Result<Option<ObjectId>> {
+        self.try_tip().map_err(Error::from)
+    }
+
+    fn try_tip(&mut self) -> Result<Option<ObjectId>, remote::Failure> {
         let Some(remote) = &mut self.remote else {
             let name = self.branch_ref();
-            return read_ref(&self.git, &name);
+            return read_ref(&self.git, &name).map_err(remote::Failure::Fatal);
         };
         let exists = remote
             .git
             .fetch(&remote.url, &self.branch, &remote.fetch_ref)?;
         pause("fetched");
         let tip = if exists {
-            read_ref(&self.git, &remote.fetch_ref)?
+            read_ref(&self.git, &remote.fetch_ref).map_err(remote::Failure::Fatal)?
         } else {
             None
         };
         if let Some((base, why)) = remote.rejected.take() {
             if base == tip {
                 // Refused although nobody else moved the branch: not a race.
-                return Err(Error::repository(format!(
-                    "{} refused the push to {}: {why}",
-                    remote.url.shown, self.branch
-                ))
-                .with_hint("check branch protection and the credentials' write access"));
+                return Err(remote::Failure::Fatal(
+                    Error::repository(format!(
+                        "{} refused the push to {}: {why}",
+                        remote.url.shown, self.branch
+                    ))
+                    .with_hint("check branch protection and the credentials' write access"),
+                ));
             }
         }
         Ok(tip)
@@ -453,13 +460,13 @@ impl Repo {
             if attempt > 1 {
                 backoff(attempt);
             }
-            let tip = match self.tip() {
+            let tip = match self.try_tip() {
                 Ok(t) => t,
-                Err(e) if self.remote.is_some() && is_transient(&e) => {
+                Err(remote::Failure::Transport(e)) => {
                     last_error = Some(e);
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(remote::Failure::Fatal(e)) => return Err(e),
             };
             let current = self.dir(tip, &change.app, &change.env)?;
             let files = plan(self, tip, current.as_ref())?;
@@ -496,8 +503,8 @@ impl Repo {
                         self.branch, self.max_attempts
                     )));
                 }
-                Err(e) if self.remote.is_some() && is_transient(&e) => last_error = Some(e),
-                Err(e) => return Err(e),
+                Err(remote::Failure::Transport(e)) => last_error = Some(e),
+                Err(remote::Failure::Fatal(e)) => return Err(e),
             }
         }
         Err(last_error
@@ -570,7 +577,11 @@ impl Repo {
     }
 
     /// Compare-and-swap of the branch from `expected` to `new`.
-    fn move_branch(&mut self, expected: Option<ObjectId>, new: ObjectId) -> Result<Moved> {
+    fn move_branch(
+        &mut self,
+        expected: Option<ObjectId>,
+        new: ObjectId,
+    ) -> Result<Moved, remote::Failure> {
         if let Some(remote) = &mut self.remote {
             pause("before-push");
             return match remote
@@ -584,15 +595,30 @@ impl Repo {
                 }
             };
         }
+        self.move_local_branch(expected, new)
+            .map_err(remote::Failure::Fatal)
+    }
+
+    fn move_local_branch(&mut self, expected: Option<ObjectId>, new: ObjectId) -> Result<Moved> {
         use gix::refs::transaction::{
             Change as RefChange, LogChange, PreviousValue, RefEdit, RefLog,
         };
         use gix::refs::Target;
         let name = self.branch_ref();
-        let _guard = lock::Exclusive::acquire(&self.git.git_dir().join("gitops-render.lock"))?;
-        lock::clear_stale(&self.git.git_dir().join(format!("{name}.lock")));
-        lock::clear_stale(&self.git.git_dir().join("packed-refs.lock"));
+        let mut guard = lock::Exclusive::acquire(&self.git.git_dir().join("gitops-render.lock"))?;
+        let git_locks = [
+            self.git.git_dir().join(format!("{name}.lock")),
+            self.git.git_dir().join("packed-refs.lock"),
+        ];
+        for l in &git_locks {
+            if guard.predecessor_was_killed() {
+                lock::clear_left_by_killed(l);
+            } else {
+                lock::clear_stale(l);
+            }
+        }
         if read_ref(&self.git, &name)? != expected {
+            guard.leave()?;
             return Ok(Moved::LostRace);
         }
         let edit = RefEdit {
@@ -614,6 +640,7 @@ impl Repo {
                 .map_err(|_| Error::usage(format!("invalid branch name {}", self.branch)))?,
             deref: false,
         };
+        guard.enter()?;
         let wait = gix::lock::acquire::Fail::AfterDurationWithBackoff(Duration::from_secs(2));
         let transaction = self
             .git
@@ -628,6 +655,7 @@ impl Repo {
                     .to_ref(&mut gix::date::parse::TimeBuf::default()),
             ))
             .map_err(git_err("move the branch"))?;
+        guard.leave()?;
         Ok(Moved::Done)
     }
 
@@ -680,6 +708,25 @@ fn read_ref(git: &gix::Repository, name: &str) -> Result<Option<ObjectId>> {
         )),
         Ok(None) => Ok(None),
         Err(e) => Err(Error::repository(format!("cannot read {name}: {e}"))),
+    }
+}
+
+/// Removes fetch refs that killed deploys left in a cache (ours are deleted on drop):
+/// a deploy takes seconds, so one older than ten minutes is nobody's.
+fn prune_fetch_refs(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache.join("refs/gitops-render/fetch")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -748,11 +795,6 @@ fn check_branch_name(branch: &str) -> Result<()> {
     } else {
         Err(Error::usage(format!("invalid branch name {branch:?}")))
     }
-}
-
-/// Network failures are worth another attempt; everything else is final.
-fn is_transient(e: &Error) -> bool {
-    e.kind == crate::error::ErrorKind::Repository && e.hint.is_none()
 }
 
 /// Sleeps before attempt `n` (2, 3, ...): up to 20ms, 40ms, ... capped at 1s, with

@@ -112,6 +112,22 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Why talking to a remote failed: worth another attempt (the network, the server), or
+/// not (git is missing).
+#[derive(Debug)]
+pub enum Failure {
+    Transport(Error),
+    Fatal(Error),
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        match f {
+            Failure::Transport(e) | Failure::Fatal(e) => e,
+        }
+    }
+}
+
 /// How one push of one ref ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pushed {
@@ -149,21 +165,24 @@ impl Git {
         cmd
     }
 
-    fn run(&self, url: &Url, what: &str, cmd: &mut Command) -> Result<Output> {
+    fn run(&self, url: &Url, what: &str, cmd: &mut Command) -> Result<Output, Failure> {
         cmd.output().map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
                 "remote repositories are reached through the `git` binary; install git, or deploy to a local path"
             } else {
                 "check that git runs"
             };
-            Error::repository(format!("cannot run git to {what} {}: {e}", url.shown)).with_hint(hint)
+            Failure::Fatal(
+                Error::repository(format!("cannot run git to {what} {}: {e}", url.shown))
+                    .with_hint(hint),
+            )
         })
     }
 
     /// Fetches `branch` into `into` (a ref of the cache). `Ok(false)`: the remote has
     /// no such branch yet (an empty repository), decided by `ls-remote --exit-code`,
     /// not by reading an error message.
-    pub fn fetch(&self, url: &Url, branch: &str, into: &str) -> Result<bool> {
+    pub fn fetch(&self, url: &Url, branch: &str, into: &str) -> Result<bool, Failure> {
         let refspec = format!("+refs/heads/{branch}:{into}");
         let out = self.run(
             url,
@@ -202,7 +221,7 @@ impl Git {
     }
 
     /// Pushes `commit` to `branch` as a fast-forward: never forced.
-    pub fn push(&self, url: &Url, commit: &str, branch: &str) -> Result<Pushed> {
+    pub fn push(&self, url: &Url, commit: &str, branch: &str) -> Result<Pushed, Failure> {
         let target = format!("refs/heads/{branch}");
         let refspec = format!("{commit}:{target}");
         let out = self.run(
@@ -225,14 +244,17 @@ impl Git {
         }
     }
 
-    fn failure(&self, url: &Url, what: &str, out: &Output) -> Error {
+    fn failure(&self, url: &Url, what: &str, out: &Output) -> Failure {
         let stderr = url.scrub(String::from_utf8_lossy(&out.stderr).trim());
         let last = stderr
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        Error::repository(format!("cannot {what} {}: {last}", url.shown))
+        Failure::Transport(Error::repository(format!(
+            "cannot {what} {}: {last}",
+            url.shown
+        )))
     }
 }
 
