@@ -650,3 +650,36 @@ fn smart_http_remote_works_and_never_prints_credentials() {
     );
     assert!(run.stderr.contains("***@127.0.0.1"), "{}", run.stderr);
 }
+
+#[test]
+fn a_token_from_the_environment_authenticates_http_pushes_without_appearing_anywhere() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    let bare = http::served_bare(&root, "gitops.git");
+    let server = http::GitHttp::start(&root);
+    let values = example(PAYMENTS);
+    let run = gitops::Run::from(
+        sb.cmd(&[
+            "deploy",
+            &values,
+            "--env",
+            "dev",
+            "--repo",
+            &server.url("gitops.git"),
+        ])
+        .env("GITOPS_RENDER_GIT_TOKEN", "tok-123")
+        .output()
+        .unwrap(),
+    )
+    .ok();
+    assert!(!run.stdout.contains("tok-123") && !run.stderr.contains("tok-123"));
+    let seen = server.authorizations.lock().unwrap().clone();
+    // base64("x-access-token:tok-123")
+    assert!(
+        seen.iter()
+            .any(|a| a == "Basic eC1hY2Nlc3MtdG9rZW46dG9rLTEyMw=="),
+        "{seen:?}"
+    );
+    assert_linear_one_dir_per_commit(&sb, &bare, "main");
+}

@@ -166,6 +166,7 @@ impl Git {
     }
 
     fn run(&self, url: &Url, what: &str, cmd: &mut Command) -> Result<Output, Failure> {
+        token_header(url, cmd);
         cmd.output().map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
                 "remote repositories are reached through the `git` binary; install git, or deploy to a local path"
@@ -258,6 +259,56 @@ impl Git {
     }
 }
 
+/// `GITOPS_RENDER_GIT_TOKEN`: a token for HTTP(S) remotes (a GitHub App installation
+/// token, a deploy token), sent the way `actions/checkout` sends one: as an
+/// `http.extraHeader` passed to git through `GIT_CONFIG_*` environment variables, so it
+/// is on no command line, in no file and in no URL that could be printed. A URL with
+/// its own credentials, and git's credential helpers, work as they always do.
+fn token_header(url: &Url, cmd: &mut Command) {
+    let Some(token) = std::env::var("GITOPS_RENDER_GIT_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    else {
+        return;
+    };
+    let http = url.raw.starts_with("http://") || url.raw.starts_with("https://");
+    if !http || !url.secrets().is_empty() {
+        return;
+    }
+    let n: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let basic = base64(format!("x-access-token:{token}").as_bytes());
+    cmd.env("GIT_CONFIG_COUNT", (n + 1).to_string())
+        .env(format!("GIT_CONFIG_KEY_{n}"), "http.extraHeader")
+        .env(
+            format!("GIT_CONFIG_VALUE_{n}"),
+            format!("Authorization: Basic {basic}"),
+        );
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// The flag and summary of `git push --porcelain`'s line for `target`.
 pub fn parse_porcelain(stdout: &str, target: &str) -> Option<(char, String)> {
     for line in stdout.lines() {
@@ -306,6 +357,13 @@ mod tests {
                 .unwrap()
                 .cache_key()
         );
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(base64(b"x-access-token:abc"), "eC1hY2Nlc3MtdG9rZW46YWJj");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"a"), "YQ==");
     }
 
     #[test]

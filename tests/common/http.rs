@@ -8,13 +8,15 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub struct GitHttp {
     pub port: u16,
     stop: Arc<AtomicBool>,
     pub requests: Arc<AtomicUsize>,
+    /// Every `Authorization` header received.
+    pub authorizations: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -25,7 +27,9 @@ impl GitHttp {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
         let (s, r, root) = (stop.clone(), requests.clone(), root.to_path_buf());
+        let auth = authorizations.clone();
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -34,8 +38,9 @@ impl GitHttp {
                 let Ok(conn) = conn else { continue };
                 r.fetch_add(1, Ordering::SeqCst);
                 let root = root.clone();
+                let auth = auth.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &root);
+                    let _ = serve(conn, &root, &auth);
                 });
             }
         });
@@ -43,6 +48,7 @@ impl GitHttp {
             port,
             stop,
             requests,
+            authorizations,
             thread: Some(thread),
         }
     }
@@ -62,7 +68,7 @@ impl Drop for GitHttp {
     }
 }
 
-fn serve(conn: TcpStream, root: &Path) -> std::io::Result<()> {
+fn serve(conn: TcpStream, root: &Path, auth: &Mutex<Vec<String>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -80,6 +86,9 @@ fn serve(conn: TcpStream, root: &Path) -> std::io::Result<()> {
         }
     }
     let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let Some(a) = header("authorization") {
+        auth.lock().unwrap().push(a);
+    }
     let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         read_chunked(&mut reader)?
     } else {
