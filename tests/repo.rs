@@ -250,10 +250,20 @@ fn rollback_restores_the_exact_files_and_holds_until_a_deploy_releases_it() {
     let before = sb.git(&["-C", "gitops", "rev-parse", "main"]);
     let run = deploy(&sb, "gitops", "prod", &["--tag", "1.4.4"]).code(1);
     assert!(
-        run.stderr.contains("on hold") && run.stderr.contains("--release-hold"),
+        run.stdout.contains("on hold") && run.stdout.contains("--release-hold"),
         "{}",
-        run.stderr
+        run.stdout
     );
+    let run = deploy(
+        &sb,
+        "gitops",
+        "prod",
+        &["--tag", "1.4.4", "--output", "json"],
+    )
+    .code(1);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["findings"][0]["rule"], "rollback-hold");
+    assert_eq!(v["findings"][0]["file"], "apps/payments-api/prod/HOLD");
     assert_eq!(sb.git(&["-C", "gitops", "rev-parse", "main"]), before);
     // Other environments are not held.
     deploy(&sb, "gitops", "dev", &["--tag", "1.4.4"]).ok();

@@ -112,14 +112,36 @@ pub(super) fn land(
         .iter()
         .map(|(k, v)| (k.clone(), Content::Bytes(v.clone())))
         .collect();
-    let outcome = repo.apply(change, dry_run, |repo, _tip, current| {
+    let mut held = None;
+    let result = repo.apply(change, dry_run, |repo, _tip, current| {
         if let Some(id) = current.and_then(|d| d.files.get(hold::FILE)) {
             if !release_hold {
-                return Err(on_hold(change, &hold::Hold::parse(&repo.blob(*id)?)));
+                let hold = hold::Hold::parse(&repo.blob(*id)?);
+                held = Some(hold.clone());
+                return Err(on_hold(change, &hold));
             }
         }
         Ok(files.clone())
-    })?;
+    });
+    let outcome = match (result, held) {
+        (Ok(o), _) => o,
+        // A hold refuses the deploy like a policy would: a finding, in the format asked.
+        (Err(e), Some(_)) if e.kind == crate::error::ErrorKind::Rejected => {
+            let mut report = report;
+            let mut finding =
+                crate::findings::Finding::error("rollback-hold", e.message.clone()).in_file(
+                    &format!("apps/{}/{}/{}", change.app, change.env, hold::FILE),
+                );
+            finding.help = e.hint.clone();
+            report.findings.push(finding);
+            let r = Report {
+                files: vec![report],
+            };
+            print!("{}", crate::output::render(&r, output, false));
+            return Ok(exit::REJECTED);
+        }
+        (Err(e), _) => return Err(e),
+    };
     // Warnings of an accepted deploy go to stderr in text, so stdout stays the result.
     if output == Format::Text && !report.findings.is_empty() {
         let r = Report {
