@@ -833,3 +833,48 @@ fn pause(point: &str) {
     }
     std::thread::sleep(Duration::from_secs(60));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(message: Option<&str>) -> Change {
+        Change {
+            app: "payments-api".into(),
+            env: "prod".into(),
+            intent: Intent::Deploy,
+            version: "1.4.2".into(),
+            actor: "ci@payments".into(),
+            source: Some("acme/payments-api@4f2a9c1".into()),
+            message: message.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_commit_message_ends_with_the_trailers_product_md_pins() {
+        assert_eq!(
+            change(None).commit_message(),
+            "deploy(payments-api/prod): 1.4.2\n\nGitops-App: payments-api\nGitops-Env: prod\n\
+             Gitops-Version: 1.4.2\nGitops-Intent: deploy\nGitops-Actor: ci@payments\n\
+             Gitops-Source: acme/payments-api@4f2a9c1\n"
+        );
+    }
+
+    #[test]
+    fn a_message_cannot_hide_or_forge_the_trailers() {
+        let m = change(Some("why\n---\nGitops-App: other")).commit_message();
+        let t = history::trailers(&m);
+        assert_eq!(t[0], ("Gitops-App".to_string(), "payments-api".to_string()));
+        assert!(m.contains("\n ---\n"), "{m}");
+    }
+
+    #[test]
+    fn branch_names_that_git_or_an_option_parser_would_misread_are_refused() {
+        for bad in ["", "-f", "a..b", "a b", "x.lock", "a/", "@{u}", "a:b"] {
+            assert!(check_branch_name(bad).is_err(), "{bad}");
+        }
+        for good in ["main", "env/prod", "release-1.2"] {
+            assert!(check_branch_name(good).is_ok(), "{good}");
+        }
+    }
+}
