@@ -693,3 +693,30 @@ fn a_token_from_the_environment_authenticates_http_pushes_without_appearing_anyw
     );
     assert_linear_one_dir_per_commit(&sb, &bare, "main");
 }
+
+/// Proof by removal: with the oldest commit's object deleted, anything that walked
+/// history would fail. `deploy` and a short `history` do not touch it.
+#[test]
+fn deploy_and_a_short_history_read_no_old_commits() {
+    let sb = Sandbox::new();
+    for tag in ["1.0.0", "1.1.0", "1.2.0"] {
+        deploy(&sb, "gitops", "dev", &["--tag", tag]).ok();
+    }
+    let oldest = sb
+        .git(&["-C", "gitops", "rev-parse", "main~2"])
+        .trim()
+        .to_string();
+    let loose = sb
+        .path()
+        .join("gitops/objects")
+        .join(&oldest[..2])
+        .join(&oldest[2..]);
+    std::fs::remove_file(&loose).expect("commits are loose objects");
+
+    deploy(&sb, "gitops", "prod", &["--tag", "1.2.0"]).ok();
+    deploy(&sb, "gitops", "dev", &["--tag", "1.3.0"]).ok();
+    let run = sb.run(&["history", "--repo", "gitops", "-n", "4"]).ok();
+    assert_eq!(run.stdout.lines().count(), 5, "{}", run.stdout);
+    // Asking for everything does reach the missing commit.
+    assert_ne!(sb.run(&["history", "--repo", "gitops", "-n", "0"]).code, 0);
+}
