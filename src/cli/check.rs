@@ -16,8 +16,21 @@ use crate::platform::Platform;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Values files, or directories of them (`-` reads standard input).
-    #[arg(required = true, value_name = "VALUES")]
+    #[arg(required_unless_present = "all", value_name = "VALUES")]
     values: Vec<PathBuf>,
+
+    /// Check every values file stored in the GitOps repository (`--repo`), each in the
+    /// environment it is stored for, instead of files on disk.
+    #[arg(long, requires = "repo", conflicts_with = "values")]
+    all: bool,
+
+    /// The GitOps repository, for --all: a local path or a URL.
+    #[arg(long, value_name = "REPO", requires = "all")]
+    repo: Option<String>,
+
+    /// The branch of the GitOps repository, for --all.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    branch: String,
 
     /// The environment to check for; default: every environment of the platform.
     #[arg(long, value_name = "ENV")]
@@ -48,19 +61,52 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         }
         None => platform.settings.environments.clone(),
     };
-    let inputs = inputs::read_all(&args.values)?;
+    // Each input with the environments it is checked in.
+    let inputs: Vec<(inputs::Input, Vec<String>)> = match &args.repo {
+        Some(repo) => stored_values(repo, &args.branch, args.env.as_deref())?,
+        None => inputs::read_all(&args.values)?
+            .into_iter()
+            .map(|i| (i, envs.clone()))
+            .collect(),
+    };
     let progress = progress_bar(inputs.len());
     // In parallel across files, collected in input order whatever finishes first.
     let files: Vec<FileReport> = inputs
         .par_iter()
-        .map(|input| {
-            let report = check_all_envs(&platform, &args, &envs, input);
+        .map(|(input, envs)| {
+            let report = check_all_envs(&platform, &args, envs, input);
             progress.inc(1);
             report
         })
         .collect::<Result<_>>()?;
     progress.finish_and_clear();
     Ok(emit(globals, &Report { files }, args.output))
+}
+
+/// Every `apps/<app>/<env>/values.yaml` at the branch's tip, named by its path in the
+/// repository, to be checked in `<env>`.
+fn stored_values(
+    repo: &str,
+    branch: &str,
+    env: Option<&str>,
+) -> Result<Vec<(inputs::Input, Vec<String>)>> {
+    let args = super::repo_args::RepoArgs {
+        repo: repo.to_string(),
+        branch: branch.to_string(),
+        cache_dir: None,
+    };
+    let mut repo = super::repo_args::open(&args, None, crate::repo::Create::Never)?;
+    let Some(tip) = repo.tip()? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for dir in crate::repo::stored::stored_dirs(&repo, tip, None, env)? {
+        if let Some(bytes) = dir.values(&repo)? {
+            let path = format!("{}/values.yaml", dir.path());
+            out.push((inputs::Input { path, bytes }, vec![dir.env.clone()]));
+        }
+    }
+    Ok(out)
 }
 
 /// A progress bar on a terminal, for fleets; nothing at all otherwise (CI logs, pipes).

@@ -9,6 +9,7 @@ mod policy;
 mod promote;
 mod render;
 mod repo_args;
+mod rerender;
 mod rollback;
 mod serve;
 mod validate;
@@ -69,6 +70,7 @@ enum Command {
     Promote(promote::Args),
     History(history::Args),
     Verify(verify::Args),
+    Rerender(rerender::Args),
     #[command(subcommand)]
     Policy(policy::Command),
     Serve(serve::Args),
@@ -121,6 +123,7 @@ pub fn main() -> i32 {
         Command::Promote(args) => promote::run(&globals, args),
         Command::History(args) => history::run(&globals, args),
         Command::Verify(args) => verify::run(&globals, args),
+        Command::Rerender(args) => rerender::run(&globals, args),
         Command::Policy(cmd) => policy::run(&globals, cmd),
         Command::Serve(args) => serve::run(&globals, args),
     };

@@ -23,7 +23,9 @@ pub mod history;
 pub mod hold;
 mod lock;
 pub mod remote;
+pub mod rerender;
 mod sign;
+pub mod stored;
 pub mod verify;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@ use gix::ObjectId;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::stored::stored_dirs;
 use super::{git_err, hold, Repo};
 use crate::error::Result;
 use crate::platform::Platform;
@@ -49,26 +50,20 @@ struct Stored {
 }
 
 pub fn verify(repo: &Repo, platform: &Platform, tip: ObjectId) -> Result<Summary> {
-    let root = repo.commit_tree(tip)?;
     let mut stored = Vec::new();
-    if let Some(apps) = repo.subtrees_of(root)?.get("apps").copied() {
-        for (app, app_tree) in repo.subtrees_of(apps)? {
-            for (env, env_tree) in repo.subtrees_of(app_tree)? {
-                let files = repo.blobs_of(env_tree)?;
-                let mut committed = BTreeMap::new();
-                for (name, id) in &files {
-                    committed.insert(name.clone(), repo.blob(*id)?);
-                }
-                let values = committed.get("values.yaml").cloned();
-                stored.push(Stored {
-                    app: app.clone(),
-                    env,
-                    files,
-                    values,
-                    committed,
-                });
-            }
+    for dir in stored_dirs(repo, tip, None, None)? {
+        let mut committed = BTreeMap::new();
+        for (name, id) in &dir.files {
+            committed.insert(name.clone(), repo.blob(*id)?);
         }
+        let values = committed.get("values.yaml").cloned();
+        stored.push(Stored {
+            app: dir.app,
+            env: dir.env,
+            files: dir.files,
+            values,
+            committed,
+        });
     }
     let mut drift: Vec<Drift> = stored
         .par_iter()
