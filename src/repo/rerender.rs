@@ -108,7 +108,7 @@ pub fn plan(
     let dirs = stored_dirs(repo, tip, app, env)?;
     // Reading blobs is cheap and gix's handles are per thread: read first, render in
     // parallel after.
-    let inputs: Vec<(StoredDir, Option<Vec<u8>>, BTreeMap<String, Vec<u8>>)> = dirs
+    let inputs: Vec<Loaded> = dirs
         .into_iter()
         .map(|d| {
             let values = d.values(repo)?;
@@ -142,6 +142,9 @@ pub fn plan(
     }
     Ok(plan)
 }
+
+/// A directory with its stored values and its committed manifests' bytes.
+type Loaded = (StoredDir, Option<Vec<u8>>, BTreeMap<String, Vec<u8>>);
 
 enum Outcome {
     Unchanged,
