@@ -7,6 +7,7 @@
 # each web-service, worker and cronjob), then times:
 #   - `check` of one app (one process, one environment and every environment),
 #   - `check` of all N files in one call (every environment and --env prod),
+#   - `verify` and `rerender --all --dry-run` of a GitOps repository holding the N apps,
 # and prints peak memory of the N-file check from /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,3 +53,17 @@ hyperfine -N --warmup 1 --runs 5 \
 
 echo "== peak memory, $n files, every environment"
 /usr/bin/time -f "wall %e s, peak RSS %M KiB" "$bin" check "$work/values" > /dev/null
+
+echo "== a GitOps repository with the $n apps (prod): verify and rerender --dry-run"
+export HOME=$work GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$work/gitconfig
+: > "$GIT_CONFIG_GLOBAL"
+repo=$work/gitops
+t0=$(date +%s)
+# Two writers at a time: the repository takes concurrent deploys of different apps.
+ls "$work"/values/*.yaml | xargs -P 2 -I{} "$bin" deploy {} --env prod --repo "$repo" --committer "bench <bench@example.com>" > /dev/null
+echo "deployed $n apps in $(( $(date +%s) - t0 )) s ($(git -C "$repo" rev-list --count main) commits)"
+hyperfine -N --warmup 1 --runs 5 \
+  "$bin verify --repo $repo" \
+  "$bin rerender --repo $repo --all --dry-run"
+/usr/bin/time -f "verify: wall %e s, peak RSS %M KiB" "$bin" verify --repo "$repo" > /dev/null
+/usr/bin/time -f "rerender --dry-run: wall %e s, peak RSS %M KiB" "$bin" rerender --repo "$repo" --all --dry-run > /dev/null
