@@ -784,3 +784,67 @@ async fn with_gitops_repo_the_rendered_manifests_are_a_diff_against_what_it_hold
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_repo_the_diff_reads_the_gitops_repository_directly() {
+    let gh = FakeGitHub::start().await;
+    let bumped = String::from_utf8(example("payments-api.yaml"))
+        .unwrap()
+        .replace("version: 1.4.2", "version: 1.5.0");
+    // A local GitOps repository, written by real deploys: 1.4.2 runs in prod.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("gitops");
+    let deployed = std::process::Command::new(env!("CARGO_BIN_EXE_gitops-render"))
+        .args([
+            "deploy",
+            "--env",
+            "prod",
+            "--committer",
+            "ci <ci@example.com>",
+            "--repo",
+        ])
+        .arg(&repo)
+        .arg(format!(
+            "{}/examples/payments-api.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .env("GITOPS_RENDER_CACHE_DIR", dir.path().join("cache"))
+        .status()
+        .unwrap();
+    assert!(deployed.success());
+    gh.pr(REPO, 18, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(REPO, ".gitops/payments-api.yaml", SHA, bumped);
+    let server = Server::start(&gh.url, &["--repo", repo.to_str().unwrap()]);
+    server
+        .deliver(
+            "pull_request",
+            "d-repo-diff",
+            &pull_request("opened", REPO, 18, SHA),
+        )
+        .await;
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(
+        run.conclusion.as_deref(),
+        Some("success"),
+        "{}",
+        run.summary
+    );
+    let text = run.text.unwrap();
+    assert!(
+        text.contains("\n-        image: registry.example.com/payments/payments-api:1.4.2\n+        image: registry.example.com/payments/payments-api:1.5.0\n"),
+        "{text}"
+    );
+    // Nothing is deployed in dev yet: every file is new there.
+    assert!(
+        text.contains("--- /dev/null\n+++ b/apps/payments-api/dev/values.yaml"),
+        "{text}"
+    );
+    // The GitHub API was not asked for the GitOps repository.
+    assert!(
+        !gh.requests()
+            .iter()
+            .any(|r| r.contains("/apps/payments-api/")),
+        "{:?}",
+        gh.requests()
+    );
+}

@@ -42,9 +42,15 @@ pub struct Args {
     #[arg(long, value_name = "OWNER/NAME")]
     gitops_repo: Option<String>,
 
-    /// The GitOps repository's branch; default: its default branch.
-    #[arg(long, value_name = "BRANCH", requires = "gitops_repo")]
+    /// The GitOps repository's branch; default: its default branch (`main` with --repo).
+    #[arg(long, value_name = "BRANCH")]
     gitops_branch: Option<String>,
+
+    /// The GitOps repository to diff rendered manifests against, read directly (a local
+    /// path or a `file://`, `http(s)://` or `ssh://` URL, as `deploy --repo` takes)
+    /// instead of through the GitHub API.
+    #[arg(long, value_name = "REPO", env = "GITOPS_RENDER_REPO")]
+    repo: Option<String>,
 
     /// Checks run at the same time.
     #[arg(long, default_value_t = 4, value_name = "N")]
@@ -93,6 +99,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         values_glob: args.values_glob,
         gitops_repo: args.gitops_repo,
         gitops_branch: args.gitops_branch,
+        repo: args.repo,
         max_concurrent_checks: args.max_concurrent_checks,
         max_queued: args.max_queued,
         max_body_bytes: args.max_body_bytes,

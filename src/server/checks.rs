@@ -234,9 +234,20 @@ async fn values(
     let results = tokio::task::spawn_blocking(move || check_files(&platform, &source, &files))
         .await
         .map_err(|e| format!("the check stopped unexpectedly: {e}"))??;
-    let diffs = match &app.gitops {
-        Some(gitops) => gitops_diffs(client, gitops, app.gitops_branch.as_deref(), &results).await,
-        None => BTreeMap::new(),
+    let results = Arc::new(results);
+    let diffs = match (&app.repo, &app.gitops) {
+        (Some(repo), _) => {
+            let (repo, branch, shared) = (repo.clone(), app.gitops_branch.clone(), results.clone());
+            tokio::task::spawn_blocking(move || {
+                repo_diffs(&repo, branch.as_deref().unwrap_or("main"), &shared)
+            })
+            .await
+            .unwrap_or_default()
+        }
+        (None, Some(gitops)) => {
+            gitops_diffs(client, gitops, app.gitops_branch.as_deref(), &results).await
+        }
+        (None, None) => BTreeMap::new(),
     };
     Ok(values_verdict(
         &target.repo.full_name,
@@ -402,6 +413,130 @@ async fn gitops_diffs(
     out
 }
 
+/// Like `gitops_diffs`, reading the GitOps repository directly (`serve --repo`) through
+/// the same code `deploy` uses: a local path, or a remote kept in the local cache.
+fn repo_diffs(
+    repo: &str,
+    branch: &str,
+    results: &[(String, AllEnvs)],
+) -> BTreeMap<(String, String), String> {
+    use crate::repo::{Create, Location, Options, Repo as GitopsRepo};
+    let mut out = BTreeMap::new();
+    let opened = GitopsRepo::open(
+        &Location::parse(repo),
+        &Options {
+            branch: branch.to_string(),
+            ..Options::default()
+        },
+        Create::Never,
+    )
+    .and_then(|mut r| r.tip().map(|tip| (r, tip)));
+    for (path, r) in results {
+        for checked in &r.per_env {
+            let Some(rendering) = &checked.rendering else {
+                continue;
+            };
+            let dir = format!("apps/{}/{}", rendering.app, rendering.env);
+            let shown = crate::repo::remote::redact_url(repo);
+            let before = match &opened {
+                Err(e) => Err(e.message.clone()),
+                Ok((r, tip)) => r
+                    .dir(*tip, &rendering.app, &rendering.env)
+                    .and_then(|d| {
+                        d.map(|d| {
+                            d.files
+                                .iter()
+                                .map(|(name, id)| Ok((name.clone(), r.blob(*id)?)))
+                                .collect::<crate::error::Result<BTreeMap<_, _>>>()
+                        })
+                        .transpose()
+                    })
+                    .map(Option::unwrap_or_default)
+                    .map_err(|e| e.message),
+            };
+            let block = match before {
+                Err(e) => format!(
+                    "<code>{}</code> → <code>{}/</code>: cannot read <code>{}</code> to compare ({}).\n\n",
+                    escape(path),
+                    escape(&dir),
+                    escape(&shown),
+                    escape(&e)
+                ),
+                Ok(before) => {
+                    let d = unified(&dir, &before, &rendering.files);
+                    if d.changes == 0 {
+                        format!(
+                            "<code>{}</code> → <code>{}/</code>: no change from what <code>{}</code> holds now.\n\n",
+                            escape(path),
+                            escape(&dir),
+                            escape(&shown)
+                        )
+                    } else {
+                        format!(
+                            "<details><summary><code>{}</code> → <code>{}/</code> in <code>{}</code>: {}</summary>\n\n```diff\n{}```\n\n</details>\n\n",
+                            escape(path),
+                            escape(&dir),
+                            escape(&shown),
+                            d.counts,
+                            d.diff.replace("```", "` ` `")
+                        )
+                    }
+                }
+            };
+            out.insert((path.clone(), rendering.env.clone()), block);
+        }
+    }
+    out
+}
+
+/// The unified diff of a directory, before (what the repository holds) and after (what
+/// renders now); files the repository does not hold count as added.
+fn unified(
+    dir: &str,
+    before: &BTreeMap<String, Vec<u8>>,
+    after: &BTreeMap<String, Vec<u8>>,
+) -> Diff {
+    let (mut added, mut changed, mut removed) = (0, 0, 0);
+    let mut names: BTreeSet<&str> = after.keys().map(String::as_str).collect();
+    names.extend(before.keys().map(String::as_str));
+    let mut diff = String::new();
+    for name in names {
+        let path = format!("{dir}/{name}");
+        let (old, new) = (before.get(name), after.get(name));
+        match (old, new) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some(_), Some(_)) => changed += 1,
+            (None, Some(_)) => added += 1,
+            (Some(_), None) => removed += 1,
+            (None, None) => continue,
+        }
+        let a = if old.is_some() {
+            format!("a/{path}")
+        } else {
+            "/dev/null".to_string()
+        };
+        let b = if new.is_some() {
+            format!("b/{path}")
+        } else {
+            "/dev/null".to_string()
+        };
+        let old = String::from_utf8_lossy(old.map(Vec::as_slice).unwrap_or_default());
+        let new = String::from_utf8_lossy(new.map(Vec::as_slice).unwrap_or_default());
+        diff.push_str(
+            &similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+                .unified_diff()
+                .context_radius(3)
+                .header(&a, &b)
+                .to_string(),
+        );
+    }
+    Diff {
+        changes: added + changed + removed,
+        counts: format!("{changed} changed, {added} added, {removed} removed"),
+        diff,
+    }
+}
+
 struct Diff {
     changes: usize,
     counts: String,
@@ -425,66 +560,35 @@ async fn diff_one(
         .filter(|e| e.kind == "file")
         .map(|e| (e.name, e.sha))
         .collect();
+    // Only files whose blob differs are fetched; the rest are the same on both sides.
     let mut fetch = Vec::new();
-    let (mut added, mut changed, mut removed) = (0, 0, 0);
+    let mut after = BTreeMap::new();
     for (name, bytes) in &rendering.files {
         match now.get(name) {
-            None => added += 1,
-            Some(sha) if *sha != blob_id(bytes) => {
-                changed += 1;
+            Some(sha) if *sha == blob_id(bytes) => {}
+            Some(_) => {
                 fetch.push(format!("{dir}/{name}"));
+                after.insert(name.clone(), bytes.clone());
             }
-            Some(_) => {}
+            None => {
+                after.insert(name.clone(), bytes.clone());
+            }
         }
     }
     for name in now.keys() {
         if !rendering.files.contains_key(name) {
-            removed += 1;
             fetch.push(format!("{dir}/{name}"));
         }
     }
-    let old: BTreeMap<String, Vec<u8>> = fetch_all(client, gitops, branch, fetch)
+    let before: BTreeMap<String, Vec<u8>> = fetch_all(client, gitops, branch, fetch)
         .await?
         .into_iter()
-        .map(|(p, b)| (p, b.unwrap_or_default()))
+        .map(|(p, b)| {
+            let name = p.rsplit('/').next().unwrap_or(&p).to_string();
+            (name, b.unwrap_or_default())
+        })
         .collect();
-    let mut names: BTreeSet<&str> = rendering.files.keys().map(String::as_str).collect();
-    names.extend(now.keys().map(String::as_str));
-    let mut diff = String::new();
-    for name in names {
-        let path = format!("{dir}/{name}");
-        let new = rendering.files.get(name);
-        let existed = now.contains_key(name);
-        let before: &[u8] = match (existed, old.get(&path)) {
-            (false, _) => &[],
-            (true, Some(b)) => b,
-            (true, None) => continue, // the same blob
-        };
-        let before = String::from_utf8_lossy(before);
-        let after = String::from_utf8_lossy(new.map(Vec::as_slice).unwrap_or_default());
-        let a = if existed {
-            format!("a/{path}")
-        } else {
-            "/dev/null".to_string()
-        };
-        let b = if new.is_some() {
-            format!("b/{path}")
-        } else {
-            "/dev/null".to_string()
-        };
-        diff.push_str(
-            &similar::TextDiff::from_lines(before.as_ref(), after.as_ref())
-                .unified_diff()
-                .context_radius(3)
-                .header(&a, &b)
-                .to_string(),
-        );
-    }
-    Ok(Diff {
-        changes: added + changed + removed,
-        counts: format!("{changed} changed, {added} added, {removed} removed"),
-        diff,
-    })
+    Ok(unified(dir, &before, &after))
 }
 
 /// The git blob id of `data`, as GitHub lists it for a file.

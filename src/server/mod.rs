@@ -48,6 +48,8 @@ pub struct Config {
     pub values_glob: String,
     pub gitops_repo: Option<String>,
     pub gitops_branch: Option<String>,
+    /// `--repo`: the GitOps repository read directly, for diffs.
+    pub repo: Option<String>,
     pub max_concurrent_checks: usize,
     pub max_queued: usize,
     pub max_body_bytes: usize,
@@ -84,6 +86,8 @@ pub struct App {
     pub(crate) gitops: Option<webhook::Repo>,
     /// `--gitops-branch`; `None`: the repository's default branch.
     pub(crate) gitops_branch: Option<String>,
+    /// `--repo`: diffs come from this repository, read directly, instead of the API.
+    pub(crate) repo: Option<String>,
     secret: Vec<u8>,
     seen: Mutex<Seen>,
     permits: Arc<Semaphore>,
@@ -167,6 +171,7 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
             })
         }),
         gitops_branch: config.gitops_branch.clone(),
+        repo: config.repo.clone(),
         secret: config.webhook_secret.clone(),
         seen: Mutex::new(Seen::new(50_000)),
         permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),
