@@ -263,8 +263,15 @@ impl Platform {
 /// Reads a platform YAML file through our strict reader, so a duplicate key in the
 /// platform's own files is caught as surely as in a team's.
 pub fn read_yaml(files: &PlatformFiles, rel: &str) -> Result<Value> {
+    Ok(parse_one(files, rel)?
+        .map(|doc| yaml::to_json(&doc.root))
+        .unwrap_or(Value::Null))
+}
+
+/// The one document of a platform YAML file (none if it is empty), with positions.
+fn parse_one(files: &PlatformFiles, rel: &str) -> Result<Option<yaml::Document>> {
     let text = files.get(rel)?;
-    let docs = yaml::parse_stream(text, yaml::Limits::MANIFESTS).map_err(|e| {
+    let mut docs = yaml::parse_stream(text, yaml::Limits::MANIFESTS).map_err(|e| {
         Error::platform(format!(
             "{}:{}:{}: {}",
             files.display_path(rel),
@@ -273,15 +280,14 @@ pub fn read_yaml(files: &PlatformFiles, rel: &str) -> Result<Value> {
             e.message
         ))
     })?;
-    match docs.as_slice() {
-        [] => Ok(Value::Null),
-        [doc] => Ok(yaml::to_json(&doc.root)),
-        _ => Err(Error::platform(format!(
+    if docs.len() > 1 {
+        return Err(Error::platform(format!(
             "{}: expected one YAML document, found {}",
             files.display_path(rel),
             docs.len()
-        ))),
+        )));
     }
+    Ok(docs.pop())
 }
 
 fn load_settings(files: &PlatformFiles) -> Result<Settings> {
@@ -311,17 +317,7 @@ fn load_waivers(files: &PlatformFiles) -> Result<Vec<Waiver>> {
     if !files.files.contains_key(rel) {
         return Ok(Vec::new());
     }
-    let text = files.get(rel)?;
-    let docs = yaml::parse_stream(text, yaml::Limits::MANIFESTS).map_err(|e| {
-        Error::platform(format!(
-            "{}:{}:{}: {}",
-            files.display_path(rel),
-            e.pos.line,
-            e.pos.column,
-            e.message
-        ))
-    })?;
-    let Some(doc) = docs.first() else {
+    let Some(doc) = parse_one(files, rel)? else {
         return Ok(Vec::new());
     };
     let value = yaml::to_json(&doc.root);
