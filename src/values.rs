@@ -169,10 +169,14 @@ impl ValuesSchema {
     fn description_for(&self, schema_path: &str) -> Option<String> {
         let mut path = schema_path;
         loop {
-            if let Some(d) = self
-                .at_schema_path(path)
-                .map(|s| self.deref(s))
+            // A `description` beside a `$ref` is the more specific one: look there first.
+            let node = self.at_schema_path(path);
+            if let Some(d) = node
                 .and_then(|s| s.get("description"))
+                .or_else(|| {
+                    node.map(|s| self.deref(s))
+                        .and_then(|s| s.get("description"))
+                })
                 .and_then(Value::as_str)
             {
                 return Some(d.to_string());
@@ -477,7 +481,11 @@ fn schema_findings(
     let pointer = err.instance_path().as_str().to_string();
     let field = pointer_to_dotted(&pointer);
     let schema_path = err.schema_path().as_str().to_string();
-    let hint = schema.description_for(&schema_path);
+    // The evaluation path keeps the `$ref`s it went through (`/properties/app/$ref/...`),
+    // so the description written beside the field is found, not only the shared one.
+    let hint = schema
+        .description_for(err.evaluation_path().as_str())
+        .or_else(|| schema.description_for(&schema_path));
     let at_value = |f: Finding| f.at(path, positions.value(&pointer));
     let name = if field.is_empty() {
         "the values file".to_string()
