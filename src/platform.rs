@@ -234,7 +234,7 @@ impl Platform {
     pub fn load(files: PlatformFiles) -> Result<Self> {
         let settings = load_settings(&files)?;
         let values_schema = ValuesSchema::load(&files)?;
-        let templates = Templates::load(&files, &settings)?;
+        let templates = Templates::load(&files)?;
         let policies = Policies::load(&files)?;
         let waivers = load_waivers(&files)?;
         Ok(Platform {

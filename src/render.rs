@@ -44,7 +44,7 @@ pub struct Templates {
 }
 
 impl Templates {
-    pub fn load(files: &PlatformFiles, _settings: &Settings) -> Result<Self> {
+    pub fn load(files: &PlatformFiles) -> Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.remove_filter("safe");

@@ -107,7 +107,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                     if is_list {
                         if let Some(items) = object.get("items").and_then(Value::as_array) {
                             for (i, item) in items.iter().enumerate() {
-                                let sub = positions_under(&positions, &doc.root, i);
+                                let sub = positions_under(&doc.root, i);
                                 objects.push(Located {
                                     file: index,
                                     object: item.clone(),
@@ -194,7 +194,7 @@ fn resource_of(object: &Value) -> String {
 }
 
 /// Positions of `items[i]` of a List, re-rooted so pointers into the item resolve.
-fn positions_under(_all: &Positions, root: &yaml::Node, i: usize) -> Positions {
+fn positions_under(root: &yaml::Node, i: usize) -> Positions {
     if let yaml::NodeKind::Mapping(entries) = &root.kind {
         if let Some((
             _,

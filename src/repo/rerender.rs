@@ -32,6 +32,9 @@ pub struct FileChange {
     /// levels deep (`spec.template.spec.containers.0.resources`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// The blob it replaces, for a modified manifest.
+    #[serde(skip)]
+    old: Option<ObjectId>,
 }
 
 /// One directory that would change.
@@ -106,28 +109,16 @@ pub fn plan(
     actor: Option<&str>,
 ) -> Result<Plan> {
     let dirs = stored_dirs(repo, tip, app, env)?;
-    // Reading blobs is cheap and gix's handles are per thread: read first, render in
-    // parallel after.
-    let inputs: Vec<Loaded> = dirs
-        .into_iter()
-        .map(|d| {
-            let values = d.values(repo)?;
-            let mut committed = BTreeMap::new();
-            for (name, id) in &d.files {
-                if name.ends_with(".yaml") && name != "values.yaml" && name != "kustomization.yaml"
-                {
-                    committed.insert(name.clone(), repo.blob(*id)?);
-                }
-            }
-            Ok((d, values, committed))
-        })
-        .collect::<Result<_>>()?;
+    // gix handles are per thread: read the values first, render in parallel after.
+    let mut inputs = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let values = dir.values(repo)?;
+        inputs.push((dir, values));
+    }
     let hash = repo.git.object_hash();
     let outcomes: Vec<Outcome> = inputs
         .par_iter()
-        .map(|(dir, values, committed)| {
-            plan_one(platform, hash, dir, values.as_deref(), committed, actor)
-        })
+        .map(|(dir, values)| plan_one(platform, hash, dir, values.as_deref(), actor))
         .collect::<Result<_>>()?;
     let mut plan = Plan {
         checked: outcomes.len(),
@@ -136,15 +127,20 @@ pub fn plan(
     for o in outcomes {
         match o {
             Outcome::Unchanged => plan.unchanged += 1,
-            Outcome::Change(p) => plan.changes.push(p),
+            Outcome::Change(mut p) => {
+                // Which fields changed, read only for the files that did.
+                for c in &mut p.changes {
+                    if let (Some(old), Some(Content::Bytes(new))) = (c.old, p.files.get(&c.file)) {
+                        c.fields = changed_fields(&repo.blob(old)?, new);
+                    }
+                }
+                plan.changes.push(p)
+            }
             Outcome::Refused(r) => plan.refused.push(r),
         }
     }
     Ok(plan)
 }
-
-/// A directory with its stored values and its committed manifests' bytes.
-type Loaded = (StoredDir, Option<Vec<u8>>, BTreeMap<String, Vec<u8>>);
 
 enum Outcome {
     Unchanged,
@@ -158,7 +154,6 @@ fn plan_one(
     hash: gix::hash::Kind,
     dir: &StoredDir,
     values: Option<&[u8]>,
-    committed: &BTreeMap<String, Vec<u8>>,
     actor: Option<&str>,
 ) -> Result<Outcome> {
     let path = format!("{}/values.yaml", dir.path());
@@ -235,19 +230,18 @@ fn plan_one(
                 file: name.clone(),
                 change: "added",
                 fields: Vec::new(),
+                old: None,
             }),
             Some(old) => {
                 let new = gix::objs::compute_hash(hash, gix::objs::Kind::Blob, bytes)
                     .map_err(git_err("hash a file"))?;
                 if new != *old {
-                    let fields = committed
-                        .get(name)
-                        .map(|before| changed_fields(before, bytes))
-                        .unwrap_or_default();
+                    let manifest = name != "values.yaml" && name != "kustomization.yaml";
                     changes.push(FileChange {
                         file: name.clone(),
                         change: "modified",
-                        fields,
+                        fields: Vec::new(),
+                        old: manifest.then_some(*old),
                     });
                 }
             }
@@ -259,6 +253,7 @@ fn plan_one(
                 file: name.clone(),
                 change: "removed",
                 fields: Vec::new(),
+                old: None,
             });
         }
     }
@@ -297,7 +292,6 @@ pub fn replan(
         repo.git.object_hash(),
         dir,
         values.as_deref(),
-        &BTreeMap::new(),
         actor,
     )? {
         Outcome::Change(p) => Ok(Some(p.files)),

@@ -384,29 +384,10 @@ async fn gitops_diffs(
                 continue;
             };
             let dir = format!("apps/{}/{}", rendering.app, rendering.env);
-            let block = match diff_one(client, gitops, branch, &dir, rendering).await {
-                Ok(d) if d.changes == 0 => format!(
-                    "<code>{}</code> → <code>{}/</code>: no change from what <code>{}</code> holds now.\n\n",
-                    escape(path),
-                    escape(&dir),
-                    escape(&gitops.full_name)
-                ),
-                Ok(d) => format!(
-                    "<details><summary><code>{}</code> → <code>{}/</code> in <code>{}</code>: {}</summary>\n\n```diff\n{}```\n\n</details>\n\n",
-                    escape(path),
-                    escape(&dir),
-                    escape(&gitops.full_name),
-                    d.counts,
-                    d.diff.replace("```", "` ` `")
-                ),
-                Err(e) => format!(
-                    "<code>{}</code> → <code>{}/</code>: cannot read <code>{}</code> to compare ({}).\n\n",
-                    escape(path),
-                    escape(&dir),
-                    escape(&gitops.full_name),
-                    escape(&e.message)
-                ),
-            };
+            let diff = diff_one(client, gitops, branch, &dir, rendering)
+                .await
+                .map_err(|e| e.message);
+            let block = diff_block(path, &dir, &gitops.full_name, diff);
             out.insert((path.clone(), rendering.env.clone()), block);
         }
     }
@@ -454,39 +435,40 @@ fn repo_diffs(
                     .map(Option::unwrap_or_default)
                     .map_err(|e| e.message),
             };
-            let block = match before {
-                Err(e) => format!(
-                    "<code>{}</code> → <code>{}/</code>: cannot read <code>{}</code> to compare ({}).\n\n",
-                    escape(path),
-                    escape(&dir),
-                    escape(&shown),
-                    escape(&e)
-                ),
-                Ok(before) => {
-                    let d = unified(&dir, &before, &rendering.files);
-                    if d.changes == 0 {
-                        format!(
-                            "<code>{}</code> → <code>{}/</code>: no change from what <code>{}</code> holds now.\n\n",
-                            escape(path),
-                            escape(&dir),
-                            escape(&shown)
-                        )
-                    } else {
-                        format!(
-                            "<details><summary><code>{}</code> → <code>{}/</code> in <code>{}</code>: {}</summary>\n\n```diff\n{}```\n\n</details>\n\n",
-                            escape(path),
-                            escape(&dir),
-                            escape(&shown),
-                            d.counts,
-                            d.diff.replace("```", "` ` `")
-                        )
-                    }
-                }
-            };
+            let diff = before.map(|before| unified(&dir, &before, &rendering.files));
+            let block = diff_block(path, &dir, &shown, diff);
             out.insert((path.clone(), rendering.env.clone()), block);
         }
     }
     out
+}
+
+/// One values file's environment in the check run's text: no change, the diff, or why
+/// the GitOps repository could not be read (which never fails the check).
+fn diff_block(path: &str, dir: &str, gitops: &str, diff: Result<Diff, String>) -> String {
+    match diff {
+        Ok(d) if d.changes == 0 => format!(
+            "<code>{}</code> → <code>{}/</code>: no change from what <code>{}</code> holds now.\n\n",
+            escape(path),
+            escape(dir),
+            escape(gitops)
+        ),
+        Ok(d) => format!(
+            "<details><summary><code>{}</code> → <code>{}/</code> in <code>{}</code>: {}</summary>\n\n```diff\n{}```\n\n</details>\n\n",
+            escape(path),
+            escape(dir),
+            escape(gitops),
+            d.counts,
+            d.diff.replace("```", "` ` `")
+        ),
+        Err(e) => format!(
+            "<code>{}</code> → <code>{}/</code>: cannot read <code>{}</code> to compare ({}).\n\n",
+            escape(path),
+            escape(dir),
+            escape(gitops),
+            escape(&e)
+        ),
+    }
 }
 
 /// The unified diff of a directory, before (what the repository holds) and after (what
