@@ -93,7 +93,10 @@ fn stored_values(
     let args = super::repo_args::RepoArgs {
         repo: repo.to_string(),
         branch: branch.to_string(),
-        cache_dir: None,
+        cache_dir: std::env::var_os("GITOPS_RENDER_CACHE_DIR")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from),
+        timeout: crate::repo::DEFAULT_TIMEOUT,
     };
     let mut repo = super::repo_args::open(&args, None, crate::repo::Create::Never)?;
     let Some(tip) = repo.tip()? else {

@@ -8,8 +8,10 @@ use crate::repo::{self, Create, Location, Repo};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RepoArgs {
-    /// The GitOps repository: a local path (created on first deploy) or a URL
-    /// (`file://`, `http(s)://`, `ssh://`).
+    /// The GitOps repository: a local path (created as a bare repository by the first
+    /// deploy) or a remote in any form git accepts: `https://host/org/repo.git`,
+    /// `ssh://git@host/org/repo.git`, `git@host:org/repo.git`, `file:///srv/repo.git`.
+    /// Something that could be either is refused, never made a directory.
     #[arg(long, value_name = "REPO", env = "GITOPS_RENDER_REPO")]
     pub repo: String,
 
@@ -26,6 +28,29 @@ pub struct RepoArgs {
     /// `$XDG_CACHE_HOME/gitops-render`.
     #[arg(long, value_name = "DIR", env = "GITOPS_RENDER_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// How long to keep trying when the network fails or, for commands that commit,
+    /// other deploys move the branch first (`300`, `90s`, `5m`); then exit 3.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        env = "GITOPS_RENDER_TIMEOUT",
+        value_parser = parse_duration
+    )]
+    pub timeout: std::time::Duration,
+}
+
+/// Seconds, or a duration with units as `jiff` reads them (`90s`, `5m`, `1h 30m`).
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write seconds (300) or 90s, 5m, 1h"))?;
+    std::time::Duration::try_from(d).map_err(|_| format!("{s:?} is negative"))
 }
 
 /// Who, from where and why: what a commit says about itself.
@@ -56,9 +81,10 @@ pub struct CommitArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// How many times to rebuild and retry when other deploys move the branch first.
-    #[arg(long, value_name = "N", default_value_t = 12)]
-    pub attempts: u32,
+    /// At most this many attempts to land the commit when other deploys move the branch
+    /// first; default: as many as `--timeout` allows.
+    #[arg(long, value_name = "N")]
+    pub attempts: Option<u32>,
 }
 
 impl CommitArgs {
@@ -119,13 +145,14 @@ pub fn open(args: &RepoArgs, commit: Option<&CommitArgs>, create: Create) -> Res
     let mut opts = repo::Options {
         branch: args.branch.clone(),
         cache_root: args.cache_dir.clone(),
+        timeout: args.timeout,
         ..repo::Options::default()
     };
     if let Some(c) = commit {
-        opts.max_attempts = c.attempts;
+        opts.max_attempts = c.attempts.map(|n| n.max(1));
         opts.committer = c.committer.as_deref().map(parse_identity).transpose()?;
     }
-    Repo::open(&Location::parse(&args.repo), &opts, create)
+    Repo::open(&Location::parse(&args.repo)?, &opts, create)
 }
 
 /// Short commit ids for people; full ones go in JSON.

@@ -53,7 +53,8 @@ pub fn walk(
 ) -> Result<()> {
     let mut next = Some(tip);
     while let Some(id) = next {
-        let commit = git.find_commit(id).map_err(git_err("read a commit"))?;
+        // Deepens a shallow cache of a remote when the walk reaches its boundary.
+        let commit = super::deepen::find_commit(git, id)?;
         let decoded = commit.decode().map_err(git_err("read a commit"))?;
         next = decoded.parents().next();
         if let Some(entry) = entry_of(id, &decoded) {

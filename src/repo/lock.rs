@@ -78,6 +78,35 @@ impl Drop for Exclusive {
     }
 }
 
+/// A shared lock: any number of holders at once, released on drop or death.
+pub struct Shared {
+    file: File,
+}
+
+impl Shared {
+    /// Blocks only while some process holds the lock exclusively.
+    pub fn acquire(path: &Path) -> Result<Shared> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::repository(format!("cannot open {}: {e}", path.display())))?;
+        flock(&file, FlockOperation::LockShared)
+            .map_err(|e| Error::repository(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(Shared { file })
+    }
+
+    /// Turns this lock exclusive if no other process holds it; `None` otherwise. The
+    /// shared lock is given up either way (flock's conversion is not atomic), so this is
+    /// for a holder that is done with the protected thing.
+    pub fn try_exclusive(self) -> Option<File> {
+        flock(&self.file, FlockOperation::NonBlockingLockExclusive).ok()?;
+        Some(self.file)
+    }
+}
+
 /// A git lock file older than this is abandoned: git holds ref locks for milliseconds.
 const STALE_AFTER: Duration = Duration::from_secs(10);
 

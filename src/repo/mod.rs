@@ -13,11 +13,12 @@
 //! under a lock the kernel releases if we die (see `lock`), checking the branch still
 //! points at the commit we built on; on a remote, a push that is never forced, so the
 //! server refuses it if the branch moved. A lost race rebuilds the directory on the new
-//! tip (the caller's plan runs again, so a hold that just landed is honoured) and
-//! retries after a jittered, growing pause, up to a bound.
+//! tip (the caller's plan runs again, so a hold that just landed is honoured; a remote
+//! cache fetches only the commits that won) and retries after a jittered, exponentially
+//! growing pause, until the time budget (`--timeout`) is spent.
 //!
-//! Remotes are driven through a local cache, a bare repository per URL (`remote`):
-//! fetched into a ref unique to this process, so concurrent deploys can share it.
+//! Remotes are driven through a local cache, a shallow partial clone per URL that keeps
+//! its remote-tracking ref between runs (`remote`).
 
 pub mod history;
 pub mod hold;
@@ -42,16 +43,18 @@ use crate::error::{Error, Result};
 pub enum Location {
     /// A local repository, created (bare) on first use.
     Local(PathBuf),
-    /// Anything git can push to: `file://`, `http(s)://`, `ssh://`.
+    /// Anything git can push to: `file://`, `http(s)://`, `ssh://`, `user@host:path`.
     Remote(remote::Url),
 }
 
 impl Location {
-    pub fn parse(repo: &str) -> Location {
-        match remote::Url::parse(repo) {
-            Some(url) => Location::Remote(url),
-            None => Location::Local(PathBuf::from(repo)),
-        }
+    /// Reads `--repo` with git's URL rules (see `remote::classify`): a usage error for
+    /// anything that could be a path or a remote, or that runs a program.
+    pub fn parse(repo: &str) -> Result<Location> {
+        Ok(match remote::classify(repo)? {
+            remote::Parsed::Local(p) => Location::Local(p),
+            remote::Parsed::Remote(u) => Location::Remote(u),
+        })
     }
 
     /// Safe to print: never credentials.
@@ -69,8 +72,11 @@ pub struct Options {
     pub branch: String,
     /// Where caches of remotes live; default `remote::default_cache_root()`.
     pub cache_root: Option<PathBuf>,
-    /// How many times to build and try to land a commit before giving up (exit 3).
-    pub max_attempts: u32,
+    /// How long to keep trying to land a commit (lost races, network failures) before
+    /// giving up with exit 3.
+    pub timeout: Duration,
+    /// At most this many attempts, if set; the time budget alone otherwise.
+    pub max_attempts: Option<u32>,
     /// `Name <email>` from `--committer`; else git's usual environment and config;
     /// else `gitops-render <gitops-render@localhost>`.
     pub committer: Option<(String, String)>,
@@ -81,13 +87,19 @@ impl Default for Options {
         Options {
             branch: "main".into(),
             cache_root: None,
-            max_attempts: 12,
+            timeout: DEFAULT_TIMEOUT,
+            max_attempts: None,
             committer: None,
         }
     }
 }
 
-/// Whether a missing local repository may be created.
+/// Generous: a pipeline's own job timeout is the real bound; this one only has to outlast
+/// a burst of concurrent deploys (64 at once land in well under a minute).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Whether a missing local repository, or a missing branch, may be created: only a
+/// deploy creates either; every other command reports them missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Create {
     IfMissing,
@@ -209,26 +221,29 @@ pub struct Repo {
     pub git: gix::Repository,
     location: Location,
     branch: String,
+    create: Create,
     remote: Option<RemoteSession>,
     committer: gix::actor::Signature,
     author: gix::actor::Signature,
     signer: Option<sign::Signer>,
-    max_attempts: u32,
+    timeout: Duration,
+    max_attempts: Option<u32>,
 }
 
 struct RemoteSession {
-    url: remote::Url,
-    git: remote::Git,
-    /// The cache ref this process fetches into: unique, so concurrent deploys sharing
-    /// the cache never contend for it. Deleted on drop.
-    fetch_ref: String,
+    cache: remote::Cache,
+    /// The tip last fetched: a missing blob under it means the command reads the whole
+    /// tree (verify, rerender, check --all), fetched then in one request.
+    tip: Option<ObjectId>,
+    /// Whether every blob of `tip`'s tree is here.
+    whole_tree: std::cell::Cell<bool>,
     /// After a rejected push: the tip we had built on, and what the server said.
     rejected: Option<(Option<ObjectId>, String)>,
 }
 
 impl Drop for RemoteSession {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.git.dir.join(&self.fetch_ref));
+        deepen::unregister(&self.cache.dir);
     }
 }
 
@@ -248,7 +263,7 @@ impl Repo {
                         ))
                         .with_hint("deploy creates it on first use"));
                     }
-                    create_bare(path, &opts.branch)?;
+                    create_bare(path, &opts.branch, "")?;
                 }
                 (path.clone(), None)
             }
@@ -257,26 +272,13 @@ impl Repo {
                     .cache_root
                     .clone()
                     .unwrap_or_else(remote::default_cache_root);
-                let dir = root.join(url.cache_key());
-                if !dir.join("HEAD").exists() {
-                    std::fs::create_dir_all(&root).map_err(|e| {
-                        Error::repository(format!(
-                            "cannot create the cache {}: {e}",
-                            root.display()
-                        ))
-                    })?;
-                    create_bare(&dir, &opts.branch)?;
-                }
-                let fetch_ref = format!(
-                    "refs/gitops-render/fetch/{}-{:016x}",
-                    std::process::id(),
-                    random_u64()
-                );
-                prune_fetch_refs(&dir);
+                let cache = remote::Cache::open(&root, url)?;
+                deepen::register(&cache.dir, url, &opts.branch);
+                let dir = cache.dir.clone();
                 let session = RemoteSession {
-                    url: url.clone(),
-                    git: remote::Git { dir: dir.clone() },
-                    fetch_ref,
+                    cache,
+                    tip: None,
+                    whole_tree: std::cell::Cell::new(false),
                     rejected: None,
                 };
                 (dir, Some(session))
@@ -286,6 +288,9 @@ impl Repo {
             .map_err(|e| {
                 Error::usage(format!("{} is not a git repository: {e}", location.shown()))
             })?;
+        if remote.is_none() {
+            refuse_checked_out(&git, &opts.branch, &location.shown())?;
+        }
         let signer = sign::Signer::from_config(&git.config_snapshot())?;
         let mut committer = git
             .committer_or_set_fallback(DEFAULT_NAME, DEFAULT_EMAIL)
@@ -307,11 +312,13 @@ impl Repo {
             git,
             location: location.clone(),
             branch: opts.branch.clone(),
+            create,
             remote,
             committer,
             author,
             signer,
-            max_attempts: opts.max_attempts.max(1),
+            timeout: opts.timeout,
+            max_attempts: opts.max_attempts,
         })
     }
 
@@ -332,33 +339,67 @@ impl Repo {
         format!("refs/heads/{}", self.branch)
     }
 
-    /// The commit the branch points at now (fetched first from a remote); `None` for a
-    /// branch that does not exist yet.
+    /// The commit the branch points at now (fetched first from a remote). `None` for a
+    /// branch that does not exist yet, which only a deploy (`Create::IfMissing`) accepts:
+    /// for every other command a missing branch is an error naming the ones that exist.
+    /// Network failures are retried within the time budget.
     pub fn tip(&mut self) -> Result<Option<ObjectId>> {
-        self.try_tip().map_err(Error::from)
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut attempt = 1;
+        loop {
+            match self.try_tip() {
+                Ok(t) => return Ok(t),
+                Err(remote::Failure::Transport(e)) => {
+                    attempt += 1;
+                    if attempt > MAX_TRANSPORT_ATTEMPTS || !backoff(attempt, deadline) {
+                        return Err(e.with_hint("nothing was written; check the network and the URL"));
+                    }
+                }
+                Err(remote::Failure::Fatal(e)) => return Err(e),
+            }
+        }
     }
 
     fn try_tip(&mut self) -> Result<Option<ObjectId>, remote::Failure> {
+        let fatal = remote::Failure::Fatal;
         let Some(remote) = &mut self.remote else {
             let name = self.branch_ref();
-            return read_ref(&self.git, &name).map_err(remote::Failure::Fatal);
+            let tip = read_branch(&self.git, &name).map_err(fatal)?;
+            if tip.is_none() && self.create == Create::Never {
+                let branches = local_branches(&self.git);
+                return Err(fatal(missing_branch(&self.location.shown(), &self.branch, &branches)));
+            }
+            return Ok(tip);
         };
-        let exists = remote
-            .git
-            .fetch(&remote.url, &self.branch, &remote.fetch_ref)?;
+        let tracking = remote::tracking_ref(&self.branch);
+        let warm = read_ref(&self.git, &tracking).map_err(fatal)?.is_some();
+        let fetched = remote.cache.fetch_tip(&self.branch, warm)?;
         pause("fetched");
-        let tip = if exists {
-            read_ref(&self.git, &remote.fetch_ref).map_err(remote::Failure::Fatal)?
-        } else {
-            None
+        let tip = match fetched {
+            remote::Fetched::Tip => read_branch(&self.git, &tracking).map_err(fatal)?,
+            remote::Fetched::Missing { branches } => {
+                if self.create == Create::Never {
+                    return Err(fatal(missing_branch(
+                        &remote.cache.url().shown,
+                        &self.branch,
+                        &branches,
+                    )));
+                }
+                None
+            }
         };
+        if tip != remote.tip {
+            remote.whole_tree.set(false);
+        }
+        remote.tip = tip;
         if let Some((base, why)) = remote.rejected.take() {
             if base == tip {
                 // Refused although nobody else moved the branch: not a race.
-                return Err(remote::Failure::Fatal(
+                return Err(fatal(
                     Error::repository(format!(
                         "{} refused the push to {}: {why}",
-                        remote.url.shown, self.branch
+                        remote.cache.url().shown,
+                        self.branch
                     ))
                     .with_hint("check branch protection and the credentials' write access"),
                 ));
@@ -373,6 +414,8 @@ impl Repo {
         self.dir_at(tip, &format!("apps/{app}/{env}"))
     }
 
+    /// The files of the directory `path` at `commit`; from a remote, its blobs are
+    /// fetched (one request) if the cache does not have them yet.
     pub fn dir_at(&self, commit: ObjectId, path: &str) -> Result<Option<Dir>> {
         let tree = self.commit_tree(commit)?;
         let Some(entry) = self
@@ -388,10 +431,51 @@ impl Repo {
             return Ok(None);
         }
         let tree = entry.object_id();
-        Ok(Some(Dir {
-            tree,
-            files: self.blobs_of(tree)?,
-        }))
+        let files = self.blobs_of(tree)?;
+        self.ensure_objects(files.values().copied())?;
+        Ok(Some(Dir { tree, files }))
+    }
+
+    /// Fetches whichever of `ids` a partial cache lacks, in one request.
+    fn ensure_objects(&self, ids: impl IntoIterator<Item = ObjectId>) -> Result<()> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let missing: Vec<ObjectId> = ids.into_iter().filter(|id| !self.git.has_object(id)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        with_retries(self.timeout, || remote.cache.fetch_objects(&missing))
+    }
+
+    /// Every blob of the last fetched tip's tree, fetched in one request: for commands
+    /// that read the whole tree.
+    fn ensure_whole_tree(&self) -> Result<()> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let Some(tip) = remote.tip else {
+            return Ok(());
+        };
+        if remote.whole_tree.get() {
+            return Ok(());
+        }
+        let mut blobs = Vec::new();
+        let mut trees = vec![self.commit_tree(tip)?];
+        while let Some(t) = trees.pop() {
+            let tree = self.git.find_tree(t).map_err(git_err("read a tree"))?;
+            let decoded = tree.decode().map_err(git_err("read a tree"))?;
+            for e in &decoded.entries {
+                if e.mode.is_tree() {
+                    trees.push(e.oid.to_owned());
+                } else if e.mode.is_blob() {
+                    blobs.push(e.oid.to_owned());
+                }
+            }
+        }
+        self.ensure_objects(blobs)?;
+        remote.whole_tree.set(true);
+        Ok(())
     }
 
     /// The blobs directly in a tree (subdirectories are not ours and are ignored).
@@ -418,17 +502,21 @@ impl Repo {
             .collect())
     }
 
+    /// The root tree of `commit`; from a shallow cache, history below its boundary is
+    /// fetched first (`deepen`).
     pub fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId> {
-        Ok(self
-            .git
-            .find_commit(commit)
-            .map_err(git_err("read a commit"))?
+        Ok(deepen::find_commit(&self.git, commit)?
             .tree_id()
             .map_err(git_err("read a commit"))?
             .detach())
     }
 
     pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>> {
+        if self.remote.is_some() && !self.git.has_object(id) {
+            // Not in a directory this command prepared: it reads more of the tree.
+            self.ensure_whole_tree()?;
+            self.ensure_objects([id])?;
+        }
         Ok(self
             .git
             .find_blob(id)
@@ -457,15 +545,26 @@ impl Repo {
         mut plan: impl FnMut(&Repo, Option<ObjectId>, Option<&Dir>) -> Result<Files>,
     ) -> Result<Outcome> {
         let dir_path = change.dir();
+        let started = std::time::Instant::now();
+        let deadline = started + self.timeout;
         let mut last_error = None;
-        for attempt in 1..=self.max_attempts {
-            if attempt > 1 {
-                backoff(attempt);
+        let mut transport_failures = 0;
+        let mut lost_races = 0;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let out_of_attempts = self.max_attempts.is_some_and(|max| attempt > max);
+            if out_of_attempts || (attempt > 1 && !backoff(attempt, deadline)) {
+                break;
             }
             let tip = match self.try_tip() {
                 Ok(t) => t,
                 Err(remote::Failure::Transport(e)) => {
+                    transport_failures += 1;
                     last_error = Some(e);
+                    if transport_failures >= MAX_TRANSPORT_ATTEMPTS {
+                        break;
+                    }
                     continue;
                 }
                 Err(remote::Failure::Fatal(e)) => return Err(e),
@@ -500,18 +599,29 @@ impl Repo {
                     })
                 }
                 Ok(Moved::LostRace) => {
+                    lost_races += 1;
                     last_error = Some(Error::repository(format!(
-                        "{} kept moving: {} attempts lost the race to other deploys",
-                        self.branch, self.max_attempts
+                        "{} kept moving: {lost_races} attempts in {:.1} s lost the race to other deploys",
+                        self.branch,
+                        started.elapsed().as_secs_f64()
                     )));
+                    tracing::debug!("lost race {lost_races} on {}; rebuilding", self.branch);
                 }
-                Err(remote::Failure::Transport(e)) => last_error = Some(e),
+                Err(remote::Failure::Transport(e)) => {
+                    transport_failures += 1;
+                    last_error = Some(e);
+                    if transport_failures >= MAX_TRANSPORT_ATTEMPTS {
+                        break;
+                    }
+                }
                 Err(remote::Failure::Fatal(e)) => return Err(e),
             }
         }
         Err(last_error
             .unwrap_or_else(|| Error::repository("could not land the commit"))
-            .with_hint("nothing was written; run the deploy again"))
+            .with_hint(
+                "nothing was written; run the deploy again (--timeout gives concurrent deploys more time)",
+            ))
     }
 
     /// Writes a directory's blobs and its tree; returns the tree.
@@ -586,10 +696,7 @@ impl Repo {
     ) -> Result<Moved, remote::Failure> {
         if let Some(remote) = &mut self.remote {
             pause("before-push");
-            return match remote
-                .git
-                .push(&remote.url, &new.to_string(), &self.branch)?
-            {
+            return match remote.cache.push(&new.to_string(), &self.branch)? {
                 remote::Pushed::Done => Ok(Moved::Done),
                 remote::Pushed::Rejected(why) => {
                     remote.rejected = Some((expected, why));
@@ -706,36 +813,115 @@ impl Repo {
 fn read_ref(git: &gix::Repository, name: &str) -> Result<Option<ObjectId>> {
     match git.try_find_reference(name) {
         Ok(Some(mut r)) => Ok(Some(
-            r.peel_to_id().map_err(git_err("read the branch"))?.detach(),
+            r.follow_to_object()
+                .map_err(git_err("read the branch"))?
+                .detach(),
         )),
         Ok(None) => Ok(None),
         Err(e) => Err(Error::repository(format!("cannot read {name}: {e}"))),
     }
 }
 
-/// Removes fetch refs that killed deploys left in a cache (ours are deleted on drop):
-/// a deploy takes seconds, so one older than ten minutes is nobody's.
-fn prune_fetch_refs(cache: &Path) {
-    let Ok(entries) = std::fs::read_dir(cache.join("refs/gitops-render/fetch")) else {
-        return;
+/// The commit a branch points at; an error naming what it is if not a commit (an
+/// annotated tag pushed to the branch's name, say), since retrying cannot fix that.
+fn read_branch(git: &gix::Repository, name: &str) -> Result<Option<ObjectId>> {
+    let Some(id) = read_ref(git, name)? else {
+        return Ok(None);
     };
-    for e in entries.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(600));
-        if old {
-            let _ = std::fs::remove_file(e.path());
+    let kind = git
+        .find_header(id)
+        .map_err(git_err("read the branch"))?
+        .kind();
+    if kind == gix::objs::Kind::Commit {
+        return Ok(Some(id));
+    }
+    let branch = name
+        .strip_prefix("refs/remotes/origin/")
+        .or_else(|| name.strip_prefix("refs/heads/"))
+        .unwrap_or(name);
+    let what = match kind {
+        gix::objs::Kind::Tag => "an annotated tag",
+        gix::objs::Kind::Tree => "a tree",
+        _ => "a blob",
+    };
+    Err(Error::repository(format!(
+        "the branch {branch} points at {what} ({id}), not a commit"
+    ))
+    .with_hint(format!(
+        "someone pushed {what} to refs/heads/{branch}; point the branch back at a commit (git push REPO <commit>:refs/heads/{branch}) or choose another --branch"
+    )))
+}
+
+fn local_branches(git: &gix::Repository) -> Vec<String> {
+    let Ok(refs) = git.references() else {
+        return Vec::new();
+    };
+    let Ok(heads) = refs.local_branches() else {
+        return Vec::new();
+    };
+    heads
+        .flatten()
+        .map(|r| r.name().shorten().to_string())
+        .collect()
+}
+
+/// A branch that does not exist, for any command but deploy: a typo in `--branch` is a
+/// usage error (exit 2); a repository with no branch at all is a repository failure
+/// (exit 3), so a drift gate pointed at the wrong place never passes.
+fn missing_branch(repo: &str, branch: &str, existing: &[String]) -> Error {
+    let mut existing = existing.to_vec();
+    existing.sort();
+    if existing.is_empty() {
+        return Error::repository(format!(
+            "{repo} has no branch {branch}: it has no branches at all"
+        ))
+        .with_hint("only deploy creates the branch; check --repo");
+    }
+    let shown: Vec<String> = existing.iter().take(20).cloned().collect();
+    let more = if existing.len() > shown.len() {
+        format!(" and {} more", existing.len() - shown.len())
+    } else {
+        String::new()
+    };
+    Error::usage(format!(
+        "{repo} has no branch {branch}; its branches: {}{more}",
+        shown.join(", ")
+    ))
+    .with_hint("pass the branch Argo CD or Flux applies with --branch; only deploy creates a branch")
+}
+
+/// As `git push` refuses by default (`receive.denyCurrentBranch`): moving a branch that a
+/// work tree has checked out would make that work tree's next commit undo the deploy.
+fn refuse_checked_out(git: &gix::Repository, branch: &str, shown: &str) -> Result<()> {
+    if git.is_bare() {
+        return Ok(());
+    }
+    let full = format!("refs/heads/{branch}");
+    let mut heads = vec![std::fs::read_to_string(git.common_dir().join("HEAD")).unwrap_or_default()];
+    if let Ok(entries) = std::fs::read_dir(git.common_dir().join("worktrees")) {
+        for e in entries.flatten() {
+            heads.push(std::fs::read_to_string(e.path().join("HEAD")).unwrap_or_default());
         }
     }
+    let checked_out = heads
+        .iter()
+        .any(|h| h.trim().strip_prefix("ref:").map(str::trim) == Some(full.as_str()));
+    if checked_out {
+        return Err(Error::usage(format!(
+            "{shown} is a repository with a work tree that has {branch} checked out: moving {branch} under it would make its next commit undo the deploy"
+        ))
+        .with_hint(format!(
+            "deploy to a bare repository (git clone --bare {shown} gitops.git) or to its remote, as git push refuses to update a checked-out branch"
+        )));
+    }
+    Ok(())
 }
 
 /// Creates a bare repository at `path` atomically: built in a sibling directory and
 /// renamed into place, so a killed first deploy leaves no half-made repository, and two
-/// first deploys at once both end up using the one that won.
-fn create_bare(path: &Path, branch: &str) -> Result<()> {
+/// first deploys at once both end up using the one that won. `config`, if not empty,
+/// replaces the configuration gix writes.
+fn create_bare(path: &Path, branch: &str, config: &str) -> Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -751,13 +937,17 @@ fn create_bare(path: &Path, branch: &str) -> Result<()> {
                 parent.display()
             ))
         })?;
+    let made = |e: std::io::Error| Error::repository(format!("cannot create a repository: {e}"));
     gix::init_bare(tmp.path())
         .map_err(|e| Error::repository(format!("cannot create a repository: {e}")))?;
     std::fs::write(
         tmp.path().join("HEAD"),
         format!("ref: refs/heads/{branch}\n"),
     )
-    .map_err(|e| Error::repository(format!("cannot create a repository: {e}")))?;
+    .map_err(made)?;
+    if !config.is_empty() {
+        std::fs::write(tmp.path().join("config"), config).map_err(made)?;
+    }
     match std::fs::rename(tmp.path(), path) {
         Ok(()) => {
             let _ = tmp.keep();
@@ -779,32 +969,146 @@ fn is_empty_dir(path: &Path) -> bool {
             .unwrap_or(false)
 }
 
-/// Branch names as git allows them, minus anything that could be read as an option.
+/// Branch names as git's own check (gix's ref-name validation) allows them for a branch,
+/// minus what would be read as something else: `HEAD`, a full ref name
+/// (`refs/heads/main` would become `refs/heads/refs/heads/main`), an option.
 fn check_branch_name(branch: &str) -> Result<()> {
-    let ok = !branch.is_empty()
-        && !branch.starts_with('-')
-        && !branch.starts_with('/')
-        && !branch.ends_with('/')
-        && !branch.ends_with(".lock")
-        && !branch.contains("..")
-        && !branch.contains("//")
-        && !branch.contains("@{")
-        && branch
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !b"~^:?*[\\".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!("invalid branch name {branch:?}")))
+    let bad = |why: String| {
+        Err(Error::usage(format!("invalid branch name {branch:?}: {why}"))
+            .with_hint("name the branch as Argo CD or Flux sees it, e.g. --branch main"))
+    };
+    if branch.starts_with('-') {
+        return bad("it would be read as an option".into());
+    }
+    if branch == "HEAD" || branch.starts_with("refs/") {
+        return bad("give the branch's short name, without refs/heads/ and not HEAD".into());
+    }
+    let full = format!("refs/heads/{branch}");
+    if let Err(e) = gix::validate::reference::branch_name(full.as_bytes().into()) {
+        return bad(e.to_string());
+    }
+    Ok(())
+}
+
+/// Network failures in a row before giving up: a remote that is down stays down for
+/// longer than a deploy should wait.
+const MAX_TRANSPORT_ATTEMPTS: u32 = 4;
+
+/// Sleeps before attempt `n` (2, 3, ...): "full jitter" exponential backoff, a uniform
+/// fraction of 25 ms, 50 ms, ... capped at 2 s, so writers that collided spread out.
+/// `false` (without sleeping) when the pause would end past `deadline`.
+fn backoff(attempt: u32, deadline: std::time::Instant) -> bool {
+    let cap_ms = (25u64 << (attempt.saturating_sub(2)).min(7)).min(2000);
+    let pause = Duration::from_millis((random_u64() % (cap_ms + 1)).max(1));
+    if std::time::Instant::now() + pause >= deadline {
+        return false;
+    }
+    std::thread::sleep(pause);
+    true
+}
+
+/// Runs a remote operation, retrying network failures within `timeout`.
+fn with_retries(timeout: Duration, mut op: impl FnMut() -> Result<(), remote::Failure>) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Ok(()) => return Ok(()),
+            Err(remote::Failure::Fatal(e)) => return Err(e),
+            Err(remote::Failure::Transport(e)) => {
+                attempt += 1;
+                if attempt > MAX_TRANSPORT_ATTEMPTS || !backoff(attempt, deadline) {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
-/// Sleeps before attempt `n` (2, 3, ...): up to 20ms, 40ms, ... capped at 1s, with
-/// "full jitter" (a uniform fraction of that), so writers that collided spread out.
-fn backoff(attempt: u32) {
-    let cap_ms = (20u64 << (attempt - 2).min(6)).min(1000);
-    let ms = random_u64() % (cap_ms + 1);
-    std::thread::sleep(Duration::from_millis(ms.max(1)));
+/// History from a shallow cache, deepened on demand.
+///
+/// `history::walk` (rollback, history, promote) reads commits through `find_commit`;
+/// when it reaches the cache's shallow boundary, this fetches more history below it,
+/// 32 commits first and twice as many each time after, so reaching a version 30 deploys
+/// back costs one small fetch and a full-history fetch happens only when the whole
+/// history is asked for. The registry maps an open cache to its remote, so the walk
+/// needs no more than the repository it already has.
+pub(crate) mod deepen {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use gix::ObjectId;
+
+    use super::remote;
+    use crate::error::{Error, Result};
+
+    struct Entry {
+        dir: PathBuf,
+        cache: remote::Cache,
+        branch: String,
+        next: u32,
+    }
+
+    static OPEN: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    pub(super) fn register(dir: &Path, url: &remote::Url, branch: &str) {
+        let Ok(cache) = remote::Cache::reader(dir, url) else {
+            return;
+        };
+        if let Ok(mut open) = OPEN.lock() {
+            open.push(Entry {
+                dir: dir.to_path_buf(),
+                cache,
+                branch: branch.to_string(),
+                next: 32,
+            });
+        }
+    }
+
+    pub(super) fn unregister(dir: &Path) {
+        if let Ok(mut open) = OPEN.lock() {
+            open.retain(|e| e.dir != dir);
+        }
+    }
+
+    /// The commit `id`, deepening a shallow cache until it is there or history ends.
+    pub fn find_commit(git: &gix::Repository, id: ObjectId) -> Result<gix::Commit<'_>> {
+        loop {
+            if let Ok(c) = git.find_commit(id) {
+                return Ok(c);
+            }
+            let missing = || Error::repository(format!("cannot read commit {id}: it is not in the repository"));
+            if !git.is_shallow().unwrap_or(false) {
+                return Err(missing());
+            }
+            let boundary = || -> Vec<ObjectId> {
+                git.shallow_commits()
+                    .ok()
+                    .flatten()
+                    .map(|c| c.iter().copied().collect())
+                    .unwrap_or_default()
+            };
+            let before = boundary();
+            {
+                let Ok(mut open) = OPEN.lock() else {
+                    return Err(missing());
+                };
+                let Some(entry) = open.iter_mut().find(|e| e.dir == git.git_dir()) else {
+                    return Err(missing());
+                };
+                tracing::debug!("deepening the cache by {} commits", entry.next);
+                entry
+                    .cache
+                    .deepen(&entry.branch, entry.next)
+                    .map_err(Error::from)?;
+                entry.next = entry.next.saturating_mul(2);
+            }
+            if boundary() == before {
+                // No progress: the commit is missing for another reason than depth.
+                return Err(missing());
+            }
+        }
+    }
 }
 
 fn random_u64() -> u64 {

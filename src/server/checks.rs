@@ -403,15 +403,18 @@ fn repo_diffs(
 ) -> BTreeMap<(String, String), String> {
     use crate::repo::{Create, Location, Options, Repo as GitopsRepo};
     let mut out = BTreeMap::new();
-    let opened = GitopsRepo::open(
-        &Location::parse(repo),
-        &Options {
-            branch: branch.to_string(),
-            ..Options::default()
-        },
-        Create::Never,
-    )
-    .and_then(|mut r| r.tip().map(|tip| (r, tip)));
+    let opened = Location::parse(repo)
+        .and_then(|location| {
+            GitopsRepo::open(
+                &location,
+                &Options {
+                    branch: branch.to_string(),
+                    ..Options::default()
+                },
+                Create::Never,
+            )
+        })
+        .and_then(|mut r| r.tip().map(|tip| (r, tip)));
     for (path, r) in results {
         for checked in &r.per_env {
             let Some(rendering) = &checked.rendering else {

@@ -186,8 +186,15 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A bare repository under `root` that accepts pushes over HTTP.
+/// A bare repository under `root` that accepts pushes over HTTP and allows partial
+/// clone filters, as GitHub and GitLab do.
 pub fn served_bare(root: &Path, name: &str) -> PathBuf {
+    served_bare_with(root, name, true)
+}
+
+/// A bare repository under `root` that accepts pushes over HTTP; `allow_filter`:
+/// `uploadpack.allowFilter`, off as on a server that refuses partial clone.
+pub fn served_bare_with(root: &Path, name: &str, allow_filter: bool) -> PathBuf {
     let p = root.join(name);
     let out = Command::new("git")
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -203,6 +210,19 @@ pub fn served_bare(root: &Path, name: &str) -> PathBuf {
         .arg("-C")
         .arg(&p)
         .args(["config", "http.receivepack", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new("git")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .arg("-C")
+        .arg(&p)
+        .args([
+            "config",
+            "uploadpack.allowFilter",
+            if allow_filter { "true" } else { "false" },
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
