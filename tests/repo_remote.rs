@@ -360,9 +360,8 @@ fn credentials_in_the_query_string_are_never_shown_nor_name_the_cache() {
     let run = deploy(&sb, &url, "dev", &["--timeout", "5s"]).code(3);
     assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{}", run.stderr);
     assert!(run.stderr.contains("access_token=***"), "{}", run.stderr);
-    let url = format!("{}?access_token={secret}", server.url("gitops.git"));
-    let run = deploy(&sb, &url, "dev", &[]).ok();
-    assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
+    // git appends its own paths to the URL, so a query string only ever fails; what
+    // matters is that the failure and the cache it made never show the secret.
     for e in std::fs::read_dir(sb.path().join("cache")).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         assert!(!name.contains("s3cr3t") && !name.contains("token"), "{name}");
@@ -415,8 +414,9 @@ fn a_missing_branch_is_an_error_everywhere_but_deploy_listing_the_branches() {
 #[test]
 fn branch_names_git_refuses_are_usage_errors_before_anything_is_touched() {
     let sb = Sandbox::new();
-    for bad in ["HEAD", "refs/heads/main", "a..b", "x.lock", "-f", "a b", "@{u}", "a:b", "/main", "main/", "a//b", "ref~1"] {
-        let run = deploy(&sb, "gitops", "dev", &["--branch", bad]).code(2);
+    for bad in ["HEAD", "refs/heads/main", "a..b", "x.lock", "-", "a b", "@{u}", "a:b", "/main", "main/", "a//b", "ref~1"] {
+        let flag = format!("--branch={bad}");
+        let run = deploy(&sb, "gitops", "dev", &[&flag]).code(2);
         assert!(run.stderr.contains("invalid branch name"), "{bad}: {}", run.stderr);
     }
     assert!(!sb.path().join("gitops").exists());
@@ -430,7 +430,8 @@ fn an_annotated_tag_where_the_branch_should_be_is_told_as_such() {
     let dir = sb.path().join("gitops");
     git_in(&sb, &dir, &["-c", "user.name=t", "-c", "user.email=t@x", "tag", "-a", "-m", "t", "v1", "main"]);
     let tag = git_in(&sb, &dir, &["rev-parse", "v1"]);
-    git_in(&sb, &dir, &["update-ref", "refs/heads/main", tag.trim()]);
+    // git itself refuses to write a non-commit to a branch; some servers and hands don't.
+    std::fs::write(dir.join("refs/heads/main"), format!("{}\n", tag.trim())).unwrap();
     let url = format!("file://{}", dir.display());
     for repo in ["gitops", url.as_str()] {
         let run = deploy(&sb, repo, "prod", &[]).code(3);

@@ -697,7 +697,18 @@ impl Repo {
         if let Some(remote) = &mut self.remote {
             pause("before-push");
             return match remote.cache.push(&new.to_string(), &self.branch)? {
-                remote::Pushed::Done => Ok(Moved::Done),
+                remote::Pushed::Done => {
+                    // As `git push` does: the remote-tracking ref follows, so the next
+                    // fetch negotiates from our commit, not from its parent.
+                    let tracking = remote::tracking_ref(&self.branch);
+                    if let Err(e) = remote
+                        .cache
+                        .advance_tracking(&self.git, &tracking, expected, new)
+                    {
+                        tracing::debug!("not advancing {tracking}: {}", e.message);
+                    }
+                    Ok(Moved::Done)
+                }
                 remote::Pushed::Rejected(why) => {
                     remote.rejected = Some((expected, why));
                     Ok(Moved::LostRace)

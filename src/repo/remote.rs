@@ -546,6 +546,41 @@ impl Cache {
         }
     }
 
+    /// Moves the remote-tracking ref from `expected` to `new` after a push landed, if no
+    /// fetch moved it meanwhile (under the fetch lock, compare-and-swap).
+    pub fn advance_tracking(
+        &self,
+        git: &gix::Repository,
+        tracking: &str,
+        expected: Option<ObjectId>,
+        new: ObjectId,
+    ) -> Result<()> {
+        use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+        use gix::refs::Target;
+        let _one_at_a_time = self.fetch_lock().map_err(Error::from)?;
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: "gitops-render: push".into(),
+                },
+                expected: match expected {
+                    Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+                    None => PreviousValue::MustNotExist,
+                },
+                new: Target::Object(new),
+            },
+            name: tracking
+                .try_into()
+                .map_err(|_| Error::internal(format!("invalid ref name {tracking}")))?,
+            deref: false,
+        };
+        git.edit_reference(edit)
+            .map_err(|e| Error::repository(format!("cannot update {tracking}: {e}")))?;
+        Ok(())
+    }
+
     fn fetch_lock(&self) -> Result<lock::Exclusive, Failure> {
         lock::Exclusive::acquire(&self.dir.join("gitops-render.fetch.lock")).map_err(Failure::Fatal)
     }
@@ -780,7 +815,7 @@ mod tests {
         assert!(!q.cache_key().contains("secret"), "{}", q.cache_key());
         assert_eq!(
             q.cache_key(),
-            remote("https://git.example.com/gitops.git?token=another&x=z").cache_key()
+            remote("https://git.example.com/gitops.git?token=another&x=z#other").cache_key()
         );
         let scrubbed = q.scrub("error: tok-secret-1 and frag-secret");
         assert!(!scrubbed.contains("secret"), "{scrubbed}");
