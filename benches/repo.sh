@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): what a deploy costs in an empty GitOps repository against one
-# with 5,000 apps and 20,000 commits, and the throughput of 16 concurrent writers.
+# with 5,000 apps and 20,000 commits, locally and, as pipelines run it, through a remote
+# (file:// and smart HTTP with partial clone allowed, as GitHub and GitLab do) with a
+# warm cache (a runner that keeps it) and a cold one (an ephemeral runner), side by side
+# with the best hand-written script; rollback 30 versions back and verify on a cold
+# cache; and the throughput of 16 concurrent writers.
 #
 #   cargo build --release && benches/repo.sh [path/to/gitops-render]
 #
+# Needs git (with git-http-backend) and python3 (the smart-HTTP server and the timer:
+# wall time and peak RSS of the largest process, gitops-render or a git it ran).
 # The big repository is generated with `git fast-import` (seconds). Every deploy is a
-# real one (check, render, commit), each with a new --tag so each one commits.
+# real one (check, render, commit, push), each with a new --tag so each one commits.
 set -euo pipefail
 
 BIN=${1:-"$(cd "$(dirname "$0")/.." && pwd)/target/release/gitops-render"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 APPS=${APPS:-5000}
 COMMITS=${COMMITS:-20000}
-RUNS=${RUNS:-15}
+RUNS=${RUNS:-11}
 WRITERS=${WRITERS:-16}
 PER_WRITER=${PER_WRITER:-8}
 
+for tool in git python3; do
+  command -v "$tool" >/dev/null || { echo "benches/repo.sh needs $tool" >&2; exit 2; }
+done
+[ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release first" >&2; exit 2; }
+
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+HTTP_PID=
+trap '[ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID"; rm -rf "$WORK"' EXIT
 export HOME=$WORK GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$WORK/gitconfig
 : > "$GIT_CONFIG_GLOBAL"
 cd "$WORK"
@@ -61,24 +73,144 @@ awk -v apps="$APPS" -v commits="$COMMITS" 'BEGIN {
 # fast-import writes one pack already: no gc, so generation takes seconds.
 echo "  done in $(( $(now_ms) - t0 )) ms: $(git -C big.git rev-list --count main) commits, $(git -C big.git ls-tree main:apps | wc -l) apps"
 
-# Median wall time of $RUNS deploys into $1 (each one a new version, so each commits).
-deploy_series() {
-  local repo=$1 label=$2 times=()
+# `measure CMD...`: runs CMD, prints "<wall ms> <peak RSS KiB>" (RSS: the largest single
+# process, gitops-render or any git it ran); CMD's output goes to $WORK/last.log.
+measure() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.monotonic()
+with open("last.log", "wb") as log:
+    rc = subprocess.call(sys.argv[1:], stdout=log, stderr=subprocess.STDOUT)
+ms = (time.monotonic() - t) * 1000
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(f"{ms:.0f} {rss} {rc}")
+PY
+}
+
+# `series LABEL SETUP CMD...`: $RUNS runs of CMD (with {i} replaced by the run number),
+# SETUP (a shell snippet, untimed) before each; prints median, min, max and peak RSS.
+series() {
+  local label=$1 setup=$2; shift 2
+  local times=() rss=0
   for i in $(seq 1 "$RUNS"); do
-    local t=$(now_ms)
-    "$BIN" deploy "$ROOT/examples/payments-api.yaml" --env dev --repo "$repo" --tag "2.0.$i" >/dev/null
-    times+=($(( $(now_ms) - t )))
+    eval "$setup"
+    local args=("${@//\{i\}/$i}")
+    read -r ms kb rc < <(measure "${args[@]}")
+    if [ "$rc" != 0 ]; then echo "  $label: run $i failed (exit $rc):" >&2; tail -5 last.log >&2; exit 1; fi
+    times+=("$ms"); [ "$kb" -gt "$rss" ] && rss=$kb
   done
   local sorted=($(printf '%s\n' "${times[@]}" | sort -n))
-  echo "  $label: median ${sorted[$(( RUNS / 2 ))]} ms, min ${sorted[0]} ms, max ${sorted[$(( RUNS - 1 ))]} ms over $RUNS deploys" >&2
+  printf '  %-44s median %5d ms  min %5d  max %5d  peak RSS %4d MB\n' "$label" \
+    "${sorted[$(( RUNS / 2 ))]}" "${sorted[0]}" "${sorted[$(( RUNS - 1 ))]}" $(( rss / 1024 )) >&2
   echo "${sorted[$(( RUNS / 2 ))]}"
 }
 
-echo "deploy latency (one process per deploy, check + render + commit):"
-"$BIN" check "$ROOT/examples/payments-api.yaml" --env dev >/dev/null   # warm the page cache
-empty=$(deploy_series "$WORK/empty" "empty repository       ")
-big=$(deploy_series "$WORK/big.git" "5,000 apps, 20,000 commits")
+APP=$ROOT/examples/payments-api.yaml
+deploy_cmd() { echo "$BIN" deploy "$APP" --env dev --repo "$1" --tag "$2.{i}"; }
+
+echo "deploy latency (one process per deploy: check + render + commit [+ fetch + push]):"
+"$BIN" check "$APP" --env dev >/dev/null   # warm the page cache
+empty=$(series "local, empty repository" "" $(deploy_cmd "$WORK/empty" 2.0))
+big=$(series "local, 5,000 apps / 20,000 commits" "" $(deploy_cmd "$WORK/big.git" 2.1))
 echo "  ratio big/empty: $(awk -v a="$big" -v b="$empty" 'BEGIN { printf "%.2f", a / b }')"
+
+# Smart HTTP: git http-backend behind a small threaded server, protocol v2 and partial
+# clone allowed (uploadpack.allowFilter), pushes accepted.
+cat > git_http_server.py <<'PY'
+import http.server, os, subprocess, sys
+root = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def log_message(self, *a): pass
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                n = int(self.rfile.readline().split(b";")[0], 16)
+                if n == 0:
+                    self.rfile.readline(); return out
+                out += self.rfile.read(n); self.rfile.read(2)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def run(self):
+        path, _, query = self.path.partition("?")
+        body = self.body()
+        env = {"PATH": os.environ["PATH"], "GIT_PROJECT_ROOT": root, "GIT_HTTP_EXPORT_ALL": "1",
+               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+               "REQUEST_METHOD": self.command, "PATH_INFO": path, "QUERY_STRING": query,
+               "REMOTE_ADDR": "127.0.0.1", "REMOTE_USER": "bench", "CONTENT_LENGTH": str(len(body))}
+        for h, e in (("Content-Type", "CONTENT_TYPE"), ("Git-Protocol", "GIT_PROTOCOL"),
+                     ("Content-Encoding", "HTTP_CONTENT_ENCODING")):
+            if self.headers.get(h): env[e] = self.headers[h]
+        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        if not payload and b"\n\n" in out: head, _, payload = out.partition(b"\n\n")
+        status, headers = "200 OK", []
+        for line in head.decode().splitlines():
+            k, _, v = line.partition(":")
+            if k.lower() == "status": status = v.strip()
+            elif k: headers.append((k, v.strip()))
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload))); self.end_headers()
+        self.wfile.write(payload)
+    do_GET = do_POST = run
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+mkdir -p served
+git clone -q --bare big.git served/big.git
+git init -q --bare -b main served/empty.git
+for r in served/big.git served/empty.git; do
+  git -C "$r" config http.receivepack true
+  git -C "$r" config uploadpack.allowFilter true
+done
+coproc HTTP { exec python3 git_http_server.py "$WORK/served"; }
+read -r PORT <&"${HTTP[0]}"
+git init -q --bare -b main file-empty.git
+git clone -q --bare big.git file-big.git
+
+remote_series() {
+  local kind=$1 big_url=$2 empty_url=$3
+  echo "through a $kind remote:"
+  local e w c s
+  rm -rf "$WORK/cache-warm"
+  export GITOPS_RENDER_CACHE_DIR=$WORK/cache-warm
+  "$BIN" deploy "$APP" --env dev --repo "$empty_url" --tag 0.9.0 >/dev/null
+  e=$(series "empty remote, warm cache" "" $(deploy_cmd "$empty_url" 3.0))
+  "$BIN" deploy "$APP" --env dev --repo "$big_url" --tag 0.9.0 >/dev/null
+  w=$(series "5,000 apps / 20,000 commits, warm cache" "" $(deploy_cmd "$big_url" 3.1))
+  c=$(series "5,000 apps / 20,000 commits, cold cache" 'rm -rf "$WORK/cache-cold"' \
+      env GITOPS_RENDER_CACHE_DIR="$WORK/cache-cold" $(deploy_cmd "$big_url" 3.2))
+  "$BIN" render "$APP" --env dev --tag 3.3.0 --out rendered >/dev/null
+  s=$(series "hand script: shallow+blob-less+sparse clone" 'rm -rf "$WORK/clone"' \
+      bash -c 'set -e
+        git clone -q --depth 1 --filter=blob:none --sparse "$1" clone
+        cd clone
+        git sparse-checkout set apps/payments-api/dev
+        mkdir -p apps/payments-api/dev
+        cp ../rendered/* apps/payments-api/dev/
+        sed -i "s/3.3.0/3.3.$2/" apps/payments-api/dev/*.yaml
+        git add -A apps/payments-api/dev
+        git -c user.name=bench -c user.email=bench@example.com commit -q -m "deploy(payments-api/dev): 3.3.$2"
+        git push -q origin HEAD:main' _ "$big_url" "{i}")
+  echo "  warm/empty: $(awk -v a="$w" -v b="$e" 'BEGIN { printf "%.2f", a / b }') (goal <= 2); cold/script: $(awk -v a="$c" -v b="$s" 'BEGIN { printf "%.2f", a / b }') (goal < 1)"
+  # 32 more versions, then a rollback 30 versions back and a verify, each from a cold cache.
+  for v in $(seq 0 31); do "$BIN" deploy "$APP" --env dev --repo "$big_url" --tag "5.0.$v" >/dev/null; done
+  RUNS_SAVED=$RUNS; RUNS=1
+  series "rollback 30 versions back, cold cache" 'rm -rf "$WORK/cache-cold"' \
+    env GITOPS_RENDER_CACHE_DIR="$WORK/cache-cold" "$BIN" rollback --repo "$big_url" \
+    --app payments-api --env dev --to 5.0.1 >/dev/null
+  rm -rf "$WORK/cache-cold"
+  read -r ms kb rc < <(measure env GITOPS_RENDER_CACHE_DIR="$WORK/cache-cold" timeout 120 "$BIN" verify --repo "$big_url")
+  echo "  verify, cold cache (5,000 generated apps, all drift: exit $rc)    $ms ms, peak RSS $(( kb / 1024 )) MB" >&2
+  RUNS=$RUNS_SAVED
+  unset GITOPS_RENDER_CACHE_DIR
+}
+
+remote_series "file://" "file://$WORK/file-big.git" "file://$WORK/file-empty.git"
+remote_series "smart HTTP (partial clone allowed)" "http://127.0.0.1:$PORT/big.git" "http://127.0.0.1:$PORT/empty.git"
 
 writers() {
   local repo=$1 label=$2
@@ -86,7 +218,7 @@ writers() {
   for w in $(seq -w 0 $(( WRITERS - 1 ))); do
     (
       for k in $(seq 1 "$PER_WRITER"); do
-        "$BIN" --platform platform deploy "w$w.yaml" --env dev --repo "$repo" --tag "3.0.$k" --attempts 60 >/dev/null
+        "$BIN" --platform platform deploy "w$w.yaml" --env dev --repo "$repo" --tag "3.0.$k" >/dev/null
       done
     ) &
   done
