@@ -57,7 +57,10 @@ fn deploy_all_at_once(
             repo,
         ]);
         if let Caches::OnePerDeploy = caches {
-            cmd.env("GITOPS_RENDER_CACHE_DIR", sb.path().join(format!("cache-{i}")));
+            cmd.env(
+                "GITOPS_RENDER_CACHE_DIR",
+                sb.path().join(format!("cache-{i}")),
+            );
         }
         commands.push(cmd);
     }
@@ -111,8 +114,18 @@ fn sixteen_concurrent_deploys_through_one_shared_warm_cache_all_land() {
     let root = sb.path().join("cache");
     caches_are_sound(&sb, &root);
     // The shared cache kept its remote-tracking ref; nothing per process is left.
-    let cache = std::fs::read_dir(&root).unwrap().next().unwrap().unwrap().path();
-    let refs = sb.git(&["-C", cache.to_str().unwrap(), "for-each-ref", "--format=%(refname)"]);
+    let cache = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let refs = sb.git(&[
+        "-C",
+        cache.to_str().unwrap(),
+        "for-each-ref",
+        "--format=%(refname)",
+    ]);
     assert_eq!(refs.trim(), "refs/remotes/origin/main", "{refs}");
 }
 
@@ -135,7 +148,14 @@ fn eight_concurrent_deploys_over_smart_http_all_land() {
     std::fs::create_dir_all(&root).unwrap();
     let bare = http::served_bare(&root, "gitops.git");
     let server = http::GitHttp::start(&root);
-    let expected = deploy_all_at_once(&sb, &server.url("gitops.git"), 8, "1.0.0", Caches::Shared, Vec::new());
+    let expected = deploy_all_at_once(
+        &sb,
+        &server.url("gitops.git"),
+        8,
+        "1.0.0",
+        Caches::Shared,
+        Vec::new(),
+    );
     landed(&sb, &bare, &expected);
 }
 
@@ -155,7 +175,10 @@ fn sixty_four_concurrent_deploys_and_a_rerender_all_land_through_one_remote() {
     assert!(text.contains("termination_grace_period_seconds = 30"));
     std::fs::write(
         &constants,
-        text.replace("termination_grace_period_seconds = 30", "termination_grace_period_seconds = 45"),
+        text.replace(
+            "termination_grace_period_seconds = 30",
+            "termination_grace_period_seconds = 45",
+        ),
     )
     .unwrap();
     let rerender = sb.cmd(&[
@@ -168,11 +191,21 @@ fn sixty_four_concurrent_deploys_and_a_rerender_all_land_through_one_remote() {
     ]);
     deploy_all_at_once(&sb, &url, 64, "1.1.0", Caches::Shared, vec![rerender]);
     let log = sb.git(&["-C", bare.to_str().unwrap(), "log", "--format=%s", "main"]);
-    let deploys_11 = log.lines().filter(|l| l.ends_with(": 1.1.0") && l.starts_with("deploy(")).count();
+    let deploys_11 = log
+        .lines()
+        .filter(|l| l.ends_with(": 1.1.0") && l.starts_with("deploy("))
+        .count();
     assert_eq!(deploys_11, 64, "{log}");
     let dirs = assert_linear_one_dir_per_commit(&sb, &bare, "main");
     assert!(dirs.len() >= 128, "{}", dirs.len());
     assert_eq!(dirs.iter().cloned().collect::<BTreeSet<_>>(), first);
     // Whatever the order, every directory ends rendered by the new platform.
-    sb.run(&["--platform", platform.to_str().unwrap(), "verify", "--repo", &url]).ok();
+    sb.run(&[
+        "--platform",
+        platform.to_str().unwrap(),
+        "verify",
+        "--repo",
+        &url,
+    ])
+    .ok();
 }

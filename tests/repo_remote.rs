@@ -69,7 +69,11 @@ fn remote_with_history(sb: &Sandbox, n: usize) -> PathBuf {
         deploy(sb, "seed", env, &["--tag", &format!("1.0.{i}")]).ok();
     }
     let bare = sb.bare("remote.git");
-    git_in(sb, &sb.path().join("seed"), &["push", "-q", bare.to_str().unwrap(), "main"]);
+    git_in(
+        sb,
+        &sb.path().join("seed"),
+        &["push", "-q", bare.to_str().unwrap(), "main"],
+    );
     bare
 }
 
@@ -232,10 +236,14 @@ fn a_shallow_cache_deepens_on_demand_for_rollback_and_history() {
         .iter()
         .map(|d| d["commit"].as_str().unwrap().to_string())
         .collect();
-    let expected: Vec<String> = git_in(&sb, &bare, &["rev-list", "--first-parent", "-n", "50", "main"])
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let expected: Vec<String> = git_in(
+        &sb,
+        &bare,
+        &["rev-list", "--first-parent", "-n", "50", "main"],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
     assert_eq!(shown, expected);
 
     // Another cold cache: rollback to the version 30 commits back.
@@ -243,7 +251,14 @@ fn a_shallow_cache_deepens_on_demand_for_rollback_and_history() {
     let target = "1.0.29"; // 60 deploys 1.0.0..1.0.59; dev got the even ones
     let run = Run::from(
         sb.cmd(&[
-            "rollback", "--repo", &url, "--app", "payments-api", "--env", "staging", "--to",
+            "rollback",
+            "--repo",
+            &url,
+            "--app",
+            "payments-api",
+            "--env",
+            "staging",
+            "--to",
             target,
         ])
         .env("GITOPS_RENDER_CACHE_DIR", &cache_root)
@@ -261,8 +276,19 @@ fn a_shallow_cache_deepens_on_demand_for_rollback_and_history() {
         "true"
     );
     let msg = git_in(&sb, &bare, &["log", "-1", "--format=%B", "main"]);
-    assert!(msg.contains("Gitops-Intent: rollback") && msg.contains(&format!("Gitops-Version: {target}")), "{msg}");
-    let restored = git_in(&sb, &bare, &["rev-parse", "main:apps/payments-api/staging/deployment-payments-api.yaml"]);
+    assert!(
+        msg.contains("Gitops-Intent: rollback")
+            && msg.contains(&format!("Gitops-Version: {target}")),
+        "{msg}"
+    );
+    let restored = git_in(
+        &sb,
+        &bare,
+        &[
+            "rev-parse",
+            "main:apps/payments-api/staging/deployment-payments-api.yaml",
+        ],
+    );
     let at_target = git_in(
         &sb,
         &bare,
@@ -277,7 +303,14 @@ fn a_shallow_cache_deepens_on_demand_for_rollback_and_history() {
     let at_target = at_target.lines().last().unwrap();
     assert_eq!(
         restored,
-        git_in(&sb, &bare, &["rev-parse", &format!("{at_target}:apps/payments-api/staging/deployment-payments-api.yaml")])
+        git_in(
+            &sb,
+            &bare,
+            &[
+                "rev-parse",
+                &format!("{at_target}:apps/payments-api/staging/deployment-payments-api.yaml")
+            ]
+        )
     );
     assert_linear_one_dir_per_commit(&sb, &bare, "main");
 }
@@ -311,11 +344,22 @@ fn scp_like_repo_is_a_remote_never_a_local_directory() {
         .unwrap(),
     )
     .code(3);
-    assert!(run.stderr.contains("git@github.com:acme/gitops.git"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("git@github.com:acme/gitops.git"),
+        "{}",
+        run.stderr
+    );
     let asked = std::fs::read_to_string(&log).unwrap();
-    assert!(asked.contains("git@github.com") && asked.contains("acme/gitops.git"), "{asked}");
+    assert!(
+        asked.contains("git@github.com") && asked.contains("acme/gitops.git"),
+        "{asked}"
+    );
     assert!(!sb.path().join("git@github.com:acme").exists());
-    assert!(!sb.path().join("git@github.com:acme").with_extension("").exists());
+    assert!(!sb
+        .path()
+        .join("git@github.com:acme")
+        .with_extension("")
+        .exists());
     let entries: Vec<String> = std::fs::read_dir(sb.path())
         .unwrap()
         .flatten()
@@ -337,7 +381,10 @@ fn ambiguous_repos_and_command_running_transports_are_usage_errors() {
     ] {
         let run = deploy(&sb, &repo, "dev", &[]).code(2);
         assert!(run.stderr.contains("--repo"), "{repo}: {}", run.stderr);
-        for cmd in [&["history", "--repo", repo.as_str()][..], &["verify", "--repo", repo.as_str()]] {
+        for cmd in [
+            &["history", "--repo", repo.as_str()][..],
+            &["verify", "--repo", repo.as_str()],
+        ] {
             sb.run(cmd).code(2);
         }
     }
@@ -360,13 +407,23 @@ fn credentials_in_the_query_string_are_never_shown_nor_name_the_cache() {
     let secret = "qs-s3cr3t-token";
     let url = format!("{}?access_token={secret}", server.url("missing.git"));
     let run = deploy(&sb, &url, "dev", &["--timeout", "5s"]).code(3);
-    assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(secret) && !run.stdout.contains(secret),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("access_token=***"), "{}", run.stderr);
     // git appends its own paths to the URL, so a query string only ever fails; what
     // matters is that the failure and the cache it made never show the secret.
-    for e in std::fs::read_dir(sb.path().join("cache")).unwrap().flatten() {
+    for e in std::fs::read_dir(sb.path().join("cache"))
+        .unwrap()
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
-        assert!(!name.contains("s3cr3t") && !name.contains("token"), "{name}");
+        assert!(
+            !name.contains("s3cr3t") && !name.contains("token"),
+            "{name}"
+        );
         let config = std::fs::read_to_string(e.path().join("config")).unwrap_or_default();
         assert!(!config.contains(secret), "{config}");
     }
@@ -388,7 +445,14 @@ fn a_missing_branch_is_an_error_everywhere_but_deploy_listing_the_branches() {
             vec!["history", "--repo", repo, "--branch", "mian"],
             vec!["rerender", "--repo", repo, "--branch", "mian", "--all"],
             vec![
-                "rollback", "--repo", repo, "--branch", "mian", "--app", "payments-api", "--env",
+                "rollback",
+                "--repo",
+                repo,
+                "--branch",
+                "mian",
+                "--app",
+                "payments-api",
+                "--env",
                 "dev",
             ],
             vec!["check", "--all", "--repo", repo, "--branch", "mian"],
@@ -406,7 +470,11 @@ fn a_missing_branch_is_an_error_everywhere_but_deploy_listing_the_branches() {
         }
     }
     // Nothing was created on the remote by those.
-    let heads = git_in(&sb, &bare, &["for-each-ref", "--format=%(refname)", "refs/heads/"]);
+    let heads = git_in(
+        &sb,
+        &bare,
+        &["for-each-ref", "--format=%(refname)", "refs/heads/"],
+    );
     assert_eq!(heads.trim(), "refs/heads/main");
     // deploy creates a new branch.
     deploy(&sb, &url, "dev", &["--branch", "env/dev"]).ok();
@@ -416,10 +484,27 @@ fn a_missing_branch_is_an_error_everywhere_but_deploy_listing_the_branches() {
 #[test]
 fn branch_names_git_refuses_are_usage_errors_before_anything_is_touched() {
     let sb = Sandbox::new();
-    for bad in ["HEAD", "refs/heads/main", "a..b", "x.lock", "-", "a b", "@{u}", "a:b", "/main", "main/", "a//b", "ref~1"] {
+    for bad in [
+        "HEAD",
+        "refs/heads/main",
+        "a..b",
+        "x.lock",
+        "-",
+        "a b",
+        "@{u}",
+        "a:b",
+        "/main",
+        "main/",
+        "a//b",
+        "ref~1",
+    ] {
         let flag = format!("--branch={bad}");
         let run = deploy(&sb, "gitops", "dev", &[&flag]).code(2);
-        assert!(run.stderr.contains("invalid branch name"), "{bad}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("invalid branch name"),
+            "{bad}: {}",
+            run.stderr
+        );
     }
     assert!(!sb.path().join("gitops").exists());
     deploy(&sb, "gitops", "dev", &["--branch", "env/prod-1.2"]).ok();
@@ -430,7 +515,22 @@ fn an_annotated_tag_where_the_branch_should_be_is_told_as_such() {
     let sb = Sandbox::new();
     deploy(&sb, "gitops", "dev", &[]).ok();
     let dir = sb.path().join("gitops");
-    git_in(&sb, &dir, &["-c", "user.name=t", "-c", "user.email=t@x", "tag", "-a", "-m", "t", "v1", "main"]);
+    git_in(
+        &sb,
+        &dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@x",
+            "tag",
+            "-a",
+            "-m",
+            "t",
+            "v1",
+            "main",
+        ],
+    );
     let tag = git_in(&sb, &dir, &["rev-parse", "v1"]);
     // git itself refuses to write a non-commit to a branch; some servers and hands don't.
     std::fs::write(dir.join("refs/heads/main"), format!("{}\n", tag.trim())).unwrap();
@@ -438,7 +538,11 @@ fn an_annotated_tag_where_the_branch_should_be_is_told_as_such() {
     for repo in ["gitops", url.as_str()] {
         let run = deploy(&sb, repo, "prod", &[]).code(3);
         assert!(run.stderr.contains("annotated tag"), "{}", run.stderr);
-        assert!(!run.stderr.contains("run the deploy again"), "{}", run.stderr);
+        assert!(
+            !run.stderr.contains("run the deploy again"),
+            "{}",
+            run.stderr
+        );
         let run = sb.run(&["history", "--repo", repo]).code(3);
         assert!(run.stderr.contains("annotated tag"), "{}", run.stderr);
     }
@@ -451,7 +555,19 @@ fn a_non_bare_repository_with_the_branch_checked_out_is_refused() {
     sb.git(&["init", "-q", "-b", "main", clone.to_str().unwrap()]);
     std::fs::write(clone.join("README"), "x").unwrap();
     git_in(&sb, &clone, &["add", "."]);
-    git_in(&sb, &clone, &["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "init"]);
+    git_in(
+        &sb,
+        &clone,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@x",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
     let before = git_in(&sb, &clone, &["rev-parse", "main"]);
     let run = deploy(&sb, "./my-clone", "dev", &[]).code(2);
     assert!(run.stderr.contains("checked out"), "{}", run.stderr);

@@ -352,7 +352,9 @@ impl Repo {
                 Err(remote::Failure::Transport(e)) => {
                     attempt += 1;
                     if attempt > MAX_TRANSPORT_ATTEMPTS || !backoff(attempt, deadline) {
-                        return Err(e.with_hint("nothing was written; check the network and the URL"));
+                        return Err(
+                            e.with_hint("nothing was written; check the network and the URL")
+                        );
                     }
                 }
                 Err(remote::Failure::Fatal(e)) => return Err(e),
@@ -367,7 +369,11 @@ impl Repo {
             let tip = read_branch(&self.git, &name).map_err(fatal)?;
             if tip.is_none() && self.create == Create::Never {
                 let branches = local_branches(&self.git);
-                return Err(fatal(missing_branch(&self.location.shown(), &self.branch, &branches)));
+                return Err(fatal(missing_branch(
+                    &self.location.shown(),
+                    &self.branch,
+                    &branches,
+                )));
             }
             return Ok(tip);
         };
@@ -441,7 +447,10 @@ impl Repo {
         let Some(remote) = &self.remote else {
             return Ok(());
         };
-        let missing: Vec<ObjectId> = ids.into_iter().filter(|id| !self.git.has_object(id)).collect();
+        let missing: Vec<ObjectId> = ids
+            .into_iter()
+            .filter(|id| !self.git.has_object(id))
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -898,7 +907,9 @@ fn missing_branch(repo: &str, branch: &str, existing: &[String]) -> Error {
         "{repo} has no branch {branch}; its branches: {}{more}",
         shown.join(", ")
     ))
-    .with_hint("pass the branch Argo CD or Flux applies with --branch; only deploy creates a branch")
+    .with_hint(
+        "pass the branch Argo CD or Flux applies with --branch; only deploy creates a branch",
+    )
 }
 
 /// As `git push` refuses by default (`receive.denyCurrentBranch`): moving a branch that a
@@ -908,7 +919,8 @@ fn refuse_checked_out(git: &gix::Repository, branch: &str, shown: &str) -> Resul
         return Ok(());
     }
     let full = format!("refs/heads/{branch}");
-    let mut heads = vec![std::fs::read_to_string(git.common_dir().join("HEAD")).unwrap_or_default()];
+    let mut heads =
+        vec![std::fs::read_to_string(git.common_dir().join("HEAD")).unwrap_or_default()];
     if let Ok(entries) = std::fs::read_dir(git.common_dir().join("worktrees")) {
         for e in entries.flatten() {
             heads.push(std::fs::read_to_string(e.path().join("HEAD")).unwrap_or_default());
@@ -985,8 +997,10 @@ fn is_empty_dir(path: &Path) -> bool {
 /// (`refs/heads/main` would become `refs/heads/refs/heads/main`), an option.
 fn check_branch_name(branch: &str) -> Result<()> {
     let bad = |why: String| {
-        Err(Error::usage(format!("invalid branch name {branch:?}: {why}"))
-            .with_hint("name the branch as Argo CD or Flux sees it, e.g. --branch main"))
+        Err(
+            Error::usage(format!("invalid branch name {branch:?}: {why}"))
+                .with_hint("name the branch as Argo CD or Flux sees it, e.g. --branch main"),
+        )
     };
     if branch.starts_with('-') {
         return bad("it would be read as an option".into());
@@ -1019,7 +1033,10 @@ fn backoff(attempt: u32, deadline: std::time::Instant) -> bool {
 }
 
 /// Runs a remote operation, retrying network failures within `timeout`.
-fn with_retries(timeout: Duration, mut op: impl FnMut() -> Result<(), remote::Failure>) -> Result<()> {
+fn with_retries(
+    timeout: Duration,
+    mut op: impl FnMut() -> Result<(), remote::Failure>,
+) -> Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     let mut attempt = 1;
     loop {
@@ -1088,7 +1105,11 @@ pub(crate) mod deepen {
             if let Ok(c) = git.find_commit(id) {
                 return Ok(c);
             }
-            let missing = || Error::repository(format!("cannot read commit {id}: it is not in the repository"));
+            let missing = || {
+                Error::repository(format!(
+                    "cannot read commit {id}: it is not in the repository"
+                ))
+            };
             if !git.is_shallow().unwrap_or(false) {
                 return Err(missing());
             }

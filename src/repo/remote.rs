@@ -641,7 +641,8 @@ const FETCH_ARGS: [&str; 7] = [
 ];
 
 /// A cache is a partial clone of `origin`, whose URL comes with each command.
-pub const CACHE_CONFIG: &str = "[core]\n\trepositoryformatversion = 1\n\tfilemode = true\n\tbare = true\n\
+pub const CACHE_CONFIG: &str =
+    "[core]\n\trepositoryformatversion = 1\n\tfilemode = true\n\tbare = true\n\
 [extensions]\n\tpartialClone = origin\n\
 [remote \"origin\"]\n\tpromisor = true\n\tpartialCloneFilter = blob:none\n";
 
@@ -811,7 +812,10 @@ mod tests {
         );
 
         let q = remote("https://git.example.com/gitops.git?token=tok-secret-1&x=y#frag-secret");
-        assert_eq!(q.shown, "https://git.example.com/gitops.git?token=***&x=***#***");
+        assert_eq!(
+            q.shown,
+            "https://git.example.com/gitops.git?token=***&x=***#***"
+        );
         assert!(!q.cache_key().contains("secret"), "{}", q.cache_key());
         assert_eq!(
             q.cache_key(),
@@ -822,7 +826,10 @@ mod tests {
 
         let ssh = remote("ssh://git:pa55word@host.example/gitops.git");
         assert_eq!(ssh.shown, "ssh://git:***@host.example/gitops.git");
-        assert_eq!(remote("git@github.com:acme/gitops.git").shown, "git@github.com:acme/gitops.git");
+        assert_eq!(
+            remote("git@github.com:acme/gitops.git").shown,
+            "git@github.com:acme/gitops.git"
+        );
     }
 
     #[test]

@@ -27,11 +27,24 @@ const SSHD: &str = "/usr/sbin/sshd";
 
 fn keygen(path: &Path) {
     let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "gitops-render-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "gitops-render-test",
+            "-f",
+        ])
         .arg(path)
         .output()
         .expect("ssh-keygen runs (openssh-client)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn current_user() -> String {
@@ -44,7 +57,10 @@ impl Sshd {
     pub fn start(dir: &Path) -> Option<Sshd> {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
         if !Path::new(SSHD).exists() {
-            assert!(!ci, "CI=true but {SSHD} is missing: .ci/run installs openssh-server");
+            assert!(
+                !ci,
+                "CI=true but {SSHD} is missing: .ci/run installs openssh-server"
+            );
             eprintln!("skipped: {SSHD} is not installed (apt-get install openssh-server)");
             return None;
         }
@@ -101,7 +117,8 @@ impl Sshd {
             ))
             .spawn()
             .map_err(|e| format!("cannot run {SSHD}: {e}"))?;
-        let host_pub = std::fs::read_to_string(dir.join("host_ed25519.pub")).map_err(|e| e.to_string())?;
+        let host_pub =
+            std::fs::read_to_string(dir.join("host_ed25519.pub")).map_err(|e| e.to_string())?;
         let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
         std::fs::write(
             dir.join("known_hosts"),
@@ -154,7 +171,12 @@ impl Sshd {
 
     /// `ssh://user@127.0.0.1:PORT/abs/path`
     pub fn ssh_url(&self, path: &Path) -> String {
-        format!("ssh://{}@127.0.0.1:{}{}", self.user, self.port, path.display())
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            path.display()
+        )
     }
 
     /// `user@alias:/abs/path`, the form GitHub shows.
