@@ -154,7 +154,7 @@ warn contains f if {
 	f := lib.finding_at(
 		"network-policy-missing",
 		sprintf("no NetworkPolicy restricts ingress to the pods of %s: add one that selects them (the standard templates render one per app)", [lib.resource(obj)]),
-		i, [], null,
+		i, ["metadata", "name"], null,
 	)
 }
 

@@ -401,6 +401,17 @@ fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut Vec<Issue>) 
         }
         quantity(object, &format!("{vol_at}/{i}/emptyDir/sizeLimit"), out);
     }
+    if object
+        .pointer(&format!("{spec}/containers"))
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        out.push(Issue::error(
+            "kube-required-field",
+            format!("{spec}/containers"),
+            "a pod needs at least one container",
+        ));
+    }
     let mut names = std::collections::HashSet::new();
     for field in ["initContainers", "containers", "ephemeralContainers"] {
         let list_ptr = format!("{spec}/{field}");

@@ -487,7 +487,10 @@ fn missing_required(
             if let Some(Value::Array(required)) = schema.get("required") {
                 for name in required.iter().filter_map(Value::as_str) {
                     // `metadata.name` has its own rules (generateName) below.
-                    if !map.contains_key(name) && !(pointer.is_empty() && name == "metadata") {
+                    // `containers: null` is as absent to the API server as no key at all.
+                    if map.get(name).is_none_or(Value::is_null)
+                        && !(pointer.is_empty() && name == "metadata")
+                    {
                         let at = crate::values::pointer_to_dotted(pointer);
                         let full = if at.is_empty() {
                             name.to_string()

@@ -175,13 +175,20 @@ fn list_items<'a>(value: &'a Value, node: &'a Node) -> Option<Vec<(&'a Value, &'
 }
 
 fn resource_of(object: &Value) -> String {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("?");
+    // The same spelling as policies/lib.rego's `resource`, so every finding on one
+    // object names it alike.
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("Unknown");
     let name = object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .or_else(|| object.pointer("/metadata/generateName").and_then(Value::as_str))
-        .unwrap_or("?");
+        .or_else(|| {
+            object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or("unnamed");
     format!("{kind}/{name}")
 }
 
@@ -369,25 +376,25 @@ fn yaml11_strings(node: &Node, api_version: &str, kind: &str, issues: &mut Vec<I
         .position(|i| i.rule == "kube-schema" && i.message.contains("expected a string"));
     let mut found = Vec::new();
     walk_scalars(node, &mut String::new(), &mut |pointer, text| {
-        let reading = match yaml::yaml11_reading(text) {
-            Some(r) => r,
-            None if typed_string_error.is_some() => match yaml::core_scalar(text, Style::Plain, None) {
-                Value::Bool(_) => "a boolean",
-                Value::Number(_) => "a number",
-                _ => return,
-            },
+        let (rule, message) = match yaml::yaml11_reading(text) {
+            Some(reading) => (
+                "yaml-ambiguous-scalar",
+                format!("`{text}` is {reading} to kubectl and Helm (YAML 1.1), though a string here, and the API takes a string: the API server refuses it"),
+            ),
+            None if typed_string_error.is_some() => {
+                let reading = match yaml::core_scalar(text, Style::Plain, None) {
+                    Value::Bool(_) => "a boolean",
+                    Value::Number(_) => "a number",
+                    _ => return,
+                };
+                ("kube-schema", format!("`{text}` is {reading}, where the API takes a string"))
+            }
             None => return,
         };
         if kube::expects_string(api_version, kind, pointer) {
             found.push(
-                Issue::error(
-                    "yaml-ambiguous-scalar",
-                    pointer.to_string(),
-                    format!(
-                        "`{text}` is {reading} to kubectl and Helm (YAML 1.1), where the API takes a string: the API server refuses it"
-                    ),
-                )
-                .help(format!("quote it: \"{text}\"")),
+                Issue::error(rule, pointer.to_string(), message)
+                    .help(format!("quote it: \"{text}\"")),
             );
         }
     });
