@@ -529,8 +529,8 @@ impl Node {
 /// and `n` are booleans there, `1_000` and `0b101` numbers, `.inf` a float.
 pub fn yaml11_reading(text: &str) -> Option<&'static str> {
     match text {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On"
-        | "ON" | "off" | "Off" | "OFF" => return Some("a boolean"),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON"
+        | "off" | "Off" | "OFF" => return Some("a boolean"),
         ".inf" | ".Inf" | ".INF" | "-.inf" | "-.Inf" | "-.INF" | "+.inf" | ".nan" | ".NaN"
         | ".NAN" => return Some("a number"),
         _ => {}
@@ -542,7 +542,11 @@ pub fn yaml11_reading(text: &str) -> Option<&'static str> {
             && body
                 .bytes()
                 .all(|b| b.is_ascii_digit() || b == b'_' || b == b'.'))
-            || (body.starts_with("0b") && body[2..].bytes().all(|b| b == b'0' || b == b'1' || b == b'_') && body.len() > 2));
+            || (body.starts_with("0b")
+                && body[2..]
+                    .bytes()
+                    .all(|b| b == b'0' || b == b'1' || b == b'_')
+                && body.len() > 2));
     if numeric && core_scalar(text, Style::Plain, None).is_string() {
         return Some("a number");
     }
@@ -1027,7 +1031,10 @@ mod tests {
         let docs = parse_stream(text, Limits::VALUES).unwrap();
         assert!(to_json(&docs[0].root)["x"].get("<<").is_some());
         let docs = parse_stream("x:\n  <<: [{a: 1}, {a: 2, c: 3}]\n", Limits::MANIFESTS).unwrap();
-        assert_eq!(to_json(&docs[0].root)["x"], serde_json::json!({"a": 1, "c": 3}));
+        assert_eq!(
+            to_json(&docs[0].root)["x"],
+            serde_json::json!({"a": 1, "c": 3})
+        );
         assert!(parse_stream("x:\n  <<: 3\n", Limits::MANIFESTS).is_err());
     }
 
@@ -1047,14 +1054,26 @@ mod tests {
     fn locate_finds_the_nearest_existing_node() {
         let docs = parse("a:\n  - x: 1\n    y: 2\n").unwrap();
         let root = &docs[0].root;
-        assert_eq!(root.locate("/a/0/y"), (Pos { line: 3, column: 5 }, Pos { line: 3, column: 8 }));
+        assert_eq!(
+            root.locate("/a/0/y"),
+            (Pos { line: 3, column: 5 }, Pos { line: 3, column: 8 })
+        );
         assert_eq!(root.locate("/a/0/z").1, Pos { line: 2, column: 5 });
         assert_eq!(root.locate("").1, root.pos);
     }
 
     #[test]
     fn yaml11_readings() {
-        for (t, r) in [("yes", Some("a boolean")), ("Off", Some("a boolean")), ("1_000", Some("a number")), ("0b101", Some("a number")), ("true", None), ("12", None), ("hello", None), ("1.4.2", None)] {
+        for (t, r) in [
+            ("yes", Some("a boolean")),
+            ("Off", Some("a boolean")),
+            ("1_000", Some("a number")),
+            ("0b101", Some("a number")),
+            ("true", None),
+            ("12", None),
+            ("hello", None),
+            ("1.4.2", None),
+        ] {
             assert_eq!(yaml11_reading(t), r, "{t}");
         }
     }

@@ -12,12 +12,20 @@ use serde_json::Value;
 
 /// `(exit code, findings)` of `validate --output json` with these arguments, run in `dir`.
 fn validate_json(dir: &Path, args: &[&str]) -> (i32, Vec<Value>) {
-    let (code, out, err) = run(bin_in(dir).arg("validate").args(args).args(["--output", "json"]));
-    assert!(code == 0 || code == 1, "exit {code} for {args:?}:\n{out}{err}");
-    let json: Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let (code, out, err) = run(bin_in(dir)
+        .arg("validate")
+        .args(args)
+        .args(["--output", "json"]));
+    assert!(
+        code == 0 || code == 1,
+        "exit {code} for {args:?}:\n{out}{err}"
+    );
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
     assert_eq!(json["ok"], code == 0, "{out}");
-    (code, json["findings"].as_array().cloned().unwrap_or_default())
+    (
+        code,
+        json["findings"].as_array().cloned().unwrap_or_default(),
+    )
 }
 
 /// One line per finding: where, how bad, which rule, on what, and what it says.
@@ -49,8 +57,14 @@ fn the_corpus_is_judged_as_the_api_server_and_the_policies_would() {
     insta::glob!("fixtures/manifests/*", |path| {
         let name = path.file_name().unwrap().to_str().unwrap();
         let (code, findings) = validate_json(&dir, &[name]);
+        let docs = std::fs::read_to_string(common::root().join("docs/rules.md")).unwrap();
         for f in &findings {
             assert_eq!(f["file"], name, "{f}");
+            let rule = f["rule"].as_str().unwrap();
+            assert!(
+                docs.contains(rule),
+                "{rule} is not documented in docs/rules.md"
+            );
         }
         insta::assert_snapshot!(listing(code, &findings));
     });
@@ -197,11 +211,17 @@ fn no_value_of_the_wrong_shape_costs_other_files_their_findings() {
     assert!(
         !findings.iter().any(|f| f["rule"] == "policy-error"),
         "a policy failed on a variant: {:?}",
-        findings.iter().filter(|f| f["rule"] == "policy-error").collect::<Vec<_>>()
+        findings
+            .iter()
+            .filter(|f| f["rule"] == "policy-error")
+            .collect::<Vec<_>>()
     );
     // Every variant is judged (each has at least one finding of its own).
     for n in &names[1..] {
-        assert!(findings.iter().any(|f| f["file"] == n.as_str()), "{n}: no findings");
+        assert!(
+            findings.iter().any(|f| f["file"] == n.as_str()),
+            "{n}: no findings"
+        );
     }
 }
 
@@ -219,17 +239,31 @@ fn directories_include_json_manifests_and_crd_flags_check_custom_resources() {
     assert!(without.iter().any(|f| f["rule"] == "kube-no-schema"));
     let (_, with) = validate_json(
         &dir,
-        &["gateway-route-without-crd.yaml", "--crd", "gateway-route-with-crd.yaml"],
+        &[
+            "gateway-route-without-crd.yaml",
+            "--crd",
+            "gateway-route-with-crd.yaml",
+        ],
     );
-    assert!(!with.iter().any(|f| f["rule"] == "kube-no-schema"), "{with:?}");
-    assert!(!with.iter().any(|f| f["rule"] == "namespace-missing"), "{with:?}");
+    assert!(
+        !with.iter().any(|f| f["rule"] == "kube-no-schema"),
+        "{with:?}"
+    );
+    assert!(
+        !with.iter().any(|f| f["rule"] == "namespace-missing"),
+        "{with:?}"
+    );
 }
 
 #[test]
 fn unusable_crd_files_and_missing_inputs_are_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("crd.yaml"), "kind: [\n").unwrap();
-    std::fs::write(tmp.path().join("m.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n").unwrap();
+    std::fs::write(
+        tmp.path().join("m.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+    )
+    .unwrap();
     let (code, _, err) = run(bin_in(tmp.path()).args(["validate", "m.yaml", "--crd", "crd.yaml"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("crd.yaml:2:"), "{err}");

@@ -56,8 +56,7 @@ impl Crds {
         if group.is_empty() || kind.is_empty() {
             return Err(Unusable {
                 pointer: "/spec".into(),
-                message: "the CustomResourceDefinition has no spec.group or spec.names.kind"
-                    .into(),
+                message: "the CustomResourceDefinition has no spec.group or spec.names.kind".into(),
             });
         }
         let scope = match text("/spec/scope") {
@@ -85,7 +84,9 @@ impl Crds {
                         .build(&translated)
                         .map_err(|e| Unusable {
                             pointer: format!("/spec/versions/{i}/schema/openAPIV3Schema"),
-                            message: format!("the schema of version {name} is not a valid schema: {e}"),
+                            message: format!(
+                                "the schema of version {name} is not a valid schema: {e}"
+                            ),
                         })?;
                     Some(built)
                 }
@@ -93,8 +94,10 @@ impl Crds {
             };
             versions.insert(name.to_string(), Version { validator });
         }
-        self.defs
-            .insert((group.to_string(), kind.to_string()), Definition { scope, versions });
+        self.defs.insert(
+            (group.to_string(), kind.to_string()),
+            Definition { scope, versions },
+        );
         Ok(())
     }
 
@@ -150,7 +153,10 @@ impl Crds {
                 }
                 continue;
             }
-            let rule = if matches!(e.kind(), jsonschema::error::ValidationErrorKind::Required { .. }) {
+            let rule = if matches!(
+                e.kind(),
+                jsonschema::error::ValidationErrorKind::Required { .. }
+            ) {
                 "kube-required-field"
             } else {
                 "kube-schema"
@@ -188,12 +194,16 @@ fn translate(schema: &Value, root: bool) -> Value {
                 other => other.clone(),
             },
             "items" | "not" | "additionalItems" => match v {
-                Value::Array(list) => Value::Array(list.iter().map(|s| translate(s, false)).collect()),
+                Value::Array(list) => {
+                    Value::Array(list.iter().map(|s| translate(s, false)).collect())
+                }
                 other => translate(other, false),
             },
             "additionalProperties" if v.is_object() => translate(v, false),
             "allOf" | "anyOf" | "oneOf" => match v {
-                Value::Array(list) => Value::Array(list.iter().map(|s| translate(s, false)).collect()),
+                Value::Array(list) => {
+                    Value::Array(list.iter().map(|s| translate(s, false)).collect())
+                }
                 other => other.clone(),
             },
             // Kubernetes' CEL rules and list/map semantics are beyond a schema check.
@@ -283,8 +293,14 @@ mod tests {
         let bad = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
             "spec": {"size": 0, "colour": "red"}});
         let issues = crds.check(&bad, "example.com/v1", "Widget").unwrap();
-        let rules: Vec<(&str, &str)> = issues.iter().map(|i| (i.rule, i.pointer.as_str())).collect();
-        assert!(rules.contains(&("kube-unknown-field", "/spec/colour")), "{issues:?}");
+        let rules: Vec<(&str, &str)> = issues
+            .iter()
+            .map(|i| (i.rule, i.pointer.as_str()))
+            .collect();
+        assert!(
+            rules.contains(&("kube-unknown-field", "/spec/colour")),
+            "{issues:?}"
+        );
         assert!(rules.contains(&("kube-schema", "/spec/size")), "{issues:?}");
         let other = crds.check(&bad, "example.com/v2", "Widget").unwrap();
         assert_eq!(other[0].rule, "kube-api-version");

@@ -15,7 +15,11 @@ use crate::yaml::escape_pointer;
 /// Where each workload kind keeps its pod template (the same table as policies/lib.rego).
 pub fn pod_template_path(kind: &str) -> Option<&'static str> {
     Some(match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
         | "Job" => "/spec/template",
         "CronJob" => "/spec/jobTemplate/spec/template",
         "PodTemplate" => "/template",
@@ -63,7 +67,13 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
         "LimitRange" => {
             if let Some(Value::Array(limits)) = object.pointer("/spec/limits") {
                 for i in 0..limits.len() {
-                    for field in ["max", "min", "default", "defaultRequest", "maxLimitRequestRatio"] {
+                    for field in [
+                        "max",
+                        "min",
+                        "default",
+                        "defaultRequest",
+                        "maxLimitRequestRatio",
+                    ] {
                         quantity_map(object, &format!("/spec/limits/{i}/{field}"), &mut out);
                     }
                 }
@@ -160,7 +170,11 @@ fn labels(object: &Value, pointer: &str, rule: &'static str, out: &mut Vec<Issue
         if !is_qualified_name(k) {
             out.push(Issue {
                 at_key: true,
-                ..Issue::error(rule, at.clone(), format!("the label key {k:?} is not valid: {KEY_SYNTAX}"))
+                ..Issue::error(
+                    rule,
+                    at.clone(),
+                    format!("the label key {k:?} is not valid: {KEY_SYNTAX}"),
+                )
             });
         }
         if let Some(value) = v.as_str() {
@@ -210,7 +224,12 @@ fn object_meta(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
 
 /// `kube-selector`: a LabelSelector's matchLabels and matchExpressions.
 fn selector(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
-    labels(object, &format!("{pointer}/matchLabels"), "kube-selector", out);
+    labels(
+        object,
+        &format!("{pointer}/matchLabels"),
+        "kube-selector",
+        out,
+    );
     let exprs = format!("{pointer}/matchExpressions");
     for (i, e) in list_at(object, &exprs).iter().enumerate() {
         let at = format!("{exprs}/{i}");
@@ -223,7 +242,10 @@ fn selector(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
                 ));
             }
         }
-        let values = e.get("values").and_then(Value::as_array).map_or(0, Vec::len);
+        let values = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         match e.get("operator").and_then(Value::as_str) {
             Some("In" | "NotIn") if values == 0 => out.push(Issue::error(
                 "kube-selector",
@@ -282,7 +304,10 @@ pub fn selects(selector: &Value, labels: &Map<String, Value>) -> bool {
 /// apps/v1 and batch/v1 workloads: the selector must not be empty and must select the
 /// pod template's labels, or the controller would own pods it did not make.
 fn workload_selector(object: &Value, kind: &str, template: &str, out: &mut Vec<Issue>) {
-    if !matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job") {
+    if !matches!(
+        kind,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"
+    ) {
         return;
     }
     let Some(sel) = object.pointer("/spec/selector").filter(|s| s.is_object()) else {
@@ -320,7 +345,8 @@ fn workload_selector(object: &Value, kind: &str, template: &str, out: &mut Vec<I
 pub fn is_iana_svc_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.bytes().any(|b| b.is_ascii_lowercase())
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -334,7 +360,9 @@ fn port_number(object: &Value, pointer: &str, min: i64, out: &mut Vec<Issue>) {
             out.push(Issue::error(
                 "kube-port",
                 pointer,
-                format!("{field} {n} is not a valid port number: it must be between {min} and 65535"),
+                format!(
+                    "{field} {n} is not a valid port number: it must be between {min} and 65535"
+                ),
             ));
         }
     }
@@ -465,7 +493,12 @@ fn container(
         let pat = format!("{ports}/{i}");
         port_number(object, &format!("{pat}/containerPort"), 1, out);
         port_number(object, &format!("{pat}/hostPort"), 0, out);
-        one_of(object, &format!("{pat}/protocol"), &["TCP", "UDP", "SCTP"], out);
+        one_of(
+            object,
+            &format!("{pat}/protocol"),
+            &["TCP", "UDP", "SCTP"],
+            out,
+        );
         port_name(object, &format!("{pat}/name"), out);
         if let Some(name) = p.get("name").and_then(Value::as_str) {
             if !port_names.insert(name) {
@@ -550,7 +583,12 @@ fn probe(object: &Value, at: &str, which: &str, out: &mut Vec<Issue>) {
         int_or_port_name(object, &format!("{at}/{port}"), out);
     }
     port_number(object, &format!("{at}/grpc/port"), 1, out);
-    one_of(object, &format!("{at}/httpGet/scheme"), &["HTTP", "HTTPS"], out);
+    one_of(
+        object,
+        &format!("{at}/httpGet/scheme"),
+        &["HTTP", "HTTPS"],
+        out,
+    );
     for (field, min) in [
         ("initialDelaySeconds", 0),
         ("timeoutSeconds", 1),
@@ -692,8 +730,18 @@ fn service(object: &Value, out: &mut Vec<Issue>) {
         out,
     );
     one_of(object, "/spec/sessionAffinity", &["None", "ClientIP"], out);
-    one_of(object, "/spec/externalTrafficPolicy", &["Cluster", "Local"], out);
-    one_of(object, "/spec/internalTrafficPolicy", &["Cluster", "Local"], out);
+    one_of(
+        object,
+        "/spec/externalTrafficPolicy",
+        &["Cluster", "Local"],
+        out,
+    );
+    one_of(
+        object,
+        "/spec/internalTrafficPolicy",
+        &["Cluster", "Local"],
+        out,
+    );
     labels(object, "/spec/selector", "kube-selector", out);
     let ports = list_at(object, "/spec/ports");
     let mut names = std::collections::HashSet::new();
@@ -702,7 +750,12 @@ fn service(object: &Value, out: &mut Vec<Issue>) {
         port_number(object, &format!("{at}/port"), 1, out);
         port_number(object, &format!("{at}/nodePort"), 0, out);
         int_or_port_name(object, &format!("{at}/targetPort"), out);
-        one_of(object, &format!("{at}/protocol"), &["TCP", "UDP", "SCTP"], out);
+        one_of(
+            object,
+            &format!("{at}/protocol"),
+            &["TCP", "UDP", "SCTP"],
+            out,
+        );
         match p.get("name").and_then(Value::as_str) {
             Some(name) if !is_dns_label(name) => out.push(Issue::error(
                 "kube-port-name",
@@ -762,14 +815,24 @@ fn network_policy(object: &Value, out: &mut Vec<Issue>) {
             }
             let ports = format!("{rules}/{i}/ports");
             for j in 0..list_at(object, &ports).len() {
-                one_of(object, &format!("{ports}/{j}/protocol"), &["TCP", "UDP", "SCTP"], out);
+                one_of(
+                    object,
+                    &format!("{ports}/{j}/protocol"),
+                    &["TCP", "UDP", "SCTP"],
+                    out,
+                );
                 int_or_port_name(object, &format!("{ports}/{j}/port"), out);
             }
         }
     }
     for (i, t) in list_at(object, "/spec/policyTypes").iter().enumerate() {
         if t.is_string() {
-            one_of(object, &format!("/spec/policyTypes/{i}"), &["Ingress", "Egress"], out);
+            one_of(
+                object,
+                &format!("/spec/policyTypes/{i}"),
+                &["Ingress", "Egress"],
+                out,
+            );
         }
     }
 }
@@ -801,7 +864,15 @@ mod tests {
         for ok in ["http", "metrics-9090", "h2c", "a"] {
             assert!(is_iana_svc_name(ok), "{ok}");
         }
-        for bad in ["HTTP", "8080", "-http", "http-", "my--port", "prometheus-metrics", ""] {
+        for bad in [
+            "HTTP",
+            "8080",
+            "-http",
+            "http-",
+            "my--port",
+            "prometheus-metrics",
+            "",
+        ] {
             assert!(!is_iana_svc_name(bad), "{bad}");
         }
     }

@@ -33,7 +33,11 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub fn error(rule: &'static str, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        rule: &'static str,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Issue {
             rule,
             pointer: pointer.into(),
@@ -44,7 +48,11 @@ impl Issue {
         }
     }
 
-    pub fn warning(rule: &'static str, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        rule: &'static str,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Issue {
             is_error: false,
             ..Issue::error(rule, pointer, message)
@@ -340,7 +348,11 @@ pub fn expects_string(api_version: &str, kind: &str, pointer: &str) -> bool {
             .get("properties")
             .and_then(|p| p.get(&segment))
             .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))
-            .or_else(|| schema.get("items").filter(|_| segment.parse::<usize>().is_ok()));
+            .or_else(|| {
+                schema
+                    .get("items")
+                    .filter(|_| segment.parse::<usize>().is_ok())
+            });
         match next {
             Some(n) => schema = n,
             None => return false,
@@ -425,7 +437,9 @@ fn type_help(message: &str, value: Option<&Value>) -> Option<String> {
         Some(Value::Null) if message.contains("expected a sequence") => {
             Some("write `[]` for an empty list, or remove the field".into())
         }
-        Some(Value::Null) if message.contains("expected a map") || message.contains("expected struct") => {
+        Some(Value::Null)
+            if message.contains("expected a map") || message.contains("expected struct") =>
+        {
             Some("write `{}` for an empty mapping, or remove the field".into())
         }
         Some(Value::String(_) | Value::Number(_) | Value::Bool(_))
@@ -457,7 +471,11 @@ fn cached_schema(k: &'static Kind) -> &'static Value {
     // Made outside the lock; a race makes the schema twice and keeps one. Leaked on
     // purpose: at most one per kind of the release, for the life of the process.
     let made: &'static Value = Box::leak(Box::new((k.schema)()));
-    *cache.lock().expect("schema cache").entry(key).or_insert(made)
+    *cache
+        .lock()
+        .expect("schema cache")
+        .entry(key)
+        .or_insert(made)
 }
 
 fn deref<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {

@@ -62,7 +62,11 @@ struct Object {
 const BATCH: usize = 256;
 
 /// Validates manifests. Every input gets a `FileReport`, in input order.
-pub fn validate(platform: &Platform, sources: &[Source<'_>], options: &Options<'_>) -> Result<Report> {
+pub fn validate(
+    platform: &Platform,
+    sources: &[Source<'_>],
+    options: &Options<'_>,
+) -> Result<Report> {
     let mut crds = load_crd_files(&options.crds)?;
 
     // Reading: each file on its own, in parallel.
@@ -136,7 +140,10 @@ fn load_crd_files(sources: &[Source<'_>]) -> Result<Crds> {
             .map_err(|e| Error::usage(format!("{}: not UTF-8 text ({e})", s.path)))?;
         for doc in yaml::parse_documents(text, yaml::Limits::MANIFESTS) {
             let doc = doc.map_err(|e| {
-                Error::usage(format!("{}:{}:{}: {}", s.path, e.pos.line, e.pos.column, e.message))
+                Error::usage(format!(
+                    "{}:{}:{}: {}",
+                    s.path, e.pos.line, e.pos.column, e.message
+                ))
             })?;
             let value = yaml::to_json(&doc.root);
             let items: Vec<(&Value, &Node)> = match list_items(&value, &doc.root) {
@@ -147,7 +154,10 @@ fn load_crd_files(sources: &[Source<'_>]) -> Result<Crds> {
                 if is_crd(v) {
                     crds.add(v).map_err(|e| {
                         let pos = node.locate(&e.pointer).1;
-                        Error::usage(format!("{}:{}:{}: {}", s.path, pos.line, pos.column, e.message))
+                        Error::usage(format!(
+                            "{}:{}:{}: {}",
+                            s.path, pos.line, pos.column, e.message
+                        ))
                     })?;
                 }
             }
@@ -177,7 +187,10 @@ fn list_items<'a>(value: &'a Value, node: &'a Node) -> Option<Vec<(&'a Value, &'
 fn resource_of(object: &Value) -> String {
     // The same spelling as policies/lib.rego's `resource`, so every finding on one
     // object names it alike.
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("Unknown");
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown");
     let name = object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -197,7 +210,10 @@ fn read_file(index: usize, source: &Source<'_>) -> (FileReport, Vec<Object>) {
     let mut objects = Vec::new();
     // A rendered app directory holds our values.yaml beside the manifests: not an API
     // object, so not something to validate.
-    if source.bytes.starts_with(crate::render::VALUES_HEADER.as_bytes()) {
+    if source
+        .bytes
+        .starts_with(crate::render::VALUES_HEADER.as_bytes())
+    {
         return (FileReport::new(path, None), objects);
     }
     let text = match std::str::from_utf8(source.bytes) {
@@ -284,10 +300,19 @@ fn read_file(index: usize, source: &Source<'_>) -> (FileReport, Vec<Object>) {
                 .at(path, at)
                 .help("list the objects under `items`, or remove the document"),
             );
-            if value.get("items").is_some_and(|i| !i.is_array() && !i.is_null()) {
+            if value
+                .get("items")
+                .is_some_and(|i| !i.is_array() && !i.is_null())
+            {
                 report.findings.push(
-                    Finding::error("kube-schema", format!("items: a {kind} holds a list of objects, not {}", shape(&value["items"])))
-                        .at(path, at),
+                    Finding::error(
+                        "kube-schema",
+                        format!(
+                            "items: a {kind} holds a list of objects, not {}",
+                            shape(&value["items"])
+                        ),
+                    )
+                    .at(path, at),
                 );
             }
             continue;
@@ -312,7 +337,10 @@ fn read_file(index: usize, source: &Source<'_>) -> (FileReport, Vec<Object>) {
                 report.findings.push(
                     Finding::error(
                         "manifest-not-object",
-                        format!("an item of a {kind} must be a Kubernetes object (a mapping), not {}", shape(&item)),
+                        format!(
+                            "an item of a {kind} must be a Kubernetes object (a mapping), not {}",
+                            shape(&item)
+                        ),
                     )
                     .at(path, node.pos),
                 );
@@ -353,7 +381,11 @@ fn shape(v: &Value) -> &'static str {
 /// The schema checks of one object: the built-in kind's, its definition's, or a
 /// warning that it has neither; and what a YAML 1.1 reader would make of it.
 fn check_object(crds: &Crds, o: &Object) -> Vec<Issue> {
-    let api_version = o.value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let api_version = o
+        .value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let kind = o.value.get("kind").and_then(Value::as_str).unwrap_or("");
     let mut issues = match crds.check(&o.value, api_version, kind) {
         Some(issues) if kube::builtin(api_version, kind).is_none() => issues,
@@ -466,7 +498,11 @@ fn scopes(crds: &Crds) -> Value {
         map.insert(format!("{}/{}", k.group, k.kind), json!(scope));
     }
     for (group, kind, scope) in crds.scopes() {
-        let scope = if scope == Scope::Cluster { "Cluster" } else { "Namespaced" };
+        let scope = if scope == Scope::Cluster {
+            "Cluster"
+        } else {
+            "Namespaced"
+        };
         map.insert(format!("{group}/{kind}"), json!(scope));
     }
     Value::Object(map)
@@ -518,7 +554,17 @@ fn evaluate_policies(
     });
     let results: Vec<Result<Vec<(usize, Finding)>>> = batches(objects)
         .par_iter()
-        .map(|batch| evaluate_batch(platform, sources, objects, batch, &scopes, &context_json, context))
+        .map(|batch| {
+            evaluate_batch(
+                platform,
+                sources,
+                objects,
+                batch,
+                &scopes,
+                &context_json,
+                context,
+            )
+        })
         .collect();
     let mut out = Vec::new();
     for r in results {
@@ -553,7 +599,9 @@ fn evaluate_batch(
         Err(_) => {
             for &i in batch {
                 match platform.policies.evaluate(&input(&[i])) {
-                    Ok(hits) => attach_hits(platform, sources, objects, &[i], hits, context, &mut out),
+                    Ok(hits) => {
+                        attach_hits(platform, sources, objects, &[i], hits, context, &mut out)
+                    }
                     Err(e) => {
                         let o = &objects[i];
                         out.push((
@@ -564,7 +612,10 @@ fn evaluate_batch(
                                 Issue::error(
                                     "policy-error",
                                     "",
-                                    format!("the policies could not be evaluated on this object: {}", e.message),
+                                    format!(
+                                        "the policies could not be evaluated on this object: {}",
+                                        e.message
+                                    ),
                                 ),
                             ),
                         ));
