@@ -7,42 +7,39 @@ import data.gitops.lib
 # resources-requests: every container (and init container) requests CPU and memory, so
 # the scheduler places it on a node that has room for it.
 deny contains f if {
-	some obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some c in sized_containers(spec)
+	some i, obj in lib.manifests
+	some e in sized_containers(obj)
 	some r in ["cpu", "memory"]
-	not has_quantity(c, "requests", r)
-	f := lib.finding(
+	not has_quantity(e.container, "requests", r)
+	f := lib.finding_at(
 		"resources-requests",
-		sprintf("%s has no %s request: set resources.requests.%s (the standard templates take it from `size`)", [lib.container_subject(obj, c), r, r]),
-		obj, null,
+		sprintf("%s has no %s request: set resources.requests.%s (the standard templates take it from `size`)", [lib.container_subject(obj, e.container), r, r]),
+		i, array.concat(e.path, ["resources", "requests", r]), null,
 	)
 }
 
 # resources-limits: every container (and init container) has CPU and memory limits, so
 # one app cannot starve its neighbours on the node.
 deny contains f if {
-	some obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some c in sized_containers(spec)
+	some i, obj in lib.manifests
+	some e in sized_containers(obj)
 	some r in ["cpu", "memory"]
-	not has_quantity(c, "limits", r)
-	f := lib.finding(
+	not has_quantity(e.container, "limits", r)
+	f := lib.finding_at(
 		"resources-limits",
-		sprintf("%s has no %s limit: set resources.limits.%s (the standard templates take it from `size`)", [lib.container_subject(obj, c), r, r]),
-		obj, null,
+		sprintf("%s has no %s limit: set resources.limits.%s (the standard templates take it from `size`)", [lib.container_subject(obj, e.container), r, r]),
+		i, array.concat(e.path, ["resources", "limits", r]), null,
 	)
 }
 
 # Ephemeral (debug) containers cannot have resources, so they are not checked.
-sized_containers(spec) := [c |
-	some field in ["containers", "initContainers"]
-	some c in object.get(spec, field, [])
-	is_object(c)
+sized_containers(obj) := [e |
+	some e in lib.pod_containers(obj)
+	e.path[count(e.path) - 2] != "ephemeralContainers"
 ]
 
 has_quantity(c, kind, r) if {
-	q := c.resources[kind][r]
+	q := lib.object_at(c, ["resources", kind])[r]
 	q != null
 	q != ""
 }
@@ -52,17 +49,17 @@ has_quantity(c, kind, r) if {
 probed_kinds := {"Deployment", "StatefulSet", "DaemonSet"}
 
 deny contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	probed_kinds[lib.kind(obj)]
-	spec := lib.pod_spec(obj)
-	some c in object.get(spec, "containers", [])
-	count(object.get(c, "ports", [])) > 0
+	some e in lib.pod_containers(obj)
+	e.path[count(e.path) - 2] == "containers"
+	count(lib.array_at(e.container, ["ports"])) > 0
 	some probe in ["readinessProbe", "livenessProbe"]
-	not c[probe]
-	f := lib.finding(
+	lib.object_at(e.container, [probe]) == {}
+	f := lib.finding_at(
 		"probes-required",
-		sprintf("%s serves a port but has no %s: add one (the standard templates probe health.path on the named port)", [lib.container_subject(obj, c), probe]),
-		obj, health_field(obj),
+		sprintf("%s serves a port but has no %s: add one (the standard templates probe health.path on the named port)", [lib.container_subject(obj, e.container), probe]),
+		i, array.concat(e.path, [probe]), health_field(obj),
 	)
 }
 
@@ -76,25 +73,31 @@ health_field(obj) := "health.path" if {
 # ServiceAccount (in the same manifests) has automountServiceAccountToken: false and the
 # pod does not override it.
 deny contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	spec := lib.pod_spec(obj)
 	not spec.automountServiceAccountToken == false
 	not token_disabled_by_service_account(obj, spec)
-	f := lib.finding(
+	f := lib.finding_at(
 		"service-account-token",
 		sprintf("%s mounts a Kubernetes API token into its pods (automountServiceAccountToken is %v): set automountServiceAccountToken: false on the pod spec", [lib.resource(obj), object.get(spec, "automountServiceAccountToken", "unset")]),
-		obj, null,
+		i, array.concat(lib.pod_spec_path(obj), ["automountServiceAccountToken"]), null,
 	)
 }
 
 token_disabled_by_service_account(obj, spec) if {
 	not "automountServiceAccountToken" in object.keys(spec)
-	some sa in lib.manifests
-	sa.kind == "ServiceAccount"
+	some sa in service_accounts
 	lib.name(sa) == service_account_name(spec)
 	lib.namespace(sa) == lib.namespace(obj)
 	sa.automountServiceAccountToken == false
 }
+
+# Companions, gathered once per evaluation rather than searched for in every manifest.
+service_accounts := [o | some o in lib.manifests; o.kind == "ServiceAccount"]
+
+pdbs := [o | some o in lib.manifests; o.kind == "PodDisruptionBudget"]
+
+network_policies := [o | some o in lib.manifests; o.kind == "NetworkPolicy"]
 
 service_account_name(spec) := n if {
 	n := spec.serviceAccountName
@@ -105,13 +108,13 @@ service_account_name(spec) := n if {
 # service-account-default: a pod runs as its app's own ServiceAccount, never `default`,
 # so RBAC granted to one app never leaks to every pod of the namespace.
 warn contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	spec := lib.pod_spec(obj)
 	service_account_name(spec) == "default"
-	f := lib.finding(
+	f := lib.finding_at(
 		"service-account-default",
 		sprintf("%s runs as the namespace's default ServiceAccount: create a ServiceAccount for the app and set serviceAccountName", [lib.resource(obj)]),
-		obj, null,
+		i, array.concat(lib.pod_spec_path(obj), ["serviceAccountName"]), null,
 	)
 }
 
@@ -120,49 +123,49 @@ warn contains f if {
 replicated_kinds := {"Deployment", "StatefulSet"}
 
 warn contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	replicated_kinds[lib.kind(obj)]
-	replicas := object.get(obj, ["spec", "replicas"], 1)
+	replicas := lib.get(obj, ["spec", "replicas"], 1)
+	is_number(replicas)
 	replicas > 1
 	labels := lib.pod_labels(obj)
 	not has_pdb(obj, labels)
-	f := lib.finding(
+	f := lib.finding_at(
 		"pdb-missing",
 		sprintf("%s runs %v replicas but no PodDisruptionBudget selects its pods: add one with maxUnavailable: 1", [lib.resource(obj), replicas]),
-		obj, null,
+		i, ["spec", "replicas"], null,
 	)
 }
 
+# A budget without a selector selects no pods (policy/v1); `{}` selects them all.
 has_pdb(obj, labels) if {
-	some pdb in lib.manifests
-	pdb.kind == "PodDisruptionBudget"
+	some pdb in pdbs
 	lib.namespace(pdb) == lib.namespace(obj)
-	lib.selects(object.get(pdb, ["spec", "selector"], {"matchLabels": {"": "selects nothing"}}), labels)
+	lib.selects(lib.get(pdb, ["spec", "selector"], null), labels)
 }
 
 # network-policy-missing: every workload's pods are selected by a NetworkPolicy that
 # governs their ingress, so they are not open to every pod of the cluster.
 warn contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	lib.pod_spec(obj)
 	labels := lib.pod_labels(obj)
 	not has_network_policy(obj, labels)
-	f := lib.finding(
+	f := lib.finding_at(
 		"network-policy-missing",
 		sprintf("no NetworkPolicy restricts ingress to the pods of %s: add one that selects them (the standard templates render one per app)", [lib.resource(obj)]),
-		obj, null,
+		i, ["metadata", "name"], null,
 	)
 }
 
 has_network_policy(obj, labels) if {
-	some np in lib.manifests
-	np.kind == "NetworkPolicy"
+	some np in network_policies
 	lib.namespace(np) == lib.namespace(obj)
-	lib.selects(object.get(np, ["spec", "podSelector"], {}), labels)
+	lib.selects(lib.get(np, ["spec", "podSelector"], {}), labels)
 	governs_ingress(np)
 }
 
 # policyTypes defaults to ["Ingress"] (plus Egress when egress rules exist).
-governs_ingress(np) if not np.spec.policyTypes
+governs_ingress(np) if not lib.get(np, ["spec", "policyTypes"], null)
 
-governs_ingress(np) if "Ingress" in np.spec.policyTypes
+governs_ingress(np) if "Ingress" in lib.array_at(np, ["spec", "policyTypes"])

@@ -10,17 +10,19 @@ import data.gitops.lib
 # image-registry: the image comes from one of the team's registries (prefix match on
 # the repository, Docker Hub short names expanded).
 deny contains f if {
-	some obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some c in lib.containers(spec)
+	some i, obj in lib.manifests
+	some e in lib.pod_containers(obj)
+	c := e.container
+	is_string(c.image)
 	ref := lib.image_parts(c.image)
 	t := lib.object_team(obj)
 	registries := lib.teams[t].registries
+	is_array(registries)
 	not allowed(ref.repository, registries)
-	f := lib.finding(
+	f := lib.finding_at(
 		"image-registry",
 		sprintf("%s uses the image %q, which is not in a registry team %q may pull from (%v): push the image to one of them", [lib.container_subject(obj, c), c.image, t, concat(", ", registries)]),
-		obj, values_field(ref.repository, "image"),
+		i, array.concat(e.path, ["image"]), values_field(ref.repository, "image"),
 	)
 }
 
@@ -55,31 +57,33 @@ under(repo, prefix) if {
 # image-tag-latest: `latest` moves; what runs would change without a deploy, and a
 # rollback could not return to it.
 deny contains f if {
-	some obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some c in lib.containers(spec)
+	some i, obj in lib.manifests
+	some e in lib.pod_containers(obj)
+	c := e.container
+	is_string(c.image)
 	ref := lib.image_parts(c.image)
 	ref.digest == ""
 	ref.tag == "latest"
-	f := lib.finding(
+	f := lib.finding_at(
 		"image-tag-latest",
 		sprintf("%s uses the image %q, whose tag `latest` moves: pin a version tag or a sha256 digest", [lib.container_subject(obj, c), c.image]),
-		obj, values_field(ref.repository, "version"),
+		i, array.concat(e.path, ["image"]), values_field(ref.repository, "version"),
 	)
 }
 
 # image-tag-missing: no tag and no digest means `latest`.
 deny contains f if {
-	some obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some c in lib.containers(spec)
+	some i, obj in lib.manifests
+	some e in lib.pod_containers(obj)
+	c := e.container
+	is_string(c.image)
 	ref := lib.image_parts(c.image)
 	ref.digest == ""
 	ref.tag == ""
-	f := lib.finding(
+	f := lib.finding_at(
 		"image-tag-missing",
 		sprintf("%s uses the image %q without a tag or digest, which pulls `latest`: pin a version tag or a sha256 digest", [lib.container_subject(obj, c), c.image]),
-		obj, values_field(ref.repository, "version"),
+		i, array.concat(e.path, ["image"]), values_field(ref.repository, "version"),
 	)
 }
 

@@ -4,26 +4,27 @@ package gitops.ingress
 
 import data.gitops.lib
 
-# Every host name an object claims, lower-cased, without a trailing dot.
+# Every host name an object claims, lower-cased, without a trailing dot, with where it
+# is written: [{"host": h, "path": [...]}, ...].
 hosts(obj) := (ingress_rule_hosts(obj) | ingress_tls_hosts(obj)) | route_hosts(obj)
 
-ingress_rule_hosts(obj) := {normalise(h) |
+ingress_rule_hosts(obj) := {{"host": normalise(h), "path": ["spec", "rules", j, "host"]} |
 	obj.kind == "Ingress"
-	some rule in object.get(obj, ["spec", "rules"], [])
-	h := rule.host
+	some j, rule in lib.array_at(obj, ["spec", "rules"])
+	h := lib.get(rule, ["host"], null)
 	is_string(h)
 }
 
-ingress_tls_hosts(obj) := {normalise(h) |
+ingress_tls_hosts(obj) := {{"host": normalise(h), "path": ["spec", "tls", j, "hosts", k]} |
 	obj.kind == "Ingress"
-	some tls in object.get(obj, ["spec", "tls"], [])
-	some h in object.get(tls, "hosts", [])
+	some j, tls in lib.array_at(obj, ["spec", "tls"])
+	some k, h in lib.array_at(tls, ["hosts"])
 	is_string(h)
 }
 
-route_hosts(obj) := {normalise(h) |
+route_hosts(obj) := {{"host": normalise(h), "path": ["spec", "hostnames", j]} |
 	obj.kind in {"HTTPRoute", "GRPCRoute", "TLSRoute"}
-	some h in object.get(obj, ["spec", "hostnames"], [])
+	some j, h in lib.array_at(obj, ["spec", "hostnames"])
 	is_string(h)
 }
 
@@ -33,16 +34,17 @@ normalise(h) := trim_suffix(lower(h), ".")
 # on a label boundary: `api.payments.apps.example.com` and `payments.apps.example.com`
 # are under `payments.apps.example.com`; `evilpayments.apps.example.com` is not.
 deny contains f if {
-	some obj in lib.manifests
-	some host in hosts(obj)
+	some i, obj in lib.manifests
+	some entry in hosts(obj)
+	host := entry.host
 	t := lib.object_team(obj)
 	cfg := lib.teams[t]
-	domains := object.get(cfg, "ingress_domains", [])
+	domains := lib.array_at(cfg, ["ingress_domains"])
 	not host_allowed(host, domains)
-	f := lib.finding(
+	f := lib.finding_at(
 		"ingress-host-domain",
 		sprintf("%s serves the host %q, which is not at or under a domain of team %q (%v): use a host name under one of them", [lib.resource(obj), host, t, allowed_list(domains)]),
-		obj, host_field(host),
+		i, entry.path, host_field(host),
 	)
 }
 
@@ -68,28 +70,31 @@ host_field(host) := "ingress.host" if {
 # ingress-tls: every host of an Ingress is covered by its TLS section, so nothing is
 # served in clear text.
 warn contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	obj.kind == "Ingress"
-	some rule in object.get(obj, ["spec", "rules"], [])
+	some j, rule in lib.array_at(obj, ["spec", "rules"])
+	is_string(lib.get(rule, ["host"], null))
 	host := normalise(rule.host)
 	not tls_covers(obj, host)
-	f := lib.finding(
+	f := lib.finding_at(
 		"ingress-tls",
 		sprintf("%s serves the host %q without TLS: list it under spec.tls[].hosts with a certificate secret", [lib.resource(obj), host]),
-		obj, host_field(host),
+		i, ["spec", "rules", j, "host"], host_field(host),
 	)
 }
 
 tls_covers(obj, host) if {
-	some tls in object.get(obj, ["spec", "tls"], [])
-	some h in object.get(tls, "hosts", [])
+	some tls in lib.array_at(obj, ["spec", "tls"])
+	some h in lib.array_at(tls, ["hosts"])
+	is_string(h)
 	normalise(h) == host
 }
 
 # A wildcard certificate covers exactly one more label.
 tls_covers(obj, host) if {
-	some tls in object.get(obj, ["spec", "tls"], [])
-	some h in object.get(tls, "hosts", [])
+	some tls in lib.array_at(obj, ["spec", "tls"])
+	some h in lib.array_at(tls, ["hosts"])
+	is_string(h)
 	startswith(h, "*.")
 	labels := split(host, ".")
 	concat(".", array.slice(labels, 1, count(labels))) == normalise(trim_prefix(h, "*."))

@@ -12,40 +12,44 @@ recommended := ["app.kubernetes.io/instance", "app.kubernetes.io/version", "app.
 
 # labels-required: the object's own labels.
 deny contains f if {
-	some obj in lib.manifests
-	missing := missing_labels(object.get(obj, ["metadata", "labels"], {}), required)
+	some i, obj in lib.manifests
+	missing := missing_labels(lib.object_at(obj, ["metadata", "labels"]), required)
 	count(missing) > 0
-	f := lib.finding(
+	f := lib.finding_at(
 		"labels-required",
 		sprintf("%s lacks the label(s) %v: set them in metadata.labels (the standard templates always do)", [lib.resource(obj), concat(", ", missing)]),
-		obj, null,
+		i, ["metadata", "labels"], null,
 	)
 }
 
 # labels-required: the labels of the pods a workload creates.
 deny contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	labels := lib.pod_labels(obj)
 	missing := missing_labels(labels, required)
 	count(missing) > 0
-	f := lib.finding(
+	f := lib.finding_at(
 		"labels-required",
 		sprintf("the pods of %s lack the label(s) %v: set them in the pod template's metadata.labels", [lib.resource(obj), concat(", ", missing)]),
-		obj, null,
+		i, pod_labels_path(obj), null,
 	)
 }
 
 # labels-recommended: the rest of the Kubernetes recommended labels.
 warn contains f if {
-	some obj in lib.manifests
-	missing := missing_labels(object.get(obj, ["metadata", "labels"], {}), recommended)
+	some i, obj in lib.manifests
+	missing := missing_labels(lib.object_at(obj, ["metadata", "labels"]), recommended)
 	count(missing) > 0
-	f := lib.finding(
+	f := lib.finding_at(
 		"labels-recommended",
 		sprintf("%s lacks the recommended label(s) %v: set them in metadata.labels", [lib.resource(obj), concat(", ", missing)]),
-		obj, null,
+		i, ["metadata", "labels"], null,
 	)
 }
+
+pod_labels_path(obj) := ["metadata", "labels"] if {
+	obj.kind == "Pod"
+} else := array.concat(lib.pod_template_paths[obj.kind], ["metadata", "labels"])
 
 missing_labels(labels, names) := [n |
 	some n in names

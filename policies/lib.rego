@@ -78,6 +78,11 @@ kind(obj) := k if {
 name(obj) := n if {
 	n := obj.metadata.name
 	is_string(n)
+	n != ""
+} else := n if {
+	n := obj.metadata.generateName
+	is_string(n)
+	n != ""
 } else := "unnamed"
 
 # The namespace an object declares, "" when none.
@@ -89,11 +94,43 @@ namespace(obj) := ns if {
 # Findings. `field` is a dotted values path or null; `obj` a Kubernetes object.
 finding(rule, message, obj, field) := with_field({"rule": rule, "message": message, "resource": resource(obj)}, field)
 
+# A finding on the object input.manifests[i], at `path` inside it (an array of keys and
+# indices from the object's root, [] for the object itself). gitops-render attaches it
+# to that very object, in its file, at the line of the deepest part of `path` that
+# exists, so a finding says where to look even when the field is missing. `field`, as
+# above, points at the values file instead when a value the team chose is the cause.
+finding_at(rule, message, i, path, field) := with_field(
+	{"rule": rule, "message": message, "resource": resource(manifests[i]), "object": i, "path": path},
+	field,
+)
+
 values_finding(rule, message, field) := with_field({"rule": rule, "message": message}, field)
 
 with_field(base, field) := object.union(base, {"field": field}) if {
 	is_string(field)
 } else := base
+
+# Reading manifests from anywhere means reading any shape: `volumes: null` (as `kubectl
+# create --dry-run` writes it), a scalar where a list belongs. These return the value at
+# `path` under `x` when it has the expected type, else an empty one, so no rule ever
+# iterates a null or a string. (The API schema check reports the wrong shape itself.)
+array_at(x, path) := a if {
+	is_object(x)
+	a := object.get(x, path, [])
+	is_array(a)
+} else := []
+
+object_at(x, path) := o if {
+	is_object(x)
+	o := object.get(x, path, {})
+	is_object(o)
+} else := {}
+
+# The value at `path` under `x`, or `fallback` when any step is missing or not an object.
+get(x, path, fallback) := v if {
+	is_object(x)
+	v := object.get(x, path, fallback)
+} else := fallback
 
 # Where each workload kind keeps its pod template.
 pod_template_paths := {
@@ -106,13 +143,14 @@ pod_template_paths := {
 	"CronJob": ["spec", "jobTemplate", "spec", "template"],
 }
 
+# The path of the pod spec in a Pod or a workload; undefined for other kinds.
+pod_spec_path(obj) := ["spec"] if {
+	obj.kind == "Pod"
+} else := array.concat(pod_template_paths[obj.kind], ["spec"])
+
 # The pod spec of a Pod or of a workload's pod template; undefined for other kinds.
 pod_spec(obj) := spec if {
-	obj.kind == "Pod"
-	spec := obj.spec
-	is_object(spec)
-} else := spec if {
-	spec := object.get(obj, array.concat(pod_template_paths[obj.kind], ["spec"]), null)
+	spec := object.get(obj, pod_spec_path(obj), null)
 	is_object(spec)
 }
 
@@ -120,16 +158,25 @@ pod_spec(obj) := spec if {
 # Undefined for other kinds.
 pod_labels(obj) := labels if {
 	obj.kind == "Pod"
-	labels := object.get(obj, ["metadata", "labels"], {})
+	labels := object_at(obj, ["metadata", "labels"])
 } else := labels if {
 	path := array.concat(pod_template_paths[obj.kind], ["metadata", "labels"])
-	labels := object.get(obj, path, {})
+	labels := object_at(obj, path)
 }
 
 # Every container of a pod spec: containers, initContainers and ephemeralContainers.
 containers(spec) := [c |
 	some field in ["containers", "initContainers", "ephemeralContainers"]
-	some c in object.get(spec, field, [])
+	some c in array_at(spec, [field])
+	is_object(c)
+]
+
+# Every container of an object's pod spec with its path in the object:
+# [{"container": c, "path": ["spec", "template", "spec", "containers", 0]}, ...].
+pod_containers(obj) := [{"container": c, "path": array.concat(pod_spec_path(obj), [field, j])} |
+	spec := pod_spec(obj)
+	some field in ["containers", "initContainers", "ephemeralContainers"]
+	some j, c in array_at(spec, [field])
 	is_object(c)
 ]
 
@@ -144,10 +191,19 @@ container_subject(obj, c) := sprintf("container %q of %s", [container_name(c), r
 
 # A container's effective securityContext setting: the container's own, else the pod's.
 effective(spec, c, key) := v if {
-	v := c.securityContext[key]
+	v := object_at(c, ["securityContext"])[key]
 } else := v if {
-	v := spec.securityContext[key]
+	v := object_at(spec, ["securityContext"])[key]
 }
+
+# Where a container's effective securityContext setting is written (or would be): the
+# container's, when it sets it or the pod does not.
+effective_path(spec, e, key) := array.concat(e.path, ["securityContext", key]) if {
+	object_at(e.container, ["securityContext"])[key]
+} else := path if {
+	object_at(spec, ["securityContext"])[key]
+	path := array.concat(array.slice(e.path, 0, count(e.path) - 2), ["securityContext", key])
+} else := array.concat(e.path, ["securityContext", key])
 
 # Image references: {"repository", "tag", "digest"}, tag and digest "" when absent.
 image_parts(ref) := {"repository": repo, "tag": tag, "digest": digest} if {
@@ -183,7 +239,11 @@ registry_host(h) if contains(h, ":")
 
 registry_host(h) if h == "localhost"
 
-# Namespaced objects: every kind except these cluster-scoped ones.
+# Where objects live. gitops-render passes the scope of every kind it knows (the
+# release's built-in kinds, and custom resources whose CustomResourceDefinition it was
+# given or found among the manifests) as input.scopes: {"<group>/<Kind>": "Namespaced" |
+# "Cluster"}. Without it (policy unit tests, other callers) the built-in list below
+# decides; a kind known to neither is of unknown scope.
 cluster_scoped_kinds := {
 	"APIService", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding",
 	"ComponentStatus", "CSIDriver", "CSINode", "CustomResourceDefinition",
@@ -191,15 +251,64 @@ cluster_scoped_kinds := {
 	"MutatingWebhookConfiguration", "Namespace", "Node", "PersistentVolume", "PriorityClass",
 	"PriorityLevelConfiguration", "RuntimeClass", "StorageClass", "ValidatingAdmissionPolicy",
 	"ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "VolumeAttachment",
+	"ClusterTrustBundle", "DeviceClass", "ResourceSlice", "DeviceTaintRule", "IPAddress",
+	"ServiceCIDR", "StorageVersion", "StorageVersionMigration", "VolumeAttributesClass",
 }
 
-namespaced(obj) if not cluster_scoped_kinds[kind(obj)]
+# "<group>/<Kind>" of an object: "apps/Deployment", "/ConfigMap" for the core group.
+group_kind(obj) := sprintf("%s/%s", [group(obj), kind(obj)])
 
-# Whether a label selector's matchLabels all appear in `labels`. An empty selector
-# selects everything.
+group(obj) := g if {
+	parts := split(obj.apiVersion, "/")
+	count(parts) == 2
+	g := parts[0]
+} else := ""
+
+scope(obj) := s if {
+	s := input.scopes[group_kind(obj)]
+	is_string(s)
+} else := "Cluster" if {
+	not is_object(input.scopes)
+	cluster_scoped_kinds[kind(obj)]
+} else := "Namespaced" if {
+	not is_object(input.scopes)
+}
+
+# Namespaced objects: every kind not known to be cluster-scoped.
+namespaced(obj) if not scope(obj) == "Cluster"
+
+# Objects known to be namespaced; a custom resource of unknown scope is not.
+known_namespaced(obj) if scope(obj) == "Namespaced"
+
+# Whether a label selector selects `labels`: every matchLabels entry and every
+# matchExpressions requirement (In, NotIn, Exists, DoesNotExist) holds. An empty
+# selector selects everything; a requirement with an unknown operator nothing.
 selects(selector, labels) if {
-	match := object.get(selector, "matchLabels", {})
-	every k, v in match {
+	is_object(selector)
+	every k, v in object_at(selector, ["matchLabels"]) {
 		labels[k] == v
 	}
+	every e in array_at(selector, ["matchExpressions"]) {
+		requirement_holds(e, labels)
+	}
+}
+
+requirement_holds(e, labels) if {
+	e.operator == "In"
+	labels[e.key] in array_at(e, ["values"])
+}
+
+requirement_holds(e, labels) if {
+	e.operator == "NotIn"
+	not labels[e.key] in array_at(e, ["values"])
+}
+
+requirement_holds(e, labels) if {
+	e.operator == "Exists"
+	labels[e.key]
+}
+
+requirement_holds(e, labels) if {
+	e.operator == "DoesNotExist"
+	not e.key in object.keys(labels)
 }

@@ -31,10 +31,10 @@ deny contains f if {
 	t := lib.team
 	cfg := lib.teams[t]
 	a := lib.app
-	not a in object.get(cfg, "apps", [])
+	not a in lib.array_at(cfg, ["apps"])
 	f := lib.values_finding(
 		"team-owns-app",
-		sprintf("team %q does not own the app %q (its apps: %v): fix `app` or `team`, or ask the platform team to add the app to the team in the teams registry", [t, a, concat(", ", object.get(cfg, "apps", []))]),
+		sprintf("team %q does not own the app %q (its apps: %v): fix `app` or `team`, or ask the platform team to add the app to the team in the teams registry", [t, a, concat(", ", lib.array_at(cfg, ["apps"]))]),
 		app_field,
 	)
 }
@@ -50,7 +50,7 @@ deny contains f if {
 	repo := lib.context("source_repo")
 	t := lib.team
 	cfg := lib.teams[t]
-	patterns := object.get(cfg, "source_repos", [])
+	patterns := lib.array_at(cfg, ["source_repos"])
 	not source_allowed(lower(repo), patterns)
 	f := lib.values_finding(
 		"source-repo",
@@ -74,15 +74,15 @@ deny contains f if {
 	t := lib.team
 	e := lib.context("env")
 	expected := concat("-", [t, e])
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	lib.namespaced(obj)
 	ns := lib.namespace(obj)
 	ns != ""
 	ns != expected
-	f := lib.finding(
+	f := lib.finding_at(
 		"namespace-team",
 		sprintf("%s is in namespace %q, but team %q deploys to %q in %s: put it in %q", [lib.resource(obj), ns, t, expected, e, expected]),
-		obj, null,
+		i, ["metadata", "namespace"], null,
 	)
 }
 
@@ -91,39 +91,41 @@ deny contains f if {
 shared_namespaces := {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 deny contains f if {
-	some obj in lib.manifests
+	some i, obj in lib.manifests
 	lib.namespaced(obj)
 	ns := lib.namespace(obj)
 	shared_namespaces[ns]
-	f := lib.finding(
+	f := lib.finding_at(
 		"namespace-default",
 		sprintf("%s is in the shared namespace %q: put it in the app's own namespace", [lib.resource(obj), ns]),
-		obj, null,
+		i, ["metadata", "namespace"], null,
 	)
 }
 
 # namespace-missing: a namespaced object names its namespace, so where it lands does not
-# depend on whoever applies it.
+# depend on whoever applies it. Only objects known to be namespaced: a cluster-scoped
+# kind has no namespace to set, and a custom resource whose definition gitops-render
+# was not given may be either.
 warn contains f if {
-	some obj in lib.manifests
-	lib.namespaced(obj)
+	some i, obj in lib.manifests
+	lib.known_namespaced(obj)
 	lib.namespace(obj) == ""
-	f := lib.finding(
+	f := lib.finding_at(
 		"namespace-missing",
 		sprintf("%s does not set metadata.namespace, so it lands in whatever namespace it is applied to: set it", [lib.resource(obj)]),
-		obj, null,
+		i, ["metadata"], null,
 	)
 }
 
 # team-label-mismatch: an object of a deployment carries its team's label, not another.
 deny contains f if {
 	t := lib.team
-	some obj in lib.manifests
-	label := obj.metadata.labels.team
+	some i, obj in lib.manifests
+	label := lib.object_at(obj, ["metadata", "labels"]).team
 	label != t
-	f := lib.finding(
+	f := lib.finding_at(
 		"team-label-mismatch",
 		sprintf("%s is labelled team %q but is deployed by team %q: set the label `team: %s`", [lib.resource(obj), label, t, t]),
-		obj, null,
+		i, ["metadata", "labels", "team"], null,
 	)
 }

@@ -87,6 +87,10 @@ pub struct Limits {
     pub max_nodes: usize,
     pub max_depth: usize,
     pub allow_aliases: bool,
+    /// Whether `<<: *base` merges a mapping into the one it sits in (YAML 1.1's merge
+    /// key, which kubectl, Helm and every Kubernetes tool honour in manifests). Values
+    /// files do not take it: there `<<` is an unknown field, like any other.
+    pub merge_keys: bool,
 }
 
 impl Limits {
@@ -94,11 +98,13 @@ impl Limits {
         max_nodes: 5_000,
         max_depth: 16,
         allow_aliases: true,
+        merge_keys: false,
     };
     pub const MANIFESTS: Limits = Limits {
         max_nodes: 2_000_000,
         max_depth: 64,
         allow_aliases: true,
+        merge_keys: true,
     };
 }
 
@@ -155,6 +161,10 @@ enum Frame {
         entries: Vec<(Key, Node)>,
         pending_key: Option<Key>,
         seen: HashMap<String, Pos>,
+        /// Entries brought in by `<<` merge keys, in order of precedence.
+        merged: Vec<(Key, Node)>,
+        /// Whether the pending key is a merge key.
+        pending_merge: bool,
     },
 }
 
@@ -227,6 +237,8 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                     entries: Vec::new(),
                     pending_key: None,
                     seen: HashMap::new(),
+                    merged: Vec::new(),
+                    pending_merge: false,
                 });
                 continue;
             }
@@ -245,9 +257,19 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                 Some(Frame::Map {
                     pos,
                     anchor,
-                    entries,
+                    mut entries,
+                    merged,
+                    seen,
                     ..
                 }) => {
+                    // Keys written in the mapping win over merged ones; among merged
+                    // ones, the first source wins (YAML's merge key semantics).
+                    let mut taken: std::collections::HashSet<String> = seen.into_keys().collect();
+                    for (k, v) in merged {
+                        if taken.insert(k.text.clone()) {
+                            entries.push((k, v));
+                        }
+                    }
                     let node = Node {
                         pos,
                         kind: NodeKind::Mapping(entries),
@@ -308,9 +330,21 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                 entries,
                 pending_key,
                 seen,
+                merged,
+                pending_merge,
                 ..
             }) => match pending_key.take() {
                 None => {
+                    if limits.merge_keys
+                        && matches!(&finished.kind, NodeKind::Scalar { text, style: Style::Plain, tag: None } if text == "<<")
+                    {
+                        *pending_merge = true;
+                        *pending_key = Some(Key {
+                            text: "<<".into(),
+                            pos: finished.pos,
+                        });
+                        continue;
+                    }
                     let text = match &finished.kind {
                         NodeKind::Scalar { text, .. } => text.clone(),
                         _ => {
@@ -337,6 +371,10 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                         pos: finished.pos,
                     });
                 }
+                Some(_) if *pending_merge => {
+                    *pending_merge = false;
+                    merge_into(merged, finished)?;
+                }
                 Some(key) => {
                     nodes += 1;
                     entries.push((key, finished))
@@ -345,6 +383,174 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
         }
     }
     Ok(docs)
+}
+
+/// The entries a `<<` value brings: a mapping's, or those of each mapping of a list.
+fn merge_into(merged: &mut Vec<(Key, Node)>, value: Node) -> Result<(), Error> {
+    match value.kind {
+        NodeKind::Mapping(entries) => merged.extend(entries),
+        NodeKind::Sequence(items) => {
+            for item in items {
+                match item.kind {
+                    NodeKind::Mapping(entries) => merged.extend(entries),
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::Syntax,
+                            item.pos,
+                            "a `<<` merge list may hold only mappings",
+                        ))
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                value.pos,
+                "the value of a `<<` merge key must be a mapping or a list of mappings",
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Every document of a stream. When the stream as a whole is not valid YAML, each
+/// document (split at its `---` or `...` marker lines) is parsed on its own, so a syntax
+/// error in one document of a Helm or Kustomize output costs that document only, and
+/// the error keeps its line in the whole file.
+pub fn parse_documents(source: &str, limits: Limits) -> Vec<Result<Document, Error>> {
+    let first = match parse_stream(source, limits) {
+        Ok(docs) => return docs.into_iter().map(Ok).collect(),
+        Err(e) => e,
+    };
+    let chunks = split_documents(source);
+    if chunks.len() <= 1 {
+        return vec![Err(first)];
+    }
+    let mut out = Vec::new();
+    for (offset, chunk) in chunks {
+        match parse_stream(chunk, limits) {
+            Ok(docs) => out.extend(docs.into_iter().map(|mut d| {
+                shift(&mut d.root, offset);
+                Ok(d)
+            })),
+            Err(mut e) => {
+                e.pos.line += offset;
+                out.push(Err(e));
+            }
+        }
+    }
+    out
+}
+
+/// `(lines before it, text)` of each document of a stream, split at marker lines: a
+/// `---` (alone or followed by a space) starts a document, a `...` ends one. Markers are
+/// only markers at the start of a line, where no scalar's content can be.
+fn split_documents(source: &str) -> Vec<(u32, &str)> {
+    let mut chunks = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 0u32;
+    let mut offset = 0usize;
+    for (line, text) in source.split_inclusive('\n').enumerate() {
+        let bare = text.trim_end_matches(['\n', '\r']);
+        let opens = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
+        let closes = bare == "..." || bare.starts_with("... ");
+        if opens && offset > start {
+            chunks.push((start_line, &source[start..offset]));
+            start = offset;
+            start_line = line as u32;
+        }
+        offset += text.len();
+        if closes {
+            chunks.push((start_line, &source[start..offset]));
+            start = offset;
+            start_line = line as u32 + 1;
+        }
+    }
+    if offset > start {
+        chunks.push((start_line, &source[start..offset]));
+    }
+    chunks
+}
+
+fn shift(node: &mut Node, lines: u32) {
+    node.pos.line += lines;
+    match &mut node.kind {
+        NodeKind::Scalar { .. } => {}
+        NodeKind::Sequence(items) => items.iter_mut().for_each(|n| shift(n, lines)),
+        NodeKind::Mapping(entries) => {
+            for (k, v) in entries {
+                k.pos.line += lines;
+                shift(v, lines);
+            }
+        }
+    }
+}
+
+impl Node {
+    /// `(key position, value position)` of the node at a JSON pointer, or of its deepest
+    /// ancestor that exists: a finding about a missing field points at where it belongs.
+    /// Walks the tree, so nothing is indexed for the objects that have no findings.
+    pub fn locate(&self, pointer: &str) -> (Pos, Pos) {
+        let mut node = self;
+        let mut found = (self.pos, self.pos);
+        for raw in pointer.split('/').skip(1) {
+            let segment: Cow<'_, str> = if raw.contains('~') {
+                Cow::Owned(raw.replace("~1", "/").replace("~0", "~"))
+            } else {
+                Cow::Borrowed(raw)
+            };
+            let next = match &node.kind {
+                NodeKind::Mapping(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.text == segment)
+                    .map(|(k, v)| (k.pos, v)),
+                NodeKind::Sequence(items) => segment
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .map(|v| (v.pos, v)),
+                NodeKind::Scalar { .. } => None,
+            };
+            match next {
+                Some((key, v)) => {
+                    found = (key, v.pos);
+                    node = v;
+                }
+                None => break,
+            }
+        }
+        found
+    }
+}
+
+/// What a YAML 1.1 reader (go-yaml v2, which kubectl and Helm use) makes of a plain
+/// scalar that this reader, on the YAML 1.2 core schema, keeps as a string: `yes`, `on`
+/// and `n` are booleans there, `1_000` and `0b101` numbers, `.inf` a float.
+pub fn yaml11_reading(text: &str) -> Option<&'static str> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON"
+        | "off" | "Off" | "OFF" => return Some("a boolean"),
+        ".inf" | ".Inf" | ".INF" | "-.inf" | "-.Inf" | "-.INF" | "+.inf" | ".nan" | ".NaN"
+        | ".NAN" => return Some("a number"),
+        _ => {}
+    }
+    let body = text.trim_start_matches(['-', '+']);
+    let numeric = !body.is_empty()
+        && body.as_bytes()[0].is_ascii_digit()
+        && ((body.contains('_')
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'_' || b == b'.'))
+            || (body.starts_with("0b")
+                && body[2..]
+                    .bytes()
+                    .all(|b| b == b'0' || b == b'1' || b == b'_')
+                && body.len() > 2));
+    if numeric && core_scalar(text, Style::Plain, None).is_string() {
+        return Some("a number");
+    }
+    None
 }
 
 fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: &Node) {
@@ -814,6 +1020,62 @@ mod tests {
     fn a_small_alias_is_fine() {
         let docs = parse("base: &b {x: 1}\nother: *b\n").unwrap();
         assert_eq!(to_json(&docs[0].root)["other"]["x"], 1);
+    }
+
+    #[test]
+    fn merge_keys_merge_in_manifests_only() {
+        let text = "base: &b {a: 1, b: 2}\nx:\n  <<: *b\n  b: 3\n";
+        let docs = parse_stream(text, Limits::MANIFESTS).unwrap();
+        let x = &to_json(&docs[0].root)["x"];
+        assert_eq!(x, &serde_json::json!({"a": 1, "b": 3}));
+        let docs = parse_stream(text, Limits::VALUES).unwrap();
+        assert!(to_json(&docs[0].root)["x"].get("<<").is_some());
+        let docs = parse_stream("x:\n  <<: [{a: 1}, {a: 2, c: 3}]\n", Limits::MANIFESTS).unwrap();
+        assert_eq!(
+            to_json(&docs[0].root)["x"],
+            serde_json::json!({"a": 1, "c": 3})
+        );
+        assert!(parse_stream("x:\n  <<: 3\n", Limits::MANIFESTS).is_err());
+    }
+
+    #[test]
+    fn a_bad_document_costs_only_itself() {
+        let text = "a: 1\n---\nb: [\n---\nc: 3\n";
+        let docs = parse_documents(text, Limits::MANIFESTS);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(to_json(&docs[0].as_ref().unwrap().root)["a"], 1);
+        let err = docs[1].as_ref().unwrap_err();
+        assert!(err.pos.line >= 3, "{err:?}");
+        let c = &docs[2].as_ref().unwrap().root;
+        assert_eq!(c.locate("/c").0.line, 5);
+    }
+
+    #[test]
+    fn locate_finds_the_nearest_existing_node() {
+        let docs = parse("a:\n  - x: 1\n    y: 2\n").unwrap();
+        let root = &docs[0].root;
+        assert_eq!(
+            root.locate("/a/0/y"),
+            (Pos { line: 3, column: 5 }, Pos { line: 3, column: 8 })
+        );
+        assert_eq!(root.locate("/a/0/z").1, Pos { line: 2, column: 5 });
+        assert_eq!(root.locate("").1, root.pos);
+    }
+
+    #[test]
+    fn yaml11_readings() {
+        for (t, r) in [
+            ("yes", Some("a boolean")),
+            ("Off", Some("a boolean")),
+            ("1_000", Some("a number")),
+            ("0b101", Some("a number")),
+            ("true", None),
+            ("12", None),
+            ("hello", None),
+            ("1.4.2", None),
+        ] {
+            assert_eq!(yaml11_reading(t), r, "{t}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Turning path arguments into inputs: files as given, directories expanded to the
-//! `.yaml`/`.yml` files below them (sorted, so output order never depends on the file
-//! system), `-` for standard input. An unreadable path is a usage error (exit 2).
+//! `.yaml`/`.yml` files below them (`.json` too for `validate`), sorted so output order
+//! never depends on the file system; `-` for standard input. An unreadable path is a
+//! usage error (exit 2).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,18 +19,25 @@ pub struct Input {
 const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    expand_with(paths, &["yaml", "yml"])
+}
+
+/// `expand`, taking the files below a directory whose extension is one of `exts`
+/// (`validate` reads `.json` manifests too).
+pub fn expand_with(paths: &[PathBuf], exts: &[&str]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(p.clone());
         } else if p.is_dir() {
             let mut found = Vec::new();
-            walk(p, &mut found)?;
+            walk(p, exts, &mut found)?;
             found.sort();
             if found.is_empty() {
                 return Err(Error::usage(format!(
-                    "{} holds no .yaml or .yml files",
-                    p.display()
+                    "{} holds no .{} files",
+                    p.display(),
+                    exts.join(" or .")
                 )));
             }
             out.extend(found);
@@ -40,7 +48,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::usage(format!("cannot read directory {}: {e}", dir.display())))?;
     for entry in entries {
@@ -51,11 +59,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             continue;
         }
         if path.is_dir() {
-            walk(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
+            walk(&path, exts, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| exts.contains(&e))
+        {
             out.push(path);
         }
     }
@@ -99,4 +108,9 @@ fn check_size(input: Input) -> Result<Input> {
 /// Reads every path (after expansion), in order.
 pub fn read_all(paths: &[PathBuf]) -> Result<Vec<Input>> {
     expand(paths)?.iter().map(|p| read(p)).collect()
+}
+
+/// `read_all` with `expand_with`'s extensions.
+pub fn read_all_with(paths: &[PathBuf], exts: &[&str]) -> Result<Vec<Input>> {
+    expand_with(paths, exts)?.iter().map(|p| read(p)).collect()
 }

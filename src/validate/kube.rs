@@ -28,60 +28,254 @@ pub struct Issue {
     pub is_error: bool,
     /// Whether `pointer` names a key (unknown field) rather than a value.
     pub at_key: bool,
+    /// What to do about it, when there is something specific to say.
+    pub help: Option<String>,
+}
+
+impl Issue {
+    pub fn error(
+        rule: &'static str,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Issue {
+            rule,
+            pointer: pointer.into(),
+            message: message.into(),
+            is_error: true,
+            at_key: false,
+            help: None,
+        }
+    }
+
+    pub fn warning(
+        rule: &'static str,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Issue {
+            is_error: false,
+            ..Issue::error(rule, pointer, message)
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Where an object lives: in a namespace, beside the namespaces, or only as a
+/// subresource of another object (Scale, Eviction, TokenRequest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Namespaced,
+    Cluster,
+    Subresource,
 }
 
 type CheckFn = fn(&Value) -> Vec<Issue>;
 type SchemaFn = fn() -> Value;
 
+/// One built-in kind of the compiled-in release.
+pub struct Kind {
+    pub api_version: &'static str,
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub scope: Scope,
+    check: CheckFn,
+    schema: SchemaFn,
+}
+
+fn scope_of<T: k8s_openapi::Resource>() -> Scope
+where
+    T::Scope: 'static,
+{
+    use std::any::TypeId;
+    let scope = TypeId::of::<T::Scope>();
+    if scope == TypeId::of::<k8s_openapi::ClusterResourceScope>() {
+        Scope::Cluster
+    } else if scope == TypeId::of::<k8s_openapi::NamespaceResourceScope>() {
+        Scope::Namespaced
+    } else {
+        Scope::Subresource
+    }
+}
+
 macro_rules! kinds {
     ($($t:ty),* $(,)?) => {
-        &[$((
-            <$t as k8s_openapi::Resource>::API_VERSION,
-            <$t as k8s_openapi::Resource>::KIND,
-            check_as::<$t> as CheckFn,
-            schema_of::<$t> as SchemaFn,
-        )),*]
+        vec![$(Kind {
+            api_version: <$t as k8s_openapi::Resource>::API_VERSION,
+            group: <$t as k8s_openapi::Resource>::GROUP,
+            kind: <$t as k8s_openapi::Resource>::KIND,
+            scope: scope_of::<$t>(),
+            check: check_as::<$t> as CheckFn,
+            schema: schema_of::<$t> as SchemaFn,
+        }),*]
     };
 }
 
-/// Every built-in kind we check, by (apiVersion, kind).
-static KINDS: &[(&str, &str, CheckFn, SchemaFn)] = kinds![
+/// Every resource type of the compiled-in release, as k8s-openapi generates them from
+/// the upstream OpenAPI document: the list is the release's, not a selection of ours.
+/// (Regenerate with `grep -rl 'impl crate::Resource for' src/v1_35` in k8s-openapi.)
+fn all_kinds() -> Vec<Kind> {
+    kinds![
+    api::admissionregistration::v1::MutatingWebhookConfiguration,
+    api::admissionregistration::v1::ValidatingAdmissionPolicy,
+    api::admissionregistration::v1::ValidatingAdmissionPolicyBinding,
+    api::admissionregistration::v1::ValidatingWebhookConfiguration,
+    api::admissionregistration::v1alpha1::MutatingAdmissionPolicy,
+    api::admissionregistration::v1alpha1::MutatingAdmissionPolicyBinding,
+    api::admissionregistration::v1beta1::MutatingAdmissionPolicy,
+    api::admissionregistration::v1beta1::MutatingAdmissionPolicyBinding,
+    api::apiserverinternal::v1alpha1::StorageVersion,
+    api::apps::v1::ControllerRevision,
+    api::apps::v1::DaemonSet,
+    api::apps::v1::Deployment,
+    api::apps::v1::ReplicaSet,
+    api::apps::v1::StatefulSet,
+    api::authentication::v1::SelfSubjectReview,
+    api::authentication::v1::TokenRequest,
+    api::authentication::v1::TokenReview,
+    api::authorization::v1::LocalSubjectAccessReview,
+    api::authorization::v1::SelfSubjectAccessReview,
+    api::authorization::v1::SelfSubjectRulesReview,
+    api::authorization::v1::SubjectAccessReview,
+    api::autoscaling::v1::HorizontalPodAutoscaler,
+    api::autoscaling::v1::Scale,
+    api::autoscaling::v2::HorizontalPodAutoscaler,
+    api::batch::v1::CronJob,
+    api::batch::v1::Job,
+    api::certificates::v1::CertificateSigningRequest,
+    api::certificates::v1alpha1::ClusterTrustBundle,
+    api::certificates::v1beta1::ClusterTrustBundle,
+    api::certificates::v1beta1::PodCertificateRequest,
+    api::coordination::v1::Lease,
+    api::coordination::v1alpha2::LeaseCandidate,
+    api::coordination::v1beta1::LeaseCandidate,
+    api::core::v1::Binding,
+    api::core::v1::ComponentStatus,
     api::core::v1::ConfigMap,
+    api::core::v1::Endpoints,
+    api::core::v1::Event,
+    api::core::v1::LimitRange,
+    api::core::v1::Namespace,
+    api::core::v1::Node,
+    api::core::v1::PersistentVolume,
+    api::core::v1::PersistentVolumeClaim,
+    api::core::v1::Pod,
+    api::core::v1::PodTemplate,
+    api::core::v1::ReplicationController,
+    api::core::v1::ResourceQuota,
     api::core::v1::Secret,
     api::core::v1::Service,
     api::core::v1::ServiceAccount,
-    api::core::v1::Pod,
-    api::core::v1::Namespace,
-    api::core::v1::PersistentVolumeClaim,
-    api::core::v1::PersistentVolume,
-    api::core::v1::LimitRange,
-    api::core::v1::ResourceQuota,
-    api::core::v1::ReplicationController,
-    api::core::v1::Endpoints,
-    api::apps::v1::Deployment,
-    api::apps::v1::StatefulSet,
-    api::apps::v1::DaemonSet,
-    api::apps::v1::ReplicaSet,
-    api::batch::v1::Job,
-    api::batch::v1::CronJob,
+    api::discovery::v1::EndpointSlice,
+    api::events::v1::Event,
+    api::flowcontrol::v1::FlowSchema,
+    api::flowcontrol::v1::PriorityLevelConfiguration,
     api::networking::v1::Ingress,
     api::networking::v1::IngressClass,
+    api::networking::v1::IPAddress,
     api::networking::v1::NetworkPolicy,
+    api::networking::v1::ServiceCIDR,
+    api::networking::v1beta1::IPAddress,
+    api::networking::v1beta1::ServiceCIDR,
+    api::node::v1::RuntimeClass,
+    api::policy::v1::Eviction,
     api::policy::v1::PodDisruptionBudget,
-    api::rbac::v1::Role,
-    api::rbac::v1::RoleBinding,
     api::rbac::v1::ClusterRole,
     api::rbac::v1::ClusterRoleBinding,
-    api::autoscaling::v1::HorizontalPodAutoscaler,
-    api::autoscaling::v2::HorizontalPodAutoscaler,
+    api::rbac::v1::Role,
+    api::rbac::v1::RoleBinding,
+    api::resource::v1::DeviceClass,
+    api::resource::v1::ResourceClaim,
+    api::resource::v1::ResourceClaimTemplate,
+    api::resource::v1::ResourceSlice,
+    api::resource::v1alpha3::DeviceTaintRule,
+    api::resource::v1beta1::DeviceClass,
+    api::resource::v1beta1::ResourceClaim,
+    api::resource::v1beta1::ResourceClaimTemplate,
+    api::resource::v1beta1::ResourceSlice,
+    api::resource::v1beta2::DeviceClass,
+    api::resource::v1beta2::ResourceClaim,
+    api::resource::v1beta2::ResourceClaimTemplate,
+    api::resource::v1beta2::ResourceSlice,
     api::scheduling::v1::PriorityClass,
+    api::scheduling::v1alpha1::Workload,
+    api::storage::v1::CSIDriver,
+    api::storage::v1::CSINode,
+    api::storage::v1::CSIStorageCapacity,
     api::storage::v1::StorageClass,
-    api::discovery::v1::EndpointSlice,
-    api::coordination::v1::Lease,
-    api::admissionregistration::v1::ValidatingWebhookConfiguration,
-    api::admissionregistration::v1::MutatingWebhookConfiguration,
+    api::storage::v1::VolumeAttachment,
+    api::storage::v1::VolumeAttributesClass,
+    api::storage::v1beta1::VolumeAttributesClass,
+    api::storagemigration::v1beta1::StorageVersionMigration,
     k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-];
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::APIGroup,
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::APIGroupList,
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList,
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::APIVersions,
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
+    k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+    ]
+}
+
+struct Registry {
+    kinds: Vec<Kind>,
+    by_key: std::collections::HashMap<(&'static str, &'static str), usize>,
+    groups: std::collections::HashSet<&'static str>,
+}
+
+/// API groups Kubernetes itself served in earlier releases and serves no more: their
+/// objects are built-in kinds of a removed version (`kube-api-version`), never custom
+/// resources.
+const REMOVED_GROUPS: &[&str] = &["extensions", "settings.k8s.io", "auditregistration.k8s.io"];
+
+fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let kinds = all_kinds();
+        let by_key = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ((k.api_version, k.kind), i))
+            .collect();
+        let groups = kinds
+            .iter()
+            .map(|k| k.group)
+            .chain(REMOVED_GROUPS.iter().copied())
+            .collect();
+        Registry {
+            kinds,
+            by_key,
+            groups,
+        }
+    })
+}
+
+/// The built-in kind of this release with this apiVersion and kind, if there is one.
+pub fn builtin(api_version: &str, kind: &str) -> Option<&'static Kind> {
+    let r = registry();
+    r.by_key.get(&(api_version, kind)).map(|&i| &r.kinds[i])
+}
+
+/// Every built-in kind of the compiled-in release.
+pub fn builtin_kinds() -> &'static [Kind] {
+    &registry().kinds
+}
+
+/// The API group of an apiVersion (`apps/v1` -> `apps`, `v1` -> ``).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+/// Whether Kubernetes itself serves (or served) this API group. Decided by the list
+/// of groups of the compiled-in release, not by the name: `gateway.networking.k8s.io`
+/// ends in `.k8s.io` and is a set of CustomResourceDefinitions.
+pub fn is_builtin_group(group: &str) -> bool {
+    registry().groups.contains(group)
+}
 
 /// Checks one object. Objects of API groups that Kubernetes itself serves must be a
 /// kind and version this release serves; objects of other groups (custom resources)
@@ -98,31 +292,27 @@ pub fn check(object: &Value) -> Vec<Issue> {
         } else {
             "kind"
         };
-        return vec![Issue {
-            rule: "kube-schema",
-            pointer: String::new(),
-            message: format!("the object has no `{missing}`"),
-            is_error: true,
-            at_key: false,
-        }];
+        return vec![Issue::error(
+            "kube-required-field",
+            "",
+            format!("the object has no `{missing}` (a string)"),
+        )];
     }
-    if let Some((_, _, check, schema)) = KINDS
-        .iter()
-        .find(|(v, k, _, _)| *v == api_version && *k == kind)
-    {
-        let mut issues = check(object);
-        let root = cached_schema(api_version, kind, *schema);
+    if let Some(k) = builtin(api_version, kind) {
+        let mut issues = (k.check)(object);
+        let root = cached_schema(k);
         missing_required(object, &root, &root, &mut String::new(), &mut issues);
-        issues.extend(check_metadata(object));
+        if root.pointer("/properties/metadata").is_some() {
+            issues.extend(check_metadata(object, k));
+        }
+        issues.extend(super::fields::check(object, k.kind));
         return issues;
     }
-    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-    let builtin_group = group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io");
-    if builtin_group {
-        let served: Vec<&str> = KINDS
+    if is_builtin_group(group_of(api_version)) {
+        let served: Vec<&str> = builtin_kinds()
             .iter()
-            .filter(|(_, k, _, _)| *k == kind)
-            .map(|(v, _, _, _)| *v)
+            .filter(|k| k.kind == kind)
+            .map(|k| k.api_version)
             .collect();
         let message = if served.is_empty() {
             format!("Kubernetes {KUBERNETES_VERSION} has no kind `{kind}` in `{api_version}`")
@@ -132,21 +322,48 @@ pub fn check(object: &Value) -> Vec<Issue> {
                 served.join("` or `")
             )
         };
-        return vec![Issue {
-            rule: "kube-api-version",
-            pointer: "/apiVersion".into(),
-            message,
-            is_error: true,
-            at_key: false,
-        }];
+        return vec![Issue::error("kube-api-version", "/apiVersion", message)];
     }
-    vec![Issue {
-        rule: "kube-no-schema",
-        pointer: "/kind".into(),
-        message: format!("no schema for custom resource `{kind}` (`{api_version}`); it was not checked against an API schema"),
-        is_error: false,
-        at_key: false,
-    }]
+    vec![Issue::warning(
+        "kube-no-schema",
+        "/kind",
+        format!("no schema for custom resource `{kind}` (`{api_version}`); it was not checked against an API schema"),
+    )
+    .help("pass its CustomResourceDefinition with `--crd DIR` to check it")]
+}
+
+/// Whether the API schema of a built-in kind has a string at `pointer` (array indices
+/// and map keys followed through `items` and `additionalProperties`). False when the
+/// kind or the path is unknown.
+pub fn expects_string(api_version: &str, kind: &str, pointer: &str) -> bool {
+    let Some(k) = builtin(api_version, kind) else {
+        return false;
+    };
+    let root = cached_schema(k);
+    let mut schema: &Value = &root;
+    for segment in pointer.split('/').skip(1) {
+        schema = deref(&root, schema);
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        let next = schema
+            .get("properties")
+            .and_then(|p| p.get(&segment))
+            .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))
+            .or_else(|| {
+                schema
+                    .get("items")
+                    .filter(|_| segment.parse::<usize>().is_ok())
+            });
+        match next {
+            Some(n) => schema = n,
+            None => return false,
+        }
+    }
+    let schema = deref(&root, schema);
+    match schema.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    }
 }
 
 fn check_as<T: DeserializeOwned>(object: &Value) -> Vec<Issue> {
@@ -160,14 +377,15 @@ fn check_as<T: DeserializeOwned>(object: &Value) -> Vec<Issue> {
             let pointer: String = segments.iter().map(|s| format!("/{s}")).collect();
             let field = segments.last().cloned().unwrap_or_default();
             issues.push(Issue {
-                rule: "kube-unknown-field",
-                pointer,
-                message: format!(
-                    "unknown field `{}`",
-                    field.replace("~1", "/").replace("~0", "~")
-                ),
-                is_error: true,
                 at_key: true,
+                ..Issue::error(
+                    "kube-unknown-field",
+                    pointer,
+                    format!(
+                        "unknown field `{}`",
+                        field.replace("~1", "/").replace("~0", "~")
+                    ),
+                )
             });
         })
     };
@@ -193,19 +411,44 @@ fn check_as<T: DeserializeOwned>(object: &Value) -> Vec<Issue> {
             "kube-schema"
         };
         let where_ = crate::values::pointer_to_dotted(&pointer);
-        issues.push(Issue {
+        let help = type_help(&message, object.pointer(&pointer));
+        let mut issue = Issue::error(
             rule,
-            message: if where_.is_empty() {
+            pointer,
+            if where_.is_empty() {
                 message
             } else {
                 format!("{where_}: {message}")
             },
-            pointer,
-            is_error: true,
-            at_key: false,
-        });
+        );
+        issue.help = help;
+        issues.push(issue);
     }
     issues
+}
+
+/// A hint for the usual wrong-type mistakes: an unquoted `true` or `8080` where the API
+/// takes a string, an empty (`null`) or scalar value where it takes a list or a mapping.
+fn type_help(message: &str, value: Option<&Value>) -> Option<String> {
+    match value {
+        Some(v @ (Value::Bool(_) | Value::Number(_))) if message.contains("expected a string") => {
+            Some(format!("quote the value: \"{v}\""))
+        }
+        Some(Value::Null) if message.contains("expected a sequence") => {
+            Some("write `[]` for an empty list, or remove the field".into())
+        }
+        Some(Value::Null)
+            if message.contains("expected a map") || message.contains("expected struct") =>
+        {
+            Some("write `{}` for an empty mapping, or remove the field".into())
+        }
+        Some(Value::String(_) | Value::Number(_) | Value::Bool(_))
+            if message.contains("expected a sequence") =>
+        {
+            Some("this field takes a list: write it as `- item` lines or `[item]`".into())
+        }
+        _ => None,
+    }
 }
 
 fn schema_of<T: schemars::JsonSchema>() -> Value {
@@ -216,21 +459,23 @@ fn schema_of<T: schemars::JsonSchema>() -> Value {
 
 /// Generating a kind's schema takes a moment, so each is made once per process, when
 /// the first object of that kind is checked.
-fn cached_schema(api_version: &str, kind: &str, make: SchemaFn) -> std::sync::Arc<Value> {
+fn cached_schema(k: &'static Kind) -> &'static Value {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Value>>>> = OnceLock::new();
-    let key = format!("{api_version}/{kind}");
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<usize, &'static Value>>> = OnceLock::new();
+    let key = k as *const Kind as usize;
     let cache = CACHE.get_or_init(Default::default);
     if let Some(found) = cache.lock().expect("schema cache").get(&key) {
-        return found.clone();
+        return found;
     }
-    let made = Arc::new(make());
-    cache
+    // Made outside the lock; a race makes the schema twice and keeps one. Leaked on
+    // purpose: at most one per kind of the release, for the life of the process.
+    let made: &'static Value = Box::leak(Box::new((k.schema)()));
+    *cache
         .lock()
         .expect("schema cache")
-        .insert(key, made.clone());
-    made
+        .entry(key)
+        .or_insert(made)
 }
 
 fn deref<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
@@ -259,20 +504,22 @@ fn missing_required(
         Value::Object(map) => {
             if let Some(Value::Array(required)) = schema.get("required") {
                 for name in required.iter().filter_map(Value::as_str) {
-                    if !map.contains_key(name) {
+                    // `metadata.name` has its own rules (generateName) below.
+                    // `containers: null` is as absent to the API server as no key at all.
+                    if map.get(name).is_none_or(Value::is_null)
+                        && !(pointer.is_empty() && name == "metadata")
+                    {
                         let at = crate::values::pointer_to_dotted(pointer);
                         let full = if at.is_empty() {
                             name.to_string()
                         } else {
                             format!("{at}.{name}")
                         };
-                        issues.push(Issue {
-                            rule: "kube-required-field",
-                            pointer: pointer.clone(),
-                            message: format!("missing required field `{full}`"),
-                            is_error: true,
-                            at_key: false,
-                        });
+                        issues.push(Issue::error(
+                            "kube-required-field",
+                            pointer.clone(),
+                            format!("missing required field `{full}`"),
+                        ));
                     }
                 }
             }
@@ -321,57 +568,137 @@ fn collect_ignored(path: &serde_ignored::Path<'_>, out: &mut Vec<String>) {
     }
 }
 
-/// What the API server would refuse that the types cannot say: names and labels.
-fn check_metadata(object: &Value) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    match object.pointer("/metadata/name").and_then(Value::as_str) {
-        None => issues.push(Issue {
-            rule: "kube-required-field",
-            pointer: "/metadata".into(),
-            message: "metadata.name is required".into(),
-            is_error: true,
-            at_key: false,
-        }),
-        Some(name) if !is_dns_subdomain(name) => issues.push(Issue {
-            rule: "kube-schema",
-            pointer: "/metadata/name".into(),
-            message: format!("metadata.name {name:?} is not a valid DNS-1123 subdomain"),
-            is_error: true,
-            at_key: false,
-        }),
-        Some(name) if matches!(kind, "Service" | "Namespace") && !is_dns_label(name) => issues
-            .push(Issue {
-                rule: "kube-schema",
-                pointer: "/metadata/name".into(),
-                message: format!(
-                    "a {kind} name must be a DNS-1123 label of at most 63 characters, not {name:?}"
-                ),
-                is_error: true,
-                at_key: false,
-            }),
-        Some(_) => {}
+// ---------------------------------------------------------------------------------
+// Names: each kind is held to the rule its own validation in the API server passes to
+// ValidateObjectMeta (k8s.io/kubernetes/pkg/apis/<group>/validation); a kind that
+// passes none is held to the path-segment rule every create goes through.
+
+/// The rule a built-in kind's `metadata.name` must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameRule {
+    /// DNS-1123 subdomain: lower-case alphanumerics, `-` and `.`, at most 253.
+    Subdomain,
+    /// DNS-1123 label: lower-case alphanumerics and `-`, at most 63 (Namespace,
+    /// StatefulSet, whose name goes into its pods' host names).
+    Label,
+    /// DNS-1035 label: a DNS-1123 label that starts with a letter (Service: its name is
+    /// a DNS name and an environment variable prefix).
+    Label1035,
+    /// Any path segment: not `.` or `..`, no `/` or `%` (RBAC objects, whose names
+    /// such as `system:controller:deployment-controller` ship with every cluster).
+    PathSegment,
+    /// A subdomain of at most 52 characters (CronJob: its Jobs append `-<time>`).
+    CronJob,
+    /// `spec.names.plural` + "." + `spec.group` (CustomResourceDefinition).
+    Crd,
+    /// `<version>.<group>` (APIService).
+    ApiService,
+    /// An IP address in canonical form (IPAddress).
+    Ip,
+}
+
+fn name_rule(k: &Kind) -> NameRule {
+    match (k.group, k.kind) {
+        ("", "Namespace") => NameRule::Label,
+        ("", "Service") => NameRule::Label1035,
+        ("apps", "StatefulSet") => NameRule::Label,
+        ("batch", "CronJob") => NameRule::CronJob,
+        ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
+        ("policy", "PodDisruptionBudget") => NameRule::PathSegment,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => NameRule::Crd,
+        ("apiregistration.k8s.io", "APIService") => NameRule::ApiService,
+        ("networking.k8s.io", "IPAddress") => NameRule::Ip,
+        _ => NameRule::Subdomain,
     }
-    for labels_at in ["/metadata/labels", "/spec/template/metadata/labels"] {
-        if let Some(labels) = object.pointer(labels_at).and_then(Value::as_object) {
-            for (k, v) in labels {
-                let value = v.as_str().unwrap_or("");
-                if !is_label_key(k) || !is_label_value(value) {
-                    issues.push(Issue {
-                        rule: "kube-schema",
-                        pointer: format!("{labels_at}/{}", crate::yaml::escape_pointer(k)),
-                        message: format!("label {k}={value:?} is not a valid label (keys: [prefix/]name of at most 63 characters; values: at most 63 alphanumerics, `-`, `_`, `.`)"),
-                        is_error: true,
-                        at_key: false,
-                    });
-                }
+}
+
+/// Why `name` breaks `rule`, or None. `prefix` is for generateName: the server appends
+/// five characters, so a trailing `-` is fine and the length leaves room for them.
+fn name_problem(rule: NameRule, name: &str, prefix: bool, object: &Value) -> Option<String> {
+    let checked: std::borrow::Cow<'_, str> = if prefix {
+        format!("{}a", name.strip_suffix('-').unwrap_or(name)).into()
+    } else {
+        name.into()
+    };
+    let s = checked.as_ref();
+    match rule {
+        NameRule::Subdomain if !is_dns_subdomain(s) => Some(
+            "must be a DNS-1123 subdomain: lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253 characters".into(),
+        ),
+        NameRule::Label if !is_dns_label(s) => Some(
+            "must be a DNS-1123 label: lower-case letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters".into(),
+        ),
+        NameRule::Label1035 if !is_dns1035_label(s) => Some(
+            "must be a DNS-1035 label: lower-case letters, digits and `-`, starting with a letter and ending with a letter or digit, at most 63 characters".into(),
+        ),
+        NameRule::PathSegment if !is_path_segment(name) => {
+            Some("may not be `.` or `..` and may not contain `/` or `%`".into())
+        }
+        NameRule::CronJob if !is_dns_subdomain(s) => Some(
+            "must be a DNS-1123 subdomain: lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit".into(),
+        ),
+        NameRule::CronJob if s.len() > 52 => Some(
+            "must be no more than 52 characters: the Jobs it creates append an 11-character suffix and must still fit a label".into(),
+        ),
+        NameRule::Crd => {
+            let field = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+            let expected = format!("{}.{}", field("/spec/names/plural"), field("/spec/group"));
+            (name != expected).then(|| format!("must be spec.names.plural + \".\" + spec.group: `{expected}`"))
+        }
+        NameRule::ApiService => {
+            let field = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+            let expected = format!("{}.{}", field("/spec/version"), field("/spec/group"));
+            (name != expected).then(|| format!("must be spec.version + \".\" + spec.group: `{expected}`"))
+        }
+        NameRule::Ip => match name.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.to_string() == name => None,
+            Ok(ip) => Some(format!("must be an IP address in canonical form: `{ip}`")),
+            Err(_) => Some("must be an IP address".into()),
+        },
+        _ => None,
+    }
+}
+
+/// What the API server would refuse in `metadata` that the types cannot say: the
+/// name (by the kind's rule, or a generateName), labels and annotations.
+fn check_metadata(object: &Value, k: &Kind) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let rule = name_rule(k);
+    let name = object.pointer("/metadata/name");
+    let generate = object.pointer("/metadata/generateName");
+    match (name, generate) {
+        (Some(Value::String(name)), _) if !name.is_empty() => {
+            if let Some(why) = name_problem(rule, name, false, object) {
+                issues.push(Issue::error(
+                    "kube-name",
+                    "/metadata/name",
+                    format!("the {} name {name:?} is not valid: it {why}", k.kind),
+                ));
             }
         }
+        (_, Some(Value::String(prefix))) if !prefix.is_empty() => {
+            // `kubectl create` sends a generateName; `kubectl apply` refuses it, but
+            // Argo CD hooks and Jobs made by other tools use it as meant.
+            if let Some(why) = name_problem(rule, prefix, true, object) {
+                issues.push(Issue::error(
+                    "kube-name",
+                    "/metadata/generateName",
+                    format!("the {} generateName {prefix:?} is not valid: with the generated suffix the name {why}", k.kind),
+                ));
+            }
+        }
+        _ => issues.push(
+            Issue::error(
+                "kube-required-field",
+                if object.get("metadata").is_some() { "/metadata" } else { "" },
+                "metadata.name is required (or metadata.generateName, for objects made with `kubectl create`)",
+            ),
+        ),
     }
     issues
 }
 
-fn is_dns_label(s: &str) -> bool {
+pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
@@ -380,26 +707,24 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
+pub(crate) fn is_dns1035_label(s: &str) -> bool {
+    is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
 }
 
-fn is_label_value(s: &str) -> bool {
-    s.len() <= 63
-        && (s.is_empty()
-            || (s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                && s.as_bytes()[0].is_ascii_alphanumeric()
-                && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()))
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }
 
-fn is_label_key(k: &str) -> bool {
-    let (prefix, name) = match k.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, k),
-    };
-    prefix.is_none_or(is_dns_subdomain) && !name.is_empty() && is_label_value(name)
+fn is_path_segment(s: &str) -> bool {
+    s != "." && s != ".." && !s.contains(['/', '%'])
 }
 
 #[cfg(test)]

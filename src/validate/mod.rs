@@ -4,7 +4,10 @@
 //! Both entry points, `check` (rendered from values) and `validate` (manifests from any
 //! source), come through here, so a waiver or a rule means the same thing in each.
 
+pub mod crd;
+pub mod fields;
 pub mod kube;
+pub mod manifests;
 pub mod policy;
 
 use serde_json::{json, Value};
@@ -135,6 +138,8 @@ mod tests {
             message: "m".into(),
             field: None,
             resource: None,
+            object: None,
+            path: None,
         }
     }
 

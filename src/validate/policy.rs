@@ -29,6 +29,11 @@ pub struct Hit {
     pub field: Option<String>,
     /// `Kind/name` of the object concerned.
     pub resource: Option<String>,
+    /// The index in `input.manifests` of the object concerned, when the policy says
+    /// (`lib.finding_at`): findings are attached by identity, never by name.
+    pub object: Option<usize>,
+    /// A JSON pointer into that object to the offending field.
+    pub path: Option<String>,
 }
 
 pub struct Policies {
@@ -167,13 +172,18 @@ fn collect_hits(node: &Value, hits: &mut Vec<Hit>) -> Result<()> {
 fn hit_from(entry: &Value, severity: Severity) -> Result<Hit> {
     let text = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_string);
     match (text("rule"), text("message").or_else(|| text("msg"))) {
-        (Some(rule), Some(message)) => Ok(Hit {
-            rule,
-            severity,
-            message,
-            field: text("field"),
-            resource: text("resource"),
-        }),
+        (Some(rule), Some(message)) => {
+            let (object, path) = hit_location(entry);
+            Ok(Hit {
+                rule,
+                severity,
+                message,
+                field: text("field"),
+                resource: text("resource"),
+                object,
+                path,
+            })
+        }
         // A bare string is allowed, as conftest allows it, with a generic rule id.
         _ => match entry.as_str() {
             Some(message) => Ok(Hit {
@@ -182,12 +192,37 @@ fn hit_from(entry: &Value, severity: Severity) -> Result<Hit> {
                 message: message.into(),
                 field: None,
                 resource: None,
+                object: None,
+                path: None,
             }),
             None => Err(Error::platform(format!(
                 "a policy returned {entry}; deny/warn entries must be objects with `rule` and `message`"
             ))),
         },
     }
+}
+
+/// The object (`object`: its index in `input.manifests`) and the field in it (`path`:
+/// an array of keys and indices) a deny/warn entry names, as `lib.finding_at` writes
+/// them. The path becomes a JSON pointer.
+fn hit_location(entry: &Value) -> (Option<usize>, Option<String>) {
+    let object = entry
+        .get("object")
+        .and_then(Value::as_u64)
+        .and_then(|i| usize::try_from(i).ok());
+    let path = entry.get("path").and_then(Value::as_array).map(|segments| {
+        let mut pointer = String::new();
+        for s in segments {
+            pointer.push('/');
+            match s {
+                Value::String(k) => pointer.push_str(&crate::yaml::escape_pointer(k)),
+                Value::Number(n) => pointer.push_str(&n.to_string()),
+                other => pointer.push_str(&other.to_string()),
+            }
+        }
+        pointer
+    });
+    (object, path)
 }
 
 // ---------------------------------------------------------------------------------

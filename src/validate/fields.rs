@@ -1,0 +1,879 @@
+//! What the API server refuses that its OpenAPI schema cannot say: the checks of the
+//! API's own validation package (k8s.io/kubernetes/pkg/apis/*/validation), for the
+//! fields teams write most. The schema says `ports[].name` is a string; the server
+//! says it is an IANA service name of at most 15 characters. Each check is a named rule
+//! (docs/rules.md) so a finding says which promise of the server it anticipates.
+//!
+//! Every function here takes the object as JSON of any shape: a value of the wrong type
+//! was already reported by the typed check, so it is skipped here, never a panic.
+
+use serde_json::{Map, Value};
+
+use super::kube::{is_dns_label, is_dns_subdomain, Issue};
+use crate::yaml::escape_pointer;
+
+/// Where each workload kind keeps its pod template (the same table as policies/lib.rego).
+pub fn pod_template_path(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "Job" => "/spec/template",
+        "CronJob" => "/spec/jobTemplate/spec/template",
+        "PodTemplate" => "/template",
+        _ => return None,
+    })
+}
+
+/// Runs every field check that applies to a built-in `kind`.
+pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
+    let mut out = Vec::new();
+    object_meta(object, "/metadata", &mut out);
+    if let Some(template) = pod_template_path(kind) {
+        object_meta(object, &format!("{template}/metadata"), &mut out);
+        if kind == "CronJob" {
+            object_meta(object, "/spec/jobTemplate/metadata", &mut out);
+        }
+        let restart: &[&str] = match kind {
+            "Job" | "CronJob" => &["OnFailure", "Never"],
+            "PodTemplate" => &["Always", "OnFailure", "Never"],
+            _ => &["Always"],
+        };
+        pod_spec(object, &format!("{template}/spec"), restart, &mut out);
+        workload_selector(object, kind, template, &mut out);
+    }
+    match kind {
+        "Pod" => pod_spec(object, "/spec", &["Always", "OnFailure", "Never"], &mut out),
+        "StatefulSet" => {
+            if let Some(Value::Array(claims)) = object.pointer("/spec/volumeClaimTemplates") {
+                for i in 0..claims.len() {
+                    let at = format!("/spec/volumeClaimTemplates/{i}");
+                    object_meta(object, &format!("{at}/metadata"), &mut out);
+                    quantity_map(object, &format!("{at}/spec/resources/requests"), &mut out);
+                }
+            }
+        }
+        "Service" => service(object, &mut out),
+        "Ingress" => ingress(object, &mut out),
+        "NetworkPolicy" => network_policy(object, &mut out),
+        "PodDisruptionBudget" => selector(object, "/spec/selector", &mut out),
+        "PersistentVolumeClaim" => {
+            quantity_map(object, "/spec/resources/requests", &mut out);
+            quantity_map(object, "/spec/resources/limits", &mut out);
+        }
+        "ResourceQuota" => quantity_map(object, "/spec/hard", &mut out),
+        "LimitRange" => {
+            if let Some(Value::Array(limits)) = object.pointer("/spec/limits") {
+                for i in 0..limits.len() {
+                    for field in [
+                        "max",
+                        "min",
+                        "default",
+                        "defaultRequest",
+                        "maxLimitRequestRatio",
+                    ] {
+                        quantity_map(object, &format!("/spec/limits/{i}/{field}"), &mut out);
+                    }
+                }
+            }
+        }
+        "CronJob" => one_of(
+            object,
+            "/spec/concurrencyPolicy",
+            &["Allow", "Forbid", "Replace"],
+            &mut out,
+        ),
+        _ => {}
+    }
+    out
+}
+
+fn str_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
+    object.pointer(pointer).and_then(Value::as_str)
+}
+
+fn map_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a Map<String, Value>> {
+    object.pointer(pointer).and_then(Value::as_object)
+}
+
+fn list_at<'a>(object: &'a Value, pointer: &str) -> &'a [Value] {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn child(pointer: &str, key: &str) -> String {
+    format!("{pointer}/{}", escape_pointer(key))
+}
+
+/// `kube-enum`: a field that takes one of a fixed set of values. The API is
+/// case-sensitive: `protocol: tcp` and `imagePullPolicy: always` are refused.
+fn one_of(object: &Value, pointer: &str, allowed: &[&str], out: &mut Vec<Issue>) {
+    let Some(value) = str_at(object, pointer) else {
+        return;
+    };
+    if allowed.contains(&value) {
+        return;
+    }
+    let field = pointer.rsplit('/').next().unwrap_or(pointer);
+    let mut issue = Issue::error(
+        "kube-enum",
+        pointer,
+        format!(
+            "{field}: {value:?} is not one of the supported values: {}",
+            allowed.join(", ")
+        ),
+    );
+    if let Some(fix) = allowed.iter().find(|a| a.eq_ignore_ascii_case(value)) {
+        issue = issue.help(format!("the API is case-sensitive: write `{fix}`"));
+    }
+    out.push(issue);
+}
+
+// ---------------------------------------------------------------------------------
+// Labels, annotations, selectors.
+
+/// A qualified name: `[prefix/]name`, the prefix a DNS subdomain, the name at most 63
+/// alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric.
+pub fn is_qualified_name(k: &str) -> bool {
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    prefix.is_none_or(is_dns_subdomain) && !name.is_empty() && is_label_value(name)
+}
+
+/// A label value: empty, or at most 63 alphanumerics, `-`, `_`, `.`, starting and
+/// ending alphanumeric.
+pub fn is_label_value(s: &str) -> bool {
+    s.len() <= 63
+        && (s.is_empty()
+            || (s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && s.as_bytes()[0].is_ascii_alphanumeric()
+                && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()))
+}
+
+const KEY_SYNTAX: &str = "keys are [prefix/]name: an optional DNS subdomain prefix, and a name of at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit";
+
+fn labels(object: &Value, pointer: &str, rule: &'static str, out: &mut Vec<Issue>) {
+    let Some(map) = map_at(object, pointer) else {
+        return;
+    };
+    for (k, v) in map {
+        let at = child(pointer, k);
+        if !is_qualified_name(k) {
+            out.push(Issue {
+                at_key: true,
+                ..Issue::error(
+                    rule,
+                    at.clone(),
+                    format!("the label key {k:?} is not valid: {KEY_SYNTAX}"),
+                )
+            });
+        }
+        if let Some(value) = v.as_str() {
+            if !is_label_value(value) {
+                out.push(Issue::error(
+                    rule,
+                    at,
+                    format!("the value {value:?} of label {k:?} is not valid: label values are empty or at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"),
+                ));
+            }
+        }
+    }
+}
+
+/// The annotations of all objects together may not exceed 256 KiB (keys and values).
+const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+fn object_meta(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
+    labels(object, &format!("{pointer}/labels"), "kube-label", out);
+    let at = format!("{pointer}/annotations");
+    let Some(map) = map_at(object, &at) else {
+        return;
+    };
+    let mut total = 0;
+    for (k, v) in map {
+        total += k.len() + v.as_str().map_or(0, str::len);
+        // Annotation prefixes must be lower case, like label prefixes.
+        if !is_qualified_name(k) {
+            out.push(Issue {
+                at_key: true,
+                ..Issue::error(
+                    "kube-annotation",
+                    child(&at, k),
+                    format!("the annotation key {k:?} is not valid: {KEY_SYNTAX}"),
+                )
+            });
+        }
+    }
+    if total > MAX_ANNOTATIONS_BYTES {
+        out.push(Issue::error(
+            "kube-annotation",
+            at,
+            format!("the annotations take {total} bytes; the API server allows at most {MAX_ANNOTATIONS_BYTES} (256 KiB)"),
+        ));
+    }
+}
+
+/// `kube-selector`: a LabelSelector's matchLabels and matchExpressions.
+fn selector(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
+    labels(
+        object,
+        &format!("{pointer}/matchLabels"),
+        "kube-selector",
+        out,
+    );
+    let exprs = format!("{pointer}/matchExpressions");
+    for (i, e) in list_at(object, &exprs).iter().enumerate() {
+        let at = format!("{exprs}/{i}");
+        if let Some(key) = e.get("key").and_then(Value::as_str) {
+            if !is_qualified_name(key) {
+                out.push(Issue::error(
+                    "kube-selector",
+                    format!("{at}/key"),
+                    format!("the selector key {key:?} is not valid: {KEY_SYNTAX}"),
+                ));
+            }
+        }
+        let values = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        match e.get("operator").and_then(Value::as_str) {
+            Some("In" | "NotIn") if values == 0 => out.push(Issue::error(
+                "kube-selector",
+                format!("{at}/operator"),
+                "the operators In and NotIn need a non-empty `values` list",
+            )),
+            Some("Exists" | "DoesNotExist") if values > 0 => out.push(Issue::error(
+                "kube-selector",
+                format!("{at}/values"),
+                "the operators Exists and DoesNotExist take no `values`",
+            )),
+            Some("In" | "NotIn" | "Exists" | "DoesNotExist") | None => {}
+            Some(_) => one_of(
+                object,
+                &format!("{at}/operator"),
+                &["In", "NotIn", "Exists", "DoesNotExist"],
+                out,
+            ),
+        }
+    }
+}
+
+/// Whether a selector (matchLabels and matchExpressions) selects `labels`.
+pub fn selects(selector: &Value, labels: &Map<String, Value>) -> bool {
+    let label = |k: &str| labels.get(k).and_then(Value::as_str);
+    let match_labels = selector.get("matchLabels").and_then(Value::as_object);
+    let labels_ok = match_labels
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| label(k).is_some() && label(k) == v.as_str());
+    let exprs = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    labels_ok
+        && exprs.iter().all(|e| {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => label(key).is_some_and(|v| values.contains(&v)),
+                Some("NotIn") => label(key).is_none_or(|v| !values.contains(&v)),
+                Some("Exists") => label(key).is_some(),
+                Some("DoesNotExist") => label(key).is_none(),
+                _ => false,
+            }
+        })
+}
+
+/// apps/v1 and batch/v1 workloads: the selector must not be empty and must select the
+/// pod template's labels, or the controller would own pods it did not make.
+fn workload_selector(object: &Value, kind: &str, template: &str, out: &mut Vec<Issue>) {
+    if !matches!(
+        kind,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"
+    ) {
+        return;
+    }
+    let Some(sel) = object.pointer("/spec/selector").filter(|s| s.is_object()) else {
+        return;
+    };
+    selector(object, "/spec/selector", out);
+    let empty = map_at(object, "/spec/selector/matchLabels").is_none_or(Map::is_empty)
+        && list_at(object, "/spec/selector/matchExpressions").is_empty();
+    if empty {
+        if kind != "Job" {
+            out.push(Issue::error(
+                "kube-selector",
+                "/spec/selector",
+                format!("a {kind}'s selector may not be empty: select the pod template's labels"),
+            ));
+        }
+        return;
+    }
+    let empty_map = Map::new();
+    let labels = map_at(object, &format!("{template}/metadata/labels")).unwrap_or(&empty_map);
+    if !selects(sel, labels) {
+        out.push(Issue::error(
+            "kube-selector",
+            "/spec/selector",
+            format!("the selector does not match the labels of the {kind}'s pod template ({template}/metadata/labels): the API server refuses it"),
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Pods.
+
+/// An IANA service name, the rule for container port names: at most 15 lower-case
+/// letters, digits and `-`, at least one letter, no `-` at either end or twice in a row.
+pub fn is_iana_svc_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().any(|b| b.is_ascii_lowercase())
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+fn port_number(object: &Value, pointer: &str, min: i64, out: &mut Vec<Issue>) {
+    if let Some(n) = object.pointer(pointer).and_then(Value::as_i64) {
+        if !(min..=65535).contains(&n) {
+            let field = pointer.rsplit('/').next().unwrap_or(pointer);
+            out.push(Issue::error(
+                "kube-port",
+                pointer,
+                format!(
+                    "{field} {n} is not a valid port number: it must be between {min} and 65535"
+                ),
+            ));
+        }
+    }
+}
+
+fn port_name(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
+    if let Some(name) = str_at(object, pointer) {
+        if !is_iana_svc_name(name) {
+            let why = if name.len() > 15 {
+                format!("it has {} characters; at most 15 are allowed", name.len())
+            } else {
+                "it must be lower-case letters, digits and `-`, with at least one letter, no `-` at either end and no `--`".to_string()
+            };
+            out.push(Issue::error(
+                "kube-port-name",
+                pointer,
+                format!("the port name {name:?} is not a valid IANA service name: {why}"),
+            ));
+        }
+    }
+}
+
+/// A `targetPort` or probe `port`: a number 1-65535 or an IANA service name.
+fn int_or_port_name(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
+    match object.pointer(pointer) {
+        Some(Value::Number(_)) => port_number(object, pointer, 1, out),
+        Some(Value::String(s)) if s.parse::<i64>().is_ok() => {}
+        Some(Value::String(_)) => port_name(object, pointer, out),
+        _ => {}
+    }
+}
+
+fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut Vec<Issue>) {
+    if map_at(object, spec).is_none() {
+        return;
+    }
+    one_of(object, &format!("{spec}/restartPolicy"), restart, out);
+    one_of(
+        object,
+        &format!("{spec}/dnsPolicy"),
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        out,
+    );
+    let mut volumes = std::collections::HashSet::new();
+    let vol_at = format!("{spec}/volumes");
+    for (i, v) in list_at(object, &vol_at).iter().enumerate() {
+        let Some(name) = v.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let at = format!("{vol_at}/{i}/name");
+        if !is_dns_label(name) {
+            out.push(Issue::error(
+                "kube-name",
+                at.clone(),
+                format!("the volume name {name:?} is not a valid DNS-1123 label"),
+            ));
+        }
+        if !volumes.insert(name) {
+            out.push(Issue::error(
+                "kube-name",
+                at,
+                format!("the volume name {name:?} is used twice in the pod"),
+            ));
+        }
+        quantity(object, &format!("{vol_at}/{i}/emptyDir/sizeLimit"), out);
+    }
+    if object
+        .pointer(&format!("{spec}/containers"))
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        out.push(Issue::error(
+            "kube-required-field",
+            format!("{spec}/containers"),
+            "a pod needs at least one container",
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for field in ["initContainers", "containers", "ephemeralContainers"] {
+        let list_ptr = format!("{spec}/{field}");
+        for (i, c) in list_at(object, &list_ptr).iter().enumerate() {
+            if !c.is_object() {
+                continue;
+            }
+            let at = format!("{list_ptr}/{i}");
+            if let Some(name) = c.get("name").and_then(Value::as_str) {
+                if !is_dns_label(name) {
+                    out.push(Issue::error(
+                        "kube-name",
+                        format!("{at}/name"),
+                        format!("the container name {name:?} is not a valid DNS-1123 label"),
+                    ));
+                } else if !names.insert(name) {
+                    out.push(Issue::error(
+                        "kube-name",
+                        format!("{at}/name"),
+                        format!("the container name {name:?} is used twice in the pod"),
+                    ));
+                }
+            }
+            container(object, &at, field, &volumes, out);
+        }
+    }
+}
+
+fn container(
+    object: &Value,
+    at: &str,
+    field: &str,
+    volumes: &std::collections::HashSet<&str>,
+    out: &mut Vec<Issue>,
+) {
+    one_of(
+        object,
+        &format!("{at}/imagePullPolicy"),
+        &["Always", "Never", "IfNotPresent"],
+        out,
+    );
+    one_of(
+        object,
+        &format!("{at}/terminationMessagePolicy"),
+        &["File", "FallbackToLogsOnError"],
+        out,
+    );
+    let mut port_names = std::collections::HashSet::new();
+    let ports = format!("{at}/ports");
+    for (i, p) in list_at(object, &ports).iter().enumerate() {
+        let pat = format!("{ports}/{i}");
+        port_number(object, &format!("{pat}/containerPort"), 1, out);
+        port_number(object, &format!("{pat}/hostPort"), 0, out);
+        one_of(
+            object,
+            &format!("{pat}/protocol"),
+            &["TCP", "UDP", "SCTP"],
+            out,
+        );
+        port_name(object, &format!("{pat}/name"), out);
+        if let Some(name) = p.get("name").and_then(Value::as_str) {
+            if !port_names.insert(name) {
+                out.push(Issue::error(
+                    "kube-port-name",
+                    format!("{pat}/name"),
+                    format!("the port name {name:?} is used twice in the container"),
+                ));
+            }
+        }
+    }
+    let requests = format!("{at}/resources/requests");
+    let limits = format!("{at}/resources/limits");
+    quantity_map(object, &requests, out);
+    quantity_map(object, &limits, out);
+    if let (Some(req), Some(lim)) = (map_at(object, &requests), map_at(object, &limits)) {
+        for (r, q) in req {
+            let (Some(want), Some(cap)) = (
+                lim.get(r).and_then(parse_quantity_value),
+                parse_quantity_value(q),
+            ) else {
+                continue;
+            };
+            if cap > want {
+                out.push(Issue::error(
+                    "kube-quantity",
+                    child(&requests, r),
+                    format!("the {r} request ({}) is more than its limit ({}): a request must be less than or equal to the limit", show(q), show(&lim[r])),
+                ));
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if field == "ephemeralContainers" {
+            break;
+        }
+        self::probe(object, &format!("{at}/{probe}"), probe, out);
+    }
+    let mounts = format!("{at}/volumeMounts");
+    for (i, m) in list_at(object, &mounts).iter().enumerate() {
+        if let Some(name) = m.get("name").and_then(Value::as_str) {
+            if !volumes.contains(name) {
+                out.push(Issue::error(
+                    "kube-volume-mount",
+                    format!("{mounts}/{i}/name"),
+                    format!("the volume mount {name:?} names no volume of the pod: add it to the pod's `volumes`, or fix the name"),
+                ));
+            }
+        }
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn probe(object: &Value, at: &str, which: &str, out: &mut Vec<Issue>) {
+    let Some(p) = map_at(object, at) else {
+        return;
+    };
+    let handlers: Vec<&str> = ["exec", "httpGet", "tcpSocket", "grpc"]
+        .into_iter()
+        .filter(|h| p.get(*h).is_some_and(|v| !v.is_null()))
+        .collect();
+    match handlers.len() {
+        0 => out.push(Issue::error(
+            "kube-probe",
+            at,
+            format!("the {which} has no handler: give it exactly one of exec, httpGet, tcpSocket or grpc"),
+        )),
+        1 => {}
+        _ => out.push(Issue::error(
+            "kube-probe",
+            at,
+            format!("the {which} has {} handlers ({}): give it exactly one", handlers.len(), handlers.join(", ")),
+        )),
+    }
+    for port in ["httpGet/port", "tcpSocket/port"] {
+        int_or_port_name(object, &format!("{at}/{port}"), out);
+    }
+    port_number(object, &format!("{at}/grpc/port"), 1, out);
+    one_of(
+        object,
+        &format!("{at}/httpGet/scheme"),
+        &["HTTP", "HTTPS"],
+        out,
+    );
+    for (field, min) in [
+        ("initialDelaySeconds", 0),
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 1),
+        ("successThreshold", 1),
+        ("failureThreshold", 1),
+    ] {
+        if let Some(n) = p.get(field).and_then(Value::as_i64) {
+            if n < min {
+                out.push(Issue::error(
+                    "kube-probe",
+                    format!("{at}/{field}"),
+                    format!("{which}.{field} is {n}; it must be at least {min}"),
+                ));
+            }
+        }
+    }
+    if which != "readinessProbe" {
+        if let Some(n) = p.get("successThreshold").and_then(Value::as_i64) {
+            if n != 1 {
+                out.push(Issue::error(
+                    "kube-probe",
+                    format!("{at}/successThreshold"),
+                    format!("{which}.successThreshold must be 1, not {n}"),
+                ));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Quantities.
+
+/// A resource quantity as the API server reads it: a signed decimal number with an
+/// optional binary (Ki..Ei), decimal (n, u, m, k, M..E) or exponent (e3, E-2) suffix.
+/// Returns its value, for comparisons.
+pub fn parse_quantity(s: &str) -> Option<f64> {
+    let (sign, body) = match s.as_bytes().first()? {
+        b'+' => (1.0, &s[1..]),
+        b'-' => (-1.0, &s[1..]),
+        _ => (1.0, s),
+    };
+    let end = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (number, suffix) = body.split_at(end);
+    if number.is_empty()
+        || number.matches('.').count() > 1
+        || !number.bytes().any(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let n: f64 = number.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        exp => {
+            let digits = exp.strip_prefix(['e', 'E'])?;
+            let digits = digits.strip_prefix('+').unwrap_or(digits);
+            let unsigned = digits.strip_prefix('-').unwrap_or(digits);
+            if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            10f64.powi(digits.parse().ok()?)
+        }
+    };
+    Some(sign * n * scale)
+}
+
+fn parse_quantity_value(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => parse_quantity(s),
+        Value::Number(n) => n.as_f64(),
+        _ => None,
+    }
+}
+
+fn quantity(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
+    let Some(v) = object.pointer(pointer) else {
+        return;
+    };
+    let field = pointer.rsplit('/').next().unwrap_or(pointer);
+    match v {
+        Value::String(s) => match parse_quantity(s) {
+            None => out.push(
+                Issue::error(
+                    "kube-quantity",
+                    pointer,
+                    format!("{field}: {s:?} is not a quantity"),
+                )
+                .help("write a number with an optional unit: `500m` or `2` CPUs, `128Mi` or `1Gi` of memory"),
+            ),
+            Some(n) if n < 0.0 => out.push(Issue::error(
+                "kube-quantity",
+                pointer,
+                format!("{field}: {s:?} is negative; it must be greater than or equal to 0"),
+            )),
+            Some(_) => {}
+        },
+        Value::Number(n) if n.as_f64().is_some_and(|f| f < 0.0) => out.push(Issue::error(
+            "kube-quantity",
+            pointer,
+            format!("{field}: {n} is negative; it must be greater than or equal to 0"),
+        )),
+        _ => {}
+    }
+}
+
+fn quantity_map(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
+    if let Some(map) = map_at(object, pointer) {
+        for k in map.keys() {
+            quantity(object, &child(pointer, k), out);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Services, Ingresses, NetworkPolicies.
+
+fn service(object: &Value, out: &mut Vec<Issue>) {
+    one_of(
+        object,
+        "/spec/type",
+        &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"],
+        out,
+    );
+    one_of(object, "/spec/sessionAffinity", &["None", "ClientIP"], out);
+    one_of(
+        object,
+        "/spec/externalTrafficPolicy",
+        &["Cluster", "Local"],
+        out,
+    );
+    one_of(
+        object,
+        "/spec/internalTrafficPolicy",
+        &["Cluster", "Local"],
+        out,
+    );
+    labels(object, "/spec/selector", "kube-selector", out);
+    let ports = list_at(object, "/spec/ports");
+    let mut names = std::collections::HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let at = format!("/spec/ports/{i}");
+        port_number(object, &format!("{at}/port"), 1, out);
+        port_number(object, &format!("{at}/nodePort"), 0, out);
+        int_or_port_name(object, &format!("{at}/targetPort"), out);
+        one_of(
+            object,
+            &format!("{at}/protocol"),
+            &["TCP", "UDP", "SCTP"],
+            out,
+        );
+        match p.get("name").and_then(Value::as_str) {
+            Some(name) if !is_dns_label(name) => out.push(Issue::error(
+                "kube-port-name",
+                format!("{at}/name"),
+                format!("the Service port name {name:?} is not a valid DNS-1123 label"),
+            )),
+            Some(name) if !names.insert(name) => out.push(Issue::error(
+                "kube-port-name",
+                format!("{at}/name"),
+                format!("the Service port name {name:?} is used twice"),
+            )),
+            None if ports.len() > 1 => out.push(Issue::error(
+                "kube-port-name",
+                at,
+                "a Service with several ports must name each of them",
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn ingress(object: &Value, out: &mut Vec<Issue>) {
+    for (i, rule) in list_at(object, "/spec/rules").iter().enumerate() {
+        let at = format!("/spec/rules/{i}");
+        if let Some(host) = rule.get("host").and_then(Value::as_str) {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if !is_dns_subdomain(bare) {
+                out.push(Issue::error(
+                    "kube-ingress-host",
+                    format!("{at}/host"),
+                    format!("the host {host:?} is not a valid DNS-1123 subdomain (a `*.` wildcard is allowed as its first label)"),
+                ));
+            }
+        }
+        let paths = format!("{at}/http/paths");
+        for j in 0..list_at(object, &paths).len() {
+            one_of(
+                object,
+                &format!("{paths}/{j}/pathType"),
+                &["Exact", "Prefix", "ImplementationSpecific"],
+                out,
+            );
+        }
+    }
+}
+
+fn network_policy(object: &Value, out: &mut Vec<Issue>) {
+    selector(object, "/spec/podSelector", out);
+    for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
+        let rules = format!("/spec/{direction}");
+        for i in 0..list_at(object, &rules).len() {
+            let peer_list = format!("{rules}/{i}/{peers}");
+            for j in 0..list_at(object, &peer_list).len() {
+                for sel in ["podSelector", "namespaceSelector"] {
+                    selector(object, &format!("{peer_list}/{j}/{sel}"), out);
+                }
+            }
+            let ports = format!("{rules}/{i}/ports");
+            for j in 0..list_at(object, &ports).len() {
+                one_of(
+                    object,
+                    &format!("{ports}/{j}/protocol"),
+                    &["TCP", "UDP", "SCTP"],
+                    out,
+                );
+                int_or_port_name(object, &format!("{ports}/{j}/port"), out);
+            }
+        }
+    }
+    for (i, t) in list_at(object, "/spec/policyTypes").iter().enumerate() {
+        if t.is_string() {
+            one_of(
+                object,
+                &format!("/spec/policyTypes/{i}"),
+                &["Ingress", "Egress"],
+                out,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_parse_as_the_api_server_reads_them() {
+        for (s, v) in [
+            ("1", 1.0),
+            ("500m", 0.5),
+            ("128Mi", 134217728.0),
+            ("1e3", 1000.0),
+            ("1.5Gi", 1.5 * 1073741824.0),
+            (".5", 0.5),
+            ("+2k", 2000.0),
+        ] {
+            assert_eq!(parse_quantity(s), Some(v), "{s}");
+        }
+        for s in ["lots", "", "1.2.3", "1Gb", "Mi", "1 Gi", "1e", "0x10"] {
+            assert_eq!(parse_quantity(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn iana_service_names() {
+        for ok in ["http", "metrics-9090", "h2c", "a"] {
+            assert!(is_iana_svc_name(ok), "{ok}");
+        }
+        for bad in [
+            "HTTP",
+            "8080",
+            "-http",
+            "http-",
+            "my--port",
+            "prometheus-metrics",
+            "",
+        ] {
+            assert!(!is_iana_svc_name(bad), "{bad}");
+        }
+    }
+}
