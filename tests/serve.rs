@@ -1545,42 +1545,36 @@ async fn connections_over_the_limit_wait_until_one_closes() {
     let gh = FakeGitHub::start().await;
     let server = Server::start(&gh.url, &["--max-connections", "2", "--read-timeout", "2"]);
     let addr = server.addr.clone();
-    let (closed, answered, answer) = tokio::task::spawn_blocking(move || {
+    let (opened, answered, answer, held_answers) = tokio::task::spawn_blocking(move || {
         let held: Vec<_> = (0..2)
             .map(|_| open(&addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n", b""))
             .collect();
-        // Give the server the two connections before the third arrives: it answers a
-        // complete request on a free connection at once, so wait for the event that
-        // proves both were taken (a /healthz on a third connection would otherwise be
-        // answered first).
-        let third = std::thread::spawn({
-            let addr = addr.clone();
-            move || {
-                let s = open(
-                    &addr,
-                    "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                    b"",
-                );
-                let answer = read_all(s);
-                (Instant::now(), answer)
-            }
-        });
-        let closed: Vec<Instant> = held
-            .into_iter()
-            .map(|s| {
-                read_all(s);
-                Instant::now()
-            })
-            .collect();
-        let (answered, answer) = third.join().unwrap();
-        (closed.into_iter().min().unwrap(), answered, answer)
+        let opened = Instant::now();
+        // A complete request on a third connection: the server takes it only when one
+        // of the two is closed, which the header read timeout does two seconds after
+        // they were taken (a moment before `opened`: hence 1.5 s below; without the
+        // limit the answer takes milliseconds).
+        let s = open(
+            &addr,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"",
+        );
+        let answer = read_all(s);
+        let answered = Instant::now();
+        let held_answers: Vec<String> = held.into_iter().map(read_all).collect();
+        (opened, answered, answer, held_answers)
     })
     .await
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     assert!(
-        answered >= closed,
-        "the third connection was served before a held one closed"
+        answered.duration_since(opened) >= Duration::from_millis(1500),
+        "the third connection was served while two were open"
+    );
+    // The held ones were closed for not finishing their headers.
+    assert!(
+        held_answers.iter().all(|a| !a.starts_with("HTTP/1.1 2")),
+        "{held_answers:?}"
     );
 }
 
@@ -1730,4 +1724,91 @@ fn render_dir(env: &str, values: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+/// When no waiting check starts within the wait a delivery is given, the answer is 503
+/// and the delivery is not remembered (GitHub's "Redeliver" is then taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_stays_full_refuses_with_503_and_forgets_the_delivery() {
+    let gh = FakeGitHub::start().await;
+    gh.fault(Fault::delay("GET", "/files", Duration::from_secs(30)));
+    let server = Server::start(
+        &gh.url,
+        &["--max-concurrent-checks", "1", "--max-queued", "1"],
+    );
+    for n in 1..=3u64 {
+        gh.pr(REPO, n, &[("README.md", "modified")]);
+    }
+    for n in 1..=2u64 {
+        let (status, _) = server
+            .deliver(
+                "pull_request",
+                &format!("o-{n}"),
+                &pull_request("opened", REPO, n, &format!("{n:040x}")),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let third = pull_request("opened", REPO, 3, &format!("{:040x}", 3));
+    let (status, answer) = server.deliver("pull_request", "o-3", &third).await;
+    assert_eq!(
+        (status, answer.trim()),
+        (503, "too many checks waiting; redeliver later")
+    );
+    assert!(server
+        .logs()
+        .contains("the queue of checks stayed full; refusing the delivery"));
+    let metrics = server.get("/metrics").await.1;
+    assert!(
+        metrics.contains(
+            r#"gitops_render_webhook_deliveries_total{event="pull_request",outcome="overloaded"} 1"#
+        ),
+        "{metrics}"
+    );
+    // Not remembered: the same id is not "already handled" or "already queued".
+    let (status, answer) = server.deliver("pull_request", "o-3", &third).await;
+    assert_eq!(status, 503, "{answer}");
+}
+
+/// Content reads of one installation overlap at most 4 at a time, however many files
+/// a pull request changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_reads_are_bounded_per_installation() {
+    let gh = FakeGitHub::start().await;
+    let names: Vec<String> = (0..12)
+        .map(|i| format!(".gitops/app-{i:02}.yaml"))
+        .collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "added")).collect();
+    gh.pr(REPO, 17, &files);
+    for n in &names {
+        gh.file(REPO, n, SHA, example("payments-api.yaml"));
+    }
+    gh.fault(Fault::delay(
+        "GET",
+        "/contents/",
+        Duration::from_millis(200),
+    ));
+    let server = Server::start(&gh.url, &[]);
+    server
+        .deliver(
+            "pull_request",
+            "r-1",
+            &pull_request("opened", REPO, 17, SHA),
+        )
+        .await;
+    gh.completed(1, WAIT).await;
+    let reads: Vec<(Instant, Instant)> = gh.with(|s| {
+        s.timed
+            .iter()
+            .filter(|(_, _, r)| r.contains("/contents/"))
+            .map(|(a, d, _)| (*a, *d))
+            .collect()
+    });
+    assert_eq!(reads.len(), 12);
+    let most = reads
+        .iter()
+        .map(|(a, _)| reads.iter().filter(|(b, e)| b <= a && a < e).count())
+        .max()
+        .unwrap();
+    assert!(most <= 4, "{most} reads at once");
 }
