@@ -69,6 +69,20 @@ fn plain(md: &str) -> String {
     out
 }
 
+/// The server's logs once they hold `text` (they are read from its stderr by a thread,
+/// so a line can arrive just after the answer it explains); panics after `WAIT`.
+async fn logs_with(server: &Server, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let logs = server.logs();
+        if logs.contains(text) {
+            return logs;
+        }
+        assert!(start.elapsed() < WAIT, "no {text:?} in the logs:\n{logs}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `/metrics` once it holds `line` (it is updated just after a check run completes).
 async fn metrics_with(server: &Server, line: &str) -> String {
     let start = Instant::now();
@@ -180,8 +194,7 @@ async fn a_pull_request_gets_one_check_run_with_annotations_on_the_wrong_lines()
     );
 
     // Logs never hold the webhook secret, the token or the key.
-    let logs = server.logs();
-    assert!(logs.contains("check finished"), "{logs}");
+    let logs = logs_with(&server, "check finished").await;
     for secret in [common::SECRET, "ghs_testtoken", "PRIVATE KEY"] {
         assert!(!logs.contains(secret), "logs hold {secret}:\n{logs}");
     }
@@ -511,7 +524,7 @@ async fn rate_limit_answers_with_retry_after_are_waited_out_and_retried() {
             .count(),
         2
     );
-    assert!(server.logs().contains("rate limited by GitHub; waiting"));
+    logs_with(&server, "rate limited by GitHub; waiting").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1153,7 +1166,7 @@ async fn log_json_writes_one_json_object_per_line() {
         r#"gitops_render_check_duration_seconds_count{conclusion="success"} 1"#,
     )
     .await;
-    let logs = server.logs();
+    let logs = logs_with(&server, "check finished").await;
     let mut finished = 0;
     for line in logs.lines() {
         let v: serde_json::Value =
@@ -1623,8 +1636,7 @@ async fn sigterm_ends_within_the_shutdown_timeout_whatever_clients_and_checks_do
         took < Duration::from_secs(10),
         "exited {took:?} after SIGTERM"
     );
-    let logs = status.1.logs();
-    assert!(logs.contains("abandoning checks still running"), "{logs}");
+    logs_with(&status.1, "abandoning checks still running").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1755,9 +1767,11 @@ async fn a_queue_that_stays_full_refuses_with_503_and_forgets_the_delivery() {
         (status, answer.trim()),
         (503, "too many checks waiting; redeliver later")
     );
-    assert!(server
-        .logs()
-        .contains("the queue of checks stayed full; refusing the delivery"));
+    logs_with(
+        &server,
+        "the queue of checks stayed full; refusing the delivery",
+    )
+    .await;
     let metrics = server.get("/metrics").await.1;
     assert!(
         metrics.contains(
