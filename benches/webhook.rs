@@ -1,10 +1,21 @@
 //! Benchmark (not a test) of `gitops-render serve`: how long from a delivery to its
-//! completed check run, and how many deliveries a second the server absorbs. It drives
-//! the real binary against the local GitHub API stand-in of tests/common/github.rs, on
-//! loopback only, with bounded loops.
+//! completed check run, how many deliveries a second the server absorbs, and how much
+//! memory unsigned slow uploads can make it hold. It drives the real binary against the
+//! local GitHub API stand-in of tests/common/github.rs, on loopback only, with bounded
+//! loops.
 //!
 //! cargo bench --bench webhook                       # defaults
 //! BENCH_SEQUENTIAL=50 BENCH_BURST=500 cargo bench --bench webhook
+//! BENCH_SLOW_UPLOADS=40 cargo bench --bench webhook # only: RSS under 40 slow unsigned uploads
+//! GITOPS_RENDER_BIN=/path/to/older/gitops-render BENCH_SLOW_UPLOADS=40 cargo bench --bench webhook
+//!
+//! The server runs with two settings a real deployment must not copy:
+//! - `--write-interval-ms 0`: GitHub asks for a second between content-creating requests
+//!   (the default); the stand-in is not GitHub, and with the default every check would
+//!   cost at least a second per installation, which measures the pacing, not the server.
+//! - `--max-queued 100000`: the burst delivers everything at once to measure how fast
+//!   deliveries are absorbed; with the default (1000) a burst over 1000 would make the
+//!   senders wait for room, which is the designed behaviour but not what this measures.
 
 #[path = "../tests/common/github.rs"]
 mod common;
@@ -104,7 +115,18 @@ async fn main() {
     let burst = env_usize("BENCH_BURST", 300);
     let clients = env_usize("BENCH_CLIENTS", 8);
     let gh = FakeGitHub::start().await;
-    let server = Server::start(&gh.url, &["--max-queued", "100000"]);
+    if let Some(n) = std::env::var("BENCH_SLOW_UPLOADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        slow_uploads(&gh, n);
+        return;
+    }
+    // See the header for why these two settings.
+    let server = Server::start(
+        &gh.url,
+        &["--max-queued", "100000", "--write-interval-ms", "0"],
+    );
     // Warm up: the installation token, connections.
     add_pr(&gh, 1, true);
     server
@@ -170,4 +192,109 @@ async fn main() {
     }) {
         println!("  {line}");
     }
+}
+
+/// RSS of the process, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `n` clients each announce a 25 MiB delivery with no signature, send 24 MiB of it as
+/// fast as loopback takes it, and then stall; the server's RSS is sampled until every
+/// client has been answered or cut off (bounded at 60 s).
+fn slow_uploads(gh: &FakeGitHub, n: usize) {
+    use std::io::{Read, Write};
+    let bin = std::env::var("GITOPS_RENDER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_gitops-render").to_string());
+    let mut child = std::process::Command::new(&bin)
+        .env_clear()
+        .env("GITHUB_APP_ID", common::APP_ID.to_string())
+        .env("GITHUB_APP_PRIVATE_KEY", &common::keys().private_pem)
+        .env("GITHUB_WEBHOOK_SECRET", common::SECRET)
+        .env("GITHUB_API_URL", &gh.url)
+        .env("RUST_LOG", "error")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            panic!("serve exited");
+        }
+        if let Some(a) = line
+            .trim()
+            .strip_prefix("gitops-render serve: listening on http://")
+        {
+            break a.to_string();
+        }
+    };
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(pid);
+    let total: usize = 25 * 1024 * 1024;
+    let sent: usize = 24 * 1024 * 1024;
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let head = format!(
+                    "POST /webhook HTTP/1.1\r\nHost: {addr}\r\nX-GitHub-Event: pull_request\r\nX-GitHub-Delivery: slow\r\nContent-Length: {total}\r\n\r\n"
+                );
+                let _ = s.write_all(head.as_bytes());
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut done = 0;
+                while done < sent {
+                    if s.write_all(&chunk).is_err() {
+                        break;
+                    }
+                    done += chunk.len();
+                }
+                // Stall: the rest never comes. Wait for the server's answer or close.
+                let mut answer = Vec::new();
+                let _ = s.read_to_end(&mut answer);
+                String::from_utf8_lossy(&answer)
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("closed")
+                    .to_string()
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let mut peak = before;
+    while clients.iter().any(|c| !c.is_finished()) && start.elapsed() < Duration::from_secs(60) {
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let answers: Vec<String> = clients
+        .into_iter()
+        .filter(|c| c.is_finished())
+        .map(|c| c.join().unwrap())
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for a in &answers {
+        *counts.entry(a.clone()).or_insert(0) += 1;
+    }
+    println!(
+        "{n} slow unsigned uploads (25 MiB announced, 24 MiB sent, then stalled) against {bin}: RSS {:.0} MB before, peak {:.0} MB; answers after {:.1} s: {counts:?} ({} of {n} ended)",
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        start.elapsed().as_secs_f64(),
+        answers.len()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -6,7 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{check_run_rerequested, example, pull_request, FakeGitHub, Fault, Server};
+use common::{
+    check_run_rerequested, check_run_rerequested_from_fork, check_suite_rerequested, example,
+    pull_request, FakeGitHub, Fault, Server,
+};
 
 const REPO: &str = "acme/payments-api";
 const SHA: &str = "1f0c3a9d5e7b2c4a6d8e0f1a3b5c7d9e1f2a4b6c";
@@ -48,6 +51,36 @@ fn annotations_of<'a>(run: &'a common::CheckRun, path: &str) -> Vec<(&'a str, u6
         .collect();
     v.sort();
     v
+}
+
+/// Markdown as read: the backslash escapes that keep a message's characters from
+/// becoming markup removed (CommonMark's escapes; see src/output/markdown.rs, whose
+/// tests prove the rendering through a CommonMark parser).
+fn plain(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    let mut chars = md.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(|n| n.is_ascii_punctuation()) {
+            out.push(chars.next().unwrap());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The server's logs once they hold `text` (they are read from its stderr by a thread,
+/// so a line can arrive just after the answer it explains); panics after `WAIT`.
+async fn logs_with(server: &Server, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let logs = server.logs();
+        if logs.contains(text) {
+            return logs;
+        }
+        assert!(start.elapsed() < WAIT, "no {text:?} in the logs:\n{logs}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// `/metrics` once it holds `line` (it is updated just after a check run completes).
@@ -161,8 +194,7 @@ async fn a_pull_request_gets_one_check_run_with_annotations_on_the_wrong_lines()
     );
 
     // Logs never hold the webhook secret, the token or the key.
-    let logs = server.logs();
-    assert!(logs.contains("check finished"), "{logs}");
+    let logs = logs_with(&server, "check finished").await;
     for secret in [common::SECRET, "ghs_testtoken", "PRIVATE KEY"] {
         assert!(!logs.contains(secret), "logs hold {secret}:\n{logs}");
     }
@@ -218,12 +250,56 @@ async fn forged_or_missing_signatures_get_401_and_nothing_is_done() {
         .post_webhook("pull_request", "d-tampered", &tampered, Some(&good))
         .await;
     assert_eq!(status, 401);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(gh.requests().is_empty(), "{:?}", gh.requests());
-    // The forged delivery's id was not remembered: the genuine one is taken.
+    // The forged delivery's id was not remembered: the genuine one is taken. Its check
+    // is the only work done: the refused ones were answered before it was sent.
     let (status, _) = server.deliver("pull_request", "d-forged", &body).await;
     assert_eq!(status, 202);
     gh.completed(1, WAIT).await;
+    assert_eq!(gh.check_runs().len(), 1);
+    assert_eq!(
+        metrics_with(&server, "outcome=\"unauthorized\"} 3")
+            .await
+            .matches("outcome=\"unauthorized\"} 3")
+            .count(),
+        1
+    );
+}
+
+/// The signature check against an implementation that is not ours: a delivery signed
+/// by the `openssl` CLI is taken; the same with another secret is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_signed_by_openssl_is_accepted_end_to_end() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 17, &[("README.md", "modified")]);
+    let server = Server::start(&gh.url, &[]);
+    let body = pull_request("opened", REPO, 17, SHA);
+    let openssl_sig = |secret: &str| {
+        let out = common::openssl(&["dgst", "-sha256", "-hmac", secret], &body);
+        let out = String::from_utf8(out).unwrap();
+        let hex = out.trim().rsplit(' ').next().unwrap().to_string();
+        assert_eq!(hex.len(), 64, "{out}");
+        format!("sha256={hex}")
+    };
+    let (status, _) = server
+        .post_webhook(
+            "pull_request",
+            "d-ossl-bad",
+            &body,
+            Some(&openssl_sig("wrong")),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, answer) = server
+        .post_webhook(
+            "pull_request",
+            "d-ossl",
+            &body,
+            Some(&openssl_sig(common::SECRET)),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,8 +313,46 @@ async fn a_redelivery_is_acknowledged_and_not_redone() {
     let (status, answer) = server.deliver("pull_request", "d-same", &body).await;
     assert_eq!(status, 200);
     assert!(answer.contains("already handled"), "{answer}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(gh.check_runs().len(), 1);
+    // A later delivery's check is done; the redelivery added none of its own.
+    gh.pr(REPO, 18, &[("README.md", "modified")]);
+    let sentinel = pull_request(
+        "opened",
+        REPO,
+        18,
+        "2222222222222222222222222222222222222222",
+    );
+    assert_eq!(
+        server.deliver("pull_request", "d-next", &sentinel).await.0,
+        202
+    );
+    gh.completed(2, WAIT).await;
+    assert_eq!(gh.check_runs().len(), 2);
+}
+
+/// A delivery whose check run could not be written is not remembered as handled: a
+/// manual "Redeliver" is taken and does the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_check_run_failed_to_be_written_can_be_redelivered() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 17, &[("README.md", "modified")]);
+    // Every try of the first check-run creation fails (the first try and two retries).
+    gh.fault(Fault::status("POST", "/check-runs", 3, 502));
+    let server = Server::start(&gh.url, &[]);
+    let body = pull_request("opened", REPO, 17, SHA);
+    assert_eq!(server.deliver("pull_request", "d-lost", &body).await.0, 202);
+    metrics_with(
+        &server,
+        r#"gitops_render_check_duration_seconds_count{conclusion="error"} 1"#,
+    )
+    .await;
+    assert!(gh.check_runs().is_empty());
+    let (status, answer) = server.deliver("pull_request", "d-lost", &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    // Now it is handled.
+    let (status, answer) = server.deliver("pull_request", "d-lost", &body).await;
+    assert_eq!((status, answer.trim()), (200, "delivery already handled"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +397,7 @@ async fn garbage_unknown_events_and_actions_are_answered_without_work() {
     assert_eq!(status, 413);
     let (status, body) = server.get("/healthz").await;
     assert_eq!((status, body.trim()), (200, "ok"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every answer above came before this line, and none of them queued work.
     assert!(gh.requests().is_empty(), "{:?}", gh.requests());
     let (_, metrics) = server.get("/metrics").await;
     assert!(
@@ -410,7 +524,7 @@ async fn rate_limit_answers_with_retry_after_are_waited_out_and_retried() {
             .count(),
         2
     );
-    assert!(server.logs().contains("rate limited by GitHub; waiting"));
+    logs_with(&server, "rate limited by GitHub; waiting").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,6 +562,39 @@ async fn more_than_50_annotations_go_in_batches() {
         "{:?}",
         gh.with(|s| s.refusals.clone())
     );
+    // The summary and text go once, with the conclusion; the batches before it carry a
+    // line of their own and no text.
+    let outputs = &run.outputs;
+    assert_eq!(outputs.len(), 4, "creation + 3 updates");
+    for early in &outputs[1..3] {
+        assert!(early.get("text").is_none(), "{early}");
+        assert!(early["summary"].as_str().unwrap().len() < 100, "{early}");
+    }
+    assert_eq!(outputs[3]["summary"].as_str(), Some(run.summary.as_str()));
+    assert!(run.summary.contains("values-unknown-field"));
+    // Content-creating requests go one at a time, at least a second apart (GitHub's
+    // "Best practices for using the REST API").
+    let writes = || -> Vec<(Instant, Instant)> {
+        gh.with(|s| {
+            s.timed
+                .iter()
+                .filter(|(_, _, r)| r.starts_with("POST /repos") || r.starts_with("PATCH "))
+                .map(|(a, d, _)| (*a, *d))
+                .collect()
+        })
+    };
+    // The last answer is timed as it leaves, just after the run shows as completed.
+    let start = Instant::now();
+    while writes().len() < 4 {
+        assert!(start.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let writes = writes();
+    assert_eq!(writes.len(), 4);
+    for pair in writes.windows(2) {
+        let gap = pair[1].0.duration_since(pair[0].1);
+        assert!(gap >= Duration::from_millis(990), "{gap:?} between writes");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,7 +734,7 @@ async fn gitops_repo_pull_requests_fail_on_a_hand_edited_manifest() {
     let edited = runs.iter().find(|r| r.head_sha == EDITED).unwrap();
     assert_eq!(edited.conclusion.as_deref(), Some("failure"));
     assert!(
-        edited.summary.contains(&format!(
+        plain(&edited.summary).contains(&format!(
             "`{deployment}` differs from what its values.yaml renders"
         )),
         "{}",
@@ -847,4 +994,835 @@ async fn with_repo_the_diff_reads_the_gitops_repository_directly() {
         "{:?}",
         gh.requests()
     );
+}
+
+// ---- re-runs, actions and options ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_for_review_gets_a_check_run() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 21, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(REPO, ".gitops/payments-api.yaml", SHA, BAD_POLICY);
+    let server = Server::start(&gh.url, &[]);
+    let (status, _) = server
+        .deliver(
+            "pull_request",
+            "d-ready",
+            &pull_request("ready_for_review", REPO, 21, SHA),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert_eq!(run.external_id, "21");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_suite_rerequested_runs_the_check_again() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 17, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(
+        REPO,
+        ".gitops/payments-api.yaml",
+        SHA,
+        example("payments-api.yaml"),
+    );
+    let server = Server::start(&gh.url, &[]);
+    let (status, _) = server
+        .deliver(
+            "check_suite",
+            "d-suite",
+            &check_suite_rerequested(REPO, Some(17), SHA),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(
+        (run.head_sha.as_str(), run.conclusion.as_deref()),
+        (SHA, Some("success"))
+    );
+    assert!(gh.requests().iter().any(|r| r.contains("/pulls/17/files")));
+}
+
+/// GitHub sends a fork's re-runs with `pull_requests` empty: the check run's
+/// `external_id` (written when the run was created) or the head commit finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forks_rerun_finds_its_pull_request() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 33, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.pr_head(REPO, 33, SHA);
+    gh.file(REPO, ".gitops/payments-api.yaml", SHA, BAD_POLICY);
+    let server = Server::start(&gh.url, &[]);
+    server
+        .deliver(
+            "pull_request",
+            "f-open",
+            &pull_request("opened", REPO, 33, SHA),
+        )
+        .await;
+    let first = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(first.external_id, "33");
+    // "Re-run" on the check run: the external id names the pull request.
+    gh.file(
+        REPO,
+        ".gitops/payments-api.yaml",
+        SHA,
+        example("payments-api.yaml"),
+    );
+    let (status, _) = server
+        .deliver(
+            "check_run",
+            "f-rerun",
+            &check_run_rerequested_from_fork(REPO, &first.external_id, SHA),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let runs = gh.completed(2, WAIT).await;
+    assert_eq!(runs[1].conclusion.as_deref(), Some("success"));
+    // "Re-run all checks": no external id; the head commit's open pull request.
+    let (status, _) = server
+        .deliver(
+            "check_suite",
+            "f-suite",
+            &check_suite_rerequested(REPO, None, SHA),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let runs = gh.completed(3, WAIT).await;
+    assert_eq!(runs[2].external_id, "33");
+    assert!(gh
+        .requests()
+        .iter()
+        .any(|r| r.starts_with(&format!("GET /repos/{REPO}/commits/{SHA}/pulls"))));
+    assert_eq!(
+        gh.requests()
+            .iter()
+            .filter(|r| r.contains("/pulls/33/files"))
+            .count(),
+        3
+    );
+    // A commit with no open pull request: acknowledged, no check run.
+    let other = "3333333333333333333333333333333333333333";
+    server
+        .deliver(
+            "check_suite",
+            "f-none",
+            &check_suite_rerequested(REPO, None, other),
+        )
+        .await;
+    metrics_with(
+        &server,
+        r#"gitops_render_check_duration_seconds_count{conclusion="skipped"} 1"#,
+    )
+    .await;
+    assert_eq!(gh.check_runs().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_glob_chooses_the_values_files() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(
+        REPO,
+        17,
+        &[
+            ("deploy/prod/payments-api.yml", "modified"),
+            (".gitops/payments-api.yaml", "modified"),
+        ],
+    );
+    gh.file(REPO, "deploy/prod/payments-api.yml", SHA, BAD_POLICY);
+    let server = Server::start(&gh.url, &["--values-glob", "deploy/*/*.yml"]);
+    server
+        .deliver(
+            "pull_request",
+            "d-glob",
+            &pull_request("opened", REPO, 17, SHA),
+        )
+        .await;
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(run.title, "1 of 1 values file rejected");
+    assert!(
+        run.summary.contains("`deploy/prod/payments-api.yml`"),
+        "{}",
+        run.summary
+    );
+    assert!(!run.summary.contains(".gitops/payments-api.yaml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_json_writes_one_json_object_per_line() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 17, &[("README.md", "modified")]);
+    let server = Server::start(&gh.url, &["--log-json"]);
+    server
+        .deliver(
+            "pull_request",
+            "d-json",
+            &pull_request("opened", REPO, 17, SHA),
+        )
+        .await;
+    gh.completed(1, WAIT).await;
+    metrics_with(
+        &server,
+        r#"gitops_render_check_duration_seconds_count{conclusion="success"} 1"#,
+    )
+    .await;
+    let logs = logs_with(&server, "check finished").await;
+    let mut finished = 0;
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.is_object(), "{line}");
+        if v["fields"]["message"] == "check finished" {
+            finished += 1;
+            assert_eq!(v["fields"]["conclusion"], "success", "{line}");
+            assert_eq!(v["span"]["repo"], REPO, "{line}");
+        }
+    }
+    assert_eq!(finished, 1, "{logs}");
+    assert!(!logs.contains("gitops-render serve: listening"), "{logs}");
+}
+
+/// GitHub hands out App keys as PKCS#1 PEM; secret stores often hold them on one line
+/// with `\n` escapes. Both, from the variable and from the file, sign tokens GitHub
+/// accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkcs1_keys_from_a_file_or_with_escaped_newlines_sign_the_app_jwt() {
+    let keys = common::keys();
+    assert!(keys
+        .pkcs1_pem
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("app.pem");
+    std::fs::write(&key_file, &keys.pkcs1_pem).unwrap();
+    let escaped = keys.pkcs1_pem.trim_end().replace('\n', "\\n");
+    assert!(!escaped.contains('\n'));
+    let key_path = key_file.to_str().unwrap();
+    for (name, env) in [
+        (
+            "GITHUB_APP_PRIVATE_KEY_PATH",
+            vec![
+                ("GITHUB_APP_PRIVATE_KEY", ""),
+                ("GITHUB_APP_PRIVATE_KEY_PATH", key_path),
+            ],
+        ),
+        (
+            "GITHUB_APP_PRIVATE_KEY with \\n",
+            vec![("GITHUB_APP_PRIVATE_KEY", escaped.as_str())],
+        ),
+    ] {
+        let gh = FakeGitHub::start().await;
+        gh.pr(REPO, 17, &[("README.md", "modified")]);
+        let server = Server::start_with(&gh.url, &[], &env);
+        server
+            .deliver(
+                "pull_request",
+                "d-key",
+                &pull_request("opened", REPO, 17, SHA),
+            )
+            .await;
+        let run = gh.completed(1, WAIT).await.remove(0);
+        assert_eq!(run.conclusion.as_deref(), Some("success"), "{name}");
+        assert_eq!(gh.with(|s| s.tokens_issued), 1, "{name}");
+        assert!(
+            gh.with(|s| s.refusals.is_empty()),
+            "{name}: {:?}",
+            gh.with(|s| s.refusals.clone())
+        );
+    }
+}
+
+/// Checks that start together with no token cached share one token request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_share_one_token_request() {
+    let gh = FakeGitHub::start().await;
+    gh.fault(Fault::delay(
+        "POST",
+        "/access_tokens",
+        Duration::from_millis(800),
+    ));
+    let server = Server::start(&gh.url, &["--write-interval-ms", "0"]);
+    for n in 1..=4u64 {
+        gh.pr(REPO, n, &[("README.md", "modified")]);
+        let sha = format!("{n:040x}");
+        let (status, _) = server
+            .deliver(
+                "pull_request",
+                &format!("d-tok-{n}"),
+                &pull_request("opened", REPO, n, &sha),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    gh.completed(4, WAIT).await;
+    assert_eq!(gh.with(|s| s.tokens_issued), 1);
+    assert!(
+        gh.with(|s| s.refusals.is_empty()),
+        "{:?}",
+        gh.with(|s| s.refusals.clone())
+    );
+}
+
+/// A full queue makes deliveries wait for room, not 503; running checks do not count
+/// against --max-queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_makes_deliveries_wait_instead_of_dropping_them() {
+    let gh = FakeGitHub::start().await;
+    gh.fault(Fault::delay("GET", "/files", Duration::from_millis(1500)));
+    let server = std::sync::Arc::new(Server::start(
+        &gh.url,
+        &[
+            "--max-concurrent-checks",
+            "1",
+            "--max-queued",
+            "1",
+            "--write-interval-ms",
+            "0",
+        ],
+    ));
+    for n in 1..=3u64 {
+        gh.pr(REPO, n, &[("README.md", "modified")]);
+    }
+    // One running, one waiting: both fit.
+    for n in 1..=2u64 {
+        let (status, _) = server
+            .deliver(
+                "pull_request",
+                &format!("q-{n}"),
+                &pull_request("opened", REPO, n, &format!("{n:040x}")),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    // The third waits for room in the queue, then is accepted.
+    let third = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            server
+                .deliver(
+                    "pull_request",
+                    "q-3",
+                    &pull_request("opened", REPO, 3, &format!("{:040x}", 3)),
+                )
+                .await
+        })
+    };
+    // It is still waiting while the first check runs.
+    let logs_say = |what: &str| server.logs().contains(what);
+    let start = Instant::now();
+    while !logs_say("the queue of checks is full; waiting for room") {
+        assert!(start.elapsed() < WAIT, "{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, answer) = third.await.unwrap();
+    assert_eq!(status, 202, "{answer}");
+    let runs = gh.completed(3, WAIT).await;
+    assert!(runs
+        .iter()
+        .all(|r| r.conclusion.as_deref() == Some("success")));
+    let metrics = server.get("/metrics").await.1;
+    assert!(!metrics.contains("overloaded"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitops_repo_and_repo_together_diff_from_the_repo_and_check_drift_on_the_gitops_repo() {
+    const GITOPS: &str = "acme/gitops";
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("gitops.git");
+    deploy(
+        &repo,
+        "prod",
+        &example_path("payments-api.yaml"),
+        &dir.path().join("cache"),
+    );
+    let gh = FakeGitHub::start().await;
+    let bumped = String::from_utf8(example("payments-api.yaml"))
+        .unwrap()
+        .replace("version: 1.4.2", "version: 1.5.0");
+    gh.pr(REPO, 18, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(REPO, ".gitops/payments-api.yaml", SHA, bumped);
+    // The GitOps repository's pull request drops a rendered file.
+    let rendered = render_dir("dev", &example_path("payments-api.yaml"));
+    let removed = "apps/payments-api/dev/networkpolicy-payments-api.yaml";
+    const HEAD: &str = "4444444444444444444444444444444444444444";
+    for (name, bytes) in &rendered {
+        let path = format!("apps/payments-api/dev/{name}");
+        if path != removed {
+            gh.file(GITOPS, &path, HEAD, bytes.clone());
+        }
+    }
+    gh.pr(GITOPS, 5, &[(removed, "removed")]);
+    let server = Server::start(
+        &gh.url,
+        &["--gitops-repo", GITOPS, "--repo", repo.to_str().unwrap()],
+    );
+    server
+        .deliver(
+            "pull_request",
+            "b-team",
+            &pull_request("opened", REPO, 18, SHA),
+        )
+        .await;
+    server
+        .deliver(
+            "pull_request",
+            "b-gitops",
+            &pull_request("opened", GITOPS, 5, HEAD),
+        )
+        .await;
+    let runs = gh.completed(2, WAIT).await;
+    let team = runs.iter().find(|r| r.repo == REPO).unwrap();
+    let text = team.text.as_deref().unwrap();
+    assert!(
+        text.contains("+        image: registry.example.com/payments/payments-api:1.5.0\n"),
+        "{text}"
+    );
+    // --repo wins for diffs: the API was not asked for the GitOps repository's files on
+    // the team's behalf, only for the GitOps pull request's own head.
+    assert!(!gh
+        .requests()
+        .iter()
+        .any(|r| r.contains("/contents/apps/") && r.contains("ref=main")));
+    let gitops = runs.iter().find(|r| r.repo == GITOPS).unwrap();
+    assert_eq!(
+        gitops.conclusion.as_deref(),
+        Some("failure"),
+        "{}",
+        gitops.summary
+    );
+    assert!(
+        gitops.summary.contains("manifest-missing"),
+        "{}",
+        gitops.summary
+    );
+    assert!(
+        plain(&gitops.summary).contains(&format!("{removed}` is missing: values.yaml renders it")),
+        "{}",
+        gitops.summary
+    );
+}
+
+/// A rollback's HOLD file sits beside the manifests on purpose: not drift (as `verify`
+/// has it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_file_in_the_gitops_repo_is_not_drift() {
+    const GITOPS: &str = "acme/gitops";
+    const HEAD: &str = "5555555555555555555555555555555555555555";
+    let gh = FakeGitHub::start().await;
+    for (name, bytes) in render_dir("prod", &example_path("payments-api.yaml")) {
+        gh.file(
+            GITOPS,
+            &format!("apps/payments-api/prod/{name}"),
+            HEAD,
+            bytes,
+        );
+    }
+    gh.file(
+        GITOPS,
+        "apps/payments-api/prod/HOLD",
+        HEAD,
+        "version: 1.4.1\nrestored: abc\nactor: ops@example.com\n",
+    );
+    gh.pr(GITOPS, 6, &[("apps/payments-api/prod/HOLD", "added")]);
+    let server = Server::start(&gh.url, &["--gitops-repo", GITOPS]);
+    server
+        .deliver(
+            "pull_request",
+            "h-1",
+            &pull_request("opened", GITOPS, 6, HEAD),
+        )
+        .await;
+    let run = gh.completed(1, WAIT).await.remove(0);
+    assert_eq!(
+        run.conclusion.as_deref(),
+        Some("success"),
+        "{}",
+        run.summary
+    );
+    assert!(
+        !run.summary.contains("manifest-unexpected"),
+        "{}",
+        run.summary
+    );
+}
+
+/// `serve --repo` with a remote: read through the local cache, which
+/// GITOPS_RENDER_CACHE_DIR places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repo_on_a_remote_is_read_through_the_cache_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("remote.git");
+    deploy(
+        &bare,
+        "prod",
+        &example_path("payments-api.yaml"),
+        &dir.path().join("deploy-cache"),
+    );
+    let url = format!("file://{}", bare.display());
+    let cache = dir.path().join("serve-cache");
+    let gh = FakeGitHub::start().await;
+    let bumped = String::from_utf8(example("payments-api.yaml"))
+        .unwrap()
+        .replace("version: 1.4.2", "version: 1.5.0");
+    gh.pr(REPO, 18, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(REPO, ".gitops/payments-api.yaml", SHA, bumped);
+    let server = Server::start_with(
+        &gh.url,
+        &["--repo", &url],
+        &[("GITOPS_RENDER_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    server
+        .deliver(
+            "pull_request",
+            "r-remote",
+            &pull_request("opened", REPO, 18, SHA),
+        )
+        .await;
+    let run = gh.completed(1, WAIT).await.remove(0);
+    let text = run.text.unwrap();
+    assert!(
+        text.contains("\n-        image: registry.example.com/payments/payments-api:1.4.2\n+        image: registry.example.com/payments/payments-api:1.5.0\n"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0) > 0,
+        "nothing cached under {}",
+        cache.display()
+    );
+}
+
+// ---- the HTTP server under abuse, and shutdown ----
+
+/// Writes `head` (and `body`) on a fresh connection and returns the stream.
+fn open(addr: &str, head: &str, body: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    s
+}
+
+/// What the server sends before closing (an empty string if it just closes).
+fn read_all(mut s: std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_content_length_is_refused_before_the_body_is_sent() {
+    let gh = FakeGitHub::start().await;
+    let server = Server::start(&gh.url, &["--max-body-bytes", "4096"]);
+    let addr = server.addr.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        // Headers only: a server that waited for the body would never answer.
+        let s = open(
+            &addr,
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\nX-GitHub-Event: pull_request\r\n\r\n",
+            b"",
+        );
+        read_all(s)
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_after_the_read_timeout() {
+    let gh = FakeGitHub::start().await;
+    let server = Server::start(&gh.url, &["--read-timeout", "1"]);
+    let addr = server.addr.clone();
+    let (half_headers, slow_body) = tokio::task::spawn_blocking(move || {
+        let a = open(&addr, "POST /webhook HTTP/1.1\r\nHost: x\r\n", b"");
+        let b = open(
+            &addr,
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nX-GitHub-Event: ping\r\n\r\n",
+            b"{\"zen\":",
+        );
+        let b = std::thread::spawn(move || read_all(b));
+        (read_all(a), b.join().unwrap())
+    })
+    .await
+    .unwrap();
+    // Headers never finished: the connection is closed.
+    assert!(!half_headers.starts_with("HTTP/1.1 2"), "{half_headers:?}");
+    // A body that never finishes: 408.
+    assert!(slow_body.starts_with("HTTP/1.1 408"), "{slow_body:?}");
+    assert!(gh.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_wait_until_one_closes() {
+    let gh = FakeGitHub::start().await;
+    let server = Server::start(&gh.url, &["--max-connections", "2", "--read-timeout", "2"]);
+    let addr = server.addr.clone();
+    let (opened, answered, answer, held_answers) = tokio::task::spawn_blocking(move || {
+        let held: Vec<_> = (0..2)
+            .map(|_| open(&addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n", b""))
+            .collect();
+        let opened = Instant::now();
+        // A complete request on a third connection: the server takes it only when one
+        // of the two is closed, which the header read timeout does two seconds after
+        // they were taken (a moment before `opened`: hence 1.5 s below; without the
+        // limit the answer takes milliseconds).
+        let s = open(
+            &addr,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"",
+        );
+        let answer = read_all(s);
+        let answered = Instant::now();
+        let held_answers: Vec<String> = held.into_iter().map(read_all).collect();
+        (opened, answered, answer, held_answers)
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        answered.duration_since(opened) >= Duration::from_millis(1500),
+        "the third connection was served while two were open"
+    );
+    // The held ones were closed for not finishing their headers.
+    assert!(
+        held_answers.iter().all(|a| !a.starts_with("HTTP/1.1 2")),
+        "{held_answers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_within_the_shutdown_timeout_whatever_clients_and_checks_do() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 17, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(
+        REPO,
+        ".gitops/payments-api.yaml",
+        SHA,
+        example("payments-api.yaml"),
+    );
+    // A check that would take a minute, and a client that never finishes its headers.
+    gh.fault(Fault::delay("GET", "/contents/", Duration::from_secs(60)));
+    let mut server = Server::start(
+        &gh.url,
+        &["--shutdown-timeout", "2", "--read-timeout", "120"],
+    );
+    server
+        .deliver(
+            "pull_request",
+            "t-1",
+            &pull_request("opened", REPO, 17, SHA),
+        )
+        .await;
+    let start = Instant::now();
+    while !gh.requests().iter().any(|r| r.contains("/contents/")) {
+        assert!(start.elapsed() < WAIT, "the check never reached its read");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let idle = open(&server.addr, "POST /webhook HTTP/1.1\r\nHost: x\r\n", b"");
+    server.terminate();
+    let signalled = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.child.wait().unwrap();
+        (s, server)
+    })
+    .await
+    .unwrap();
+    let took = signalled.elapsed();
+    drop(idle);
+    assert!(status.0.success(), "{:?}", status.0);
+    // The bound is the promise: two seconds, plus a margin for a loaded machine.
+    assert!(
+        took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM"
+    );
+    logs_with(&status.1, "abandoning checks still running").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_new_deliveries_are_refused_and_the_accepted_check_finishes() {
+    let gh = FakeGitHub::start().await;
+    gh.pr(REPO, 17, &[(".gitops/payments-api.yaml", "modified")]);
+    gh.file(
+        REPO,
+        ".gitops/payments-api.yaml",
+        SHA,
+        example("payments-api.yaml"),
+    );
+    gh.fault(Fault::delay("GET", "/contents/", Duration::from_secs(3)));
+    let mut server = Server::start(&gh.url, &[]);
+    server
+        .deliver(
+            "pull_request",
+            "s-1",
+            &pull_request("opened", REPO, 17, SHA),
+        )
+        .await;
+    let start = Instant::now();
+    while gh.check_runs().is_empty() {
+        assert!(start.elapsed() < WAIT, "no check run started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.terminate();
+    while !server.logs().contains("shutting down") {
+        assert!(start.elapsed() < WAIT, "{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = std::net::TcpStream::connect(&server.addr);
+    assert!(refused.is_err(), "a connection was taken after SIGTERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.child.wait().unwrap();
+        (s, server)
+    })
+    .await
+    .unwrap()
+    .0;
+    assert!(status.success());
+    let run = gh.check_runs().remove(0);
+    assert_eq!(
+        (run.status.as_str(), run.conclusion.as_deref()),
+        ("completed", Some("success"))
+    );
+}
+
+// ---- helpers ----
+
+fn example_path(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR")))
+}
+
+/// `gitops-render deploy` of `values` to `env` in `repo` (a bare repository it creates).
+fn deploy(repo: &std::path::Path, env: &str, values: &std::path::Path, cache: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gitops-render"))
+        .args([
+            "deploy",
+            "--env",
+            env,
+            "--committer",
+            "ci <ci@example.com>",
+            "--repo",
+        ])
+        .arg(repo)
+        .arg(values)
+        .env("GITOPS_RENDER_CACHE_DIR", cache)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What `gitops-render render --out` writes for `values` in `env`: name -> bytes.
+fn render_dir(env: &str, values: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gitops-render"))
+        .args(["render", "--env", env, "--out"])
+        .arg(out.path())
+        .arg(values)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// When no waiting check starts within the wait a delivery is given, the answer is 503
+/// and the delivery is not remembered (GitHub's "Redeliver" is then taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_stays_full_refuses_with_503_and_forgets_the_delivery() {
+    let gh = FakeGitHub::start().await;
+    gh.fault(Fault::delay("GET", "/files", Duration::from_secs(30)));
+    let server = Server::start(
+        &gh.url,
+        &["--max-concurrent-checks", "1", "--max-queued", "1"],
+    );
+    for n in 1..=3u64 {
+        gh.pr(REPO, n, &[("README.md", "modified")]);
+    }
+    for n in 1..=2u64 {
+        let (status, _) = server
+            .deliver(
+                "pull_request",
+                &format!("o-{n}"),
+                &pull_request("opened", REPO, n, &format!("{n:040x}")),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let third = pull_request("opened", REPO, 3, &format!("{:040x}", 3));
+    let (status, answer) = server.deliver("pull_request", "o-3", &third).await;
+    assert_eq!(
+        (status, answer.trim()),
+        (503, "too many checks waiting; redeliver later")
+    );
+    logs_with(
+        &server,
+        "the queue of checks stayed full; refusing the delivery",
+    )
+    .await;
+    let metrics = server.get("/metrics").await.1;
+    assert!(
+        metrics.contains(
+            r#"gitops_render_webhook_deliveries_total{event="pull_request",outcome="overloaded"} 1"#
+        ),
+        "{metrics}"
+    );
+    // Not remembered: the same id is not "already handled" or "already queued".
+    let (status, answer) = server.deliver("pull_request", "o-3", &third).await;
+    assert_eq!(status, 503, "{answer}");
+}
+
+/// Content reads of one installation overlap at most 4 at a time, however many files
+/// a pull request changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_reads_are_bounded_per_installation() {
+    let gh = FakeGitHub::start().await;
+    let names: Vec<String> = (0..12)
+        .map(|i| format!(".gitops/app-{i:02}.yaml"))
+        .collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "added")).collect();
+    gh.pr(REPO, 17, &files);
+    for n in &names {
+        gh.file(REPO, n, SHA, example("payments-api.yaml"));
+    }
+    gh.fault(Fault::delay(
+        "GET",
+        "/contents/",
+        Duration::from_millis(200),
+    ));
+    let server = Server::start(&gh.url, &[]);
+    server
+        .deliver(
+            "pull_request",
+            "r-1",
+            &pull_request("opened", REPO, 17, SHA),
+        )
+        .await;
+    gh.completed(1, WAIT).await;
+    let reads: Vec<(Instant, Instant)> = gh.with(|s| {
+        s.timed
+            .iter()
+            .filter(|(_, _, r)| r.contains("/contents/"))
+            .map(|(a, d, _)| (*a, *d))
+            .collect()
+    });
+    assert_eq!(reads.len(), 12);
+    let most = reads
+        .iter()
+        .map(|(a, _)| reads.iter().filter(|(b, e)| b <= a && a < e).count())
+        .max()
+        .unwrap();
+    assert!(most <= 4, "{most} reads at once");
 }

@@ -52,19 +52,46 @@ pub struct Args {
     #[arg(long, value_name = "REPO", env = "GITOPS_RENDER_REPO")]
     repo: Option<String>,
 
+    /// Where a remote --repo is cached; default `$XDG_CACHE_HOME/gitops-render`.
+    #[arg(long, value_name = "DIR", env = "GITOPS_RENDER_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
     /// Checks run at the same time.
     #[arg(long, default_value_t = 4, value_name = "N")]
     max_concurrent_checks: usize,
 
-    /// Checks accepted and waiting at most; more deliveries get 503.
+    /// Checks accepted and waiting for their turn (running ones do not count); a
+    /// delivery that finds the queue full waits up to 8 s for room, then gets 503.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     max_queued: usize,
 
-    /// The largest delivery accepted (GitHub caps payloads at 25 MB).
+    /// The largest delivery accepted (GitHub caps payloads at 25 MB); a larger
+    /// Content-Length gets 413 before the body is read.
     #[arg(long, default_value_t = 25 * 1024 * 1024, value_name = "BYTES")]
     max_body_bytes: usize,
 
-    /// How long shutdown waits for checks in flight, in seconds.
+    /// Request bodies read at the same time, before their signature is checked: with
+    /// --max-body-bytes, the most memory unverified deliveries can hold.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    max_body_readers: usize,
+
+    /// Connections open at the same time; more wait in the kernel's backlog.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_connections: usize,
+
+    /// Seconds a client has to send a request's headers, and again its whole request
+    /// (408 after that); an idle keep-alive connection is closed after as long.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    read_timeout: u64,
+
+    /// Milliseconds between two content-creating requests (check-run writes) of one
+    /// installation; GitHub asks for at least 1000. Lower only for a local stand-in.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    write_interval_ms: u64,
+
+    /// Seconds from SIGTERM until the process exits, whatever clients and checks do:
+    /// requests in progress and accepted checks are finished within it, the rest
+    /// abandoned.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     shutdown_timeout: u64,
 
@@ -83,11 +110,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     }
     let private_key_pem = private_key()?;
     if let Some(repo) = &args.gitops_repo {
-        if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
-            return Err(Error::usage(format!(
-                "--gitops-repo {repo:?}: expected OWNER/NAME"
-            )));
-        }
+        server::webhook::Repo::parse(repo)
+            .map_err(|e| Error::usage(format!("--gitops-repo {repo:?}: {e}")))?;
     }
     let platform = globals.platform()?;
     let config = server::Config {
@@ -100,11 +124,18 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         gitops_repo: args.gitops_repo,
         gitops_branch: args.gitops_branch,
         repo: args.repo,
+        cache_dir: args.cache_dir,
         max_concurrent_checks: args.max_concurrent_checks,
         max_queued: args.max_queued,
         max_body_bytes: args.max_body_bytes,
+        max_body_readers: args.max_body_readers,
+        max_connections: args.max_connections,
+        read_timeout: Duration::from_secs(args.read_timeout),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
-        retry: RetryPolicy::default(),
+        retry: RetryPolicy {
+            write_interval: Duration::from_millis(args.write_interval_ms),
+            ..RetryPolicy::default()
+        },
         announce: !args.log_json,
     };
     server::serve(config, platform)?;

@@ -7,6 +7,7 @@
 mod github;
 mod json;
 mod junit;
+pub mod markdown;
 mod sarif;
 mod text;
 

@@ -1,37 +1,62 @@
 //! The GitHub REST API, as the App uses it: App authentication, a handful of endpoints,
-//! and the patience GitHub asks of its clients.
+//! and the manners GitHub asks of its integrators ("Best practices for using the REST
+//! API").
 //!
-//! octocrab signs the App's RS256 JWT (iat 60 s in the past, 9 minute lifetime) and
-//! trades it for an installation access token, which each installation's client caches
-//! until 30 seconds before it expires; we keep one client per installation so that
-//! cache lives as long as the process. Requests go through octocrab's raw
-//! `build_request`/`execute`, so every call gets the same handling here: `Retry-After`
-//! and the primary and secondary rate limits are waited out, a 5xx is retried a couple
-//! of times with backoff, and whatever still fails becomes an `ApiError` with a message
-//! fit for a check run. Routes are always relative: octocrab only attaches credentials
-//! to requests for its own base URI.
+//! - Authentication: an RS256 JWT for the App (iat 60 s in the past, 9 minute lifetime,
+//!   signed by octocrab's `create_jwt`) is traded for an installation access token, kept
+//!   per installation until a minute before it expires. The trade is single-flight:
+//!   checks that need a token at the same time wait for one request instead of each
+//!   making their own. A token GitHub no longer accepts (401) is traded again once.
+//! - Every request says who it is and which API it speaks: `User-Agent:
+//!   gitops-render/<version>`, `Accept: application/vnd.github+json` (or the raw media
+//!   type for file contents) and `X-GitHub-Api-Version`.
+//! - Pacing, per installation: content-creating requests (creating and updating check
+//!   runs) go one at a time, at least `write_interval` apart (GitHub asks for a second);
+//!   reads run at most `READS_AT_ONCE` at a time.
+//! - Patience: `Retry-After` and the primary and secondary rate limits are waited out
+//!   (each wait at most `max_wait`, at most `rate_limit_waits` times per request), a 5xx
+//!   or a failed connection is retried `server_error_retries` times with doubling
+//!   backoff, and whatever still fails becomes an `ApiError` with a message fit for a
+//!   check run.
+//!
+//! API paths are built only from `Repo`'s validated owner and name segments and from
+//! percent-encoded file paths: nothing a payload carries reaches a URL unchecked.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::{Body, Bytes};
-use axum::http::{self, header, HeaderMap, Method, StatusCode};
-use octocrab::models::InstallationId;
-use octocrab::Octocrab;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use super::webhook::Repo;
 
+/// What GitHub asks every request to carry as its User-Agent: the app's name.
+pub const USER_AGENT: &str = concat!("gitops-render/", env!("CARGO_PKG_VERSION"));
+/// The REST API version this client was written against.
+pub const API_VERSION: &str = "2022-11-28";
 /// The most a response body may hold (a values file or a manifest is far smaller).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// GitHub lists at most 3,000 files of a pull request, 100 a page.
 const MAX_FILE_PAGES: u32 = 30;
+/// Reads (file contents, listings) in flight per installation.
+pub const READS_AT_ONCE: usize = 4;
+/// One request, from connecting to the last byte of the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long to wait for GitHub, and how often to try again.
+const JSON: &str = "application/vnd.github+json";
+const RAW: &str = "application/vnd.github.raw+json";
+
+/// How long to wait for GitHub, how often to try again, and how to pace.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Rate-limit answers waited out per request before giving up.
@@ -42,6 +67,8 @@ pub struct RetryPolicy {
     pub server_error_retries: u32,
     /// The first backoff after a 5xx; doubled each time.
     pub backoff: Duration,
+    /// The least time between two content-creating requests of one installation.
+    pub write_interval: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -51,6 +78,7 @@ impl Default for RetryPolicy {
             max_wait: Duration::from_secs(600),
             server_error_retries: 2,
             backoff: Duration::from_millis(250),
+            write_interval: Duration::from_secs(1),
         }
     }
 }
@@ -68,12 +96,24 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// The App, and a client per installation it has been asked about.
-pub struct GitHub {
-    app: Octocrab,
-    installations: Mutex<HashMap<u64, Client>>,
+type Http =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// What every installation shares: the connection pool, the App's identity, the rules.
+struct Shared {
+    http: Http,
+    /// The API's base URL without a trailing `/`.
+    base: String,
+    app_id: u64,
+    key: octocrab::EncodingKey,
     metrics: Arc<Metrics>,
     policy: RetryPolicy,
+}
+
+/// The App, and a client per installation it has been asked about.
+pub struct GitHub {
+    shared: Arc<Shared>,
+    installations: Mutex<HashMap<u64, Client>>,
 }
 
 impl GitHub {
@@ -88,42 +128,54 @@ impl GitHub {
     ) -> Result<Self, String> {
         let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
             .map_err(|e| format!("the App's private key is not an RSA private key in PEM: {e}"))?;
-        let app = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| format!("GITHUB_API_URL {api_url:?} is not a URL: {e}"))?
-            .app(app_id.into(), key)
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .set_write_timeout(Some(Duration::from_secs(60)))
-            .build()
-            .map_err(|e| format!("cannot set up the GitHub client: {}", first_line(&e)))?;
+        let uri: axum::http::Uri = api_url
+            .parse()
+            .map_err(|e| format!("GITHUB_API_URL {api_url:?} is not a URL: {e}"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(format!("GITHUB_API_URL {api_url:?} is not an http(s) URL"));
+        }
+        if uri.query().is_some() {
+            return Err(format!("GITHUB_API_URL {api_url:?} must not have a query"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("cannot load the system's CA certificates: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
         Ok(GitHub {
-            app,
+            shared: Arc::new(Shared {
+                http,
+                base: api_url.trim_end_matches('/').to_string(),
+                app_id,
+                key,
+                metrics,
+                policy,
+            }),
             installations: Mutex::new(HashMap::new()),
-            metrics,
-            policy,
         })
     }
 
     /// The client acting as installation `id`, with its cached token.
-    pub fn installation(&self, id: u64) -> Result<Client, ApiError> {
+    pub fn installation(&self, id: u64) -> Client {
         let mut map = self.installations.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = map.get(&id) {
-            return Ok(c.clone());
-        }
-        let crab = self
-            .app
-            .installation(InstallationId(id))
-            .map_err(|e| ApiError {
-                message: format!("cannot act as installation {id}: {}", first_line(&e)),
-            })?;
-        let client = Client {
-            crab: Arc::new(crab),
-            metrics: self.metrics.clone(),
-            policy: self.policy,
-        };
-        map.insert(id, client.clone());
-        Ok(client)
+        map.entry(id)
+            .or_insert_with(|| Client {
+                inner: Arc::new(Installation {
+                    id,
+                    shared: self.shared.clone(),
+                    token: tokio::sync::Mutex::new(None),
+                    last_write: tokio::sync::Mutex::new(None),
+                    reads: Semaphore::new(READS_AT_ONCE),
+                }),
+            })
+            .clone()
     }
 }
 
@@ -146,15 +198,45 @@ pub struct DirEntry {
     pub kind: String,
 }
 
-#[derive(Clone)]
-pub struct Client {
-    crab: Arc<Octocrab>,
-    metrics: Arc<Metrics>,
-    policy: RetryPolicy,
+/// A pull request as "List pull requests associated with a commit" returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequestRef {
+    pub number: u64,
+    pub state: String,
+    pub head: PullRequestHead,
 }
 
-const JSON: &str = "application/vnd.github+json";
-const RAW: &str = "application/vnd.github.raw+json";
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequestHead {
+    pub sha: String,
+}
+
+struct Token {
+    value: String,
+    expires: jiff::Timestamp,
+}
+
+struct Installation {
+    id: u64,
+    shared: Arc<Shared>,
+    /// Single-flight: whoever holds the lock is the one asking for a token.
+    token: tokio::sync::Mutex<Option<Token>>,
+    /// When the last content-creating request was sent; the lock makes writes serial.
+    last_write: tokio::sync::Mutex<Option<Instant>>,
+    reads: Semaphore,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Installation>,
+}
+
+/// Who a request is made as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum As {
+    App,
+    Installation,
+}
 
 impl Client {
     /// Every file the pull request changes, all pages.
@@ -166,8 +248,8 @@ impl Client {
         let mut all = Vec::new();
         for page in 1..=MAX_FILE_PAGES {
             let route = format!(
-                "/repos/{}/pulls/{number}/files?per_page=100&page={page}",
-                repo.full_name
+                "{}/pulls/{number}/files?per_page=100&page={page}",
+                repo_route(repo)
             );
             let body = self
                 .call("pulls.files", Method::GET, &route, None, JSON, false)
@@ -183,6 +265,31 @@ impl Client {
         Ok(all)
     }
 
+    /// The open pull requests whose head is `sha` ("List pull requests associated with
+    /// a commit"): how a re-run without a pull request in its payload (a fork's) finds
+    /// its pull request.
+    pub async fn open_pull_requests_at(
+        &self,
+        repo: &Repo,
+        sha: &str,
+    ) -> Result<Vec<u64>, ApiError> {
+        let route = format!(
+            "{}/commits/{}/pulls?per_page=100",
+            repo_route(repo),
+            encode_path(sha)
+        );
+        let body = self
+            .call("commits.pulls", Method::GET, &route, None, JSON, true)
+            .await?
+            .unwrap_or_else(|| Bytes::from_static(b"[]"));
+        let pulls: Vec<PullRequestRef> = parse_json(&route, &body)?;
+        Ok(pulls
+            .into_iter()
+            .filter(|p| p.state == "open" && p.head.sha == sha)
+            .map(|p| p.number)
+            .collect())
+    }
+
     /// A file's bytes at `git_ref` (default: the default branch); `None` if it does not
     /// exist there.
     pub async fn file_at(
@@ -196,6 +303,33 @@ impl Client {
             .call("contents", Method::GET, &route, None, RAW, true)
             .await?
             .map(|b| b.to_vec()))
+    }
+
+    /// Files at `git_ref`, in the order asked; reads overlap only as far as the
+    /// installation's read bound allows.
+    pub async fn files_at(
+        &self,
+        repo: &Repo,
+        git_ref: Option<&str>,
+        paths: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, ApiError> {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, path) in paths.into_iter().enumerate() {
+            let (client, repo, git_ref) = (self.clone(), repo.clone(), git_ref.map(str::to_string));
+            set.spawn(async move {
+                let got = client.file_at(&repo, &path, git_ref.as_deref()).await;
+                (i, path, got)
+            });
+        }
+        let mut done = Vec::with_capacity(set.len());
+        while let Some(joined) = set.join_next().await {
+            let (i, path, got) = joined.map_err(|e| ApiError {
+                message: format!("a fetch stopped unexpectedly: {e}"),
+            })?;
+            done.push((i, path, got?));
+        }
+        done.sort_by_key(|(i, _, _)| *i);
+        Ok(done.into_iter().map(|(_, p, b)| (p, b)).collect())
     }
 
     /// A directory's entries at `git_ref` (default: the default branch); `None` if it
@@ -221,7 +355,7 @@ impl Client {
 
     /// Creates a check run and returns its id.
     pub async fn create_check_run(&self, repo: &Repo, body: &Value) -> Result<u64, ApiError> {
-        let route = format!("/repos/{}/check-runs", repo.full_name);
+        let route = format!("{}/check-runs", repo_route(repo));
         let answer = self
             .call(
                 "check_runs.create",
@@ -246,7 +380,7 @@ impl Client {
         id: u64,
         body: &Value,
     ) -> Result<(), ApiError> {
-        let route = format!("/repos/{}/check-runs/{id}", repo.full_name);
+        let route = format!("{}/check-runs/{id}", repo_route(repo));
         self.call(
             "check_runs.update",
             Method::PATCH,
@@ -259,8 +393,53 @@ impl Client {
         Ok(())
     }
 
-    /// One request, with the retries GitHub asks for. `Ok(None)`: a 404 where
-    /// `missing_ok`.
+    /// The installation's access token: the cached one while it has more than a minute
+    /// left, otherwise one fresh from GitHub, asked for once however many checks wait.
+    async fn token(&self, stale: Option<&str>) -> Result<String, ApiError> {
+        let mut slot = self.inner.token.lock().await;
+        if let Some(t) = slot.as_ref() {
+            let fresh = t.expires > jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+            if fresh && Some(t.value.as_str()) != stale {
+                return Ok(t.value.clone());
+            }
+        }
+        let route = format!("/app/installations/{}/access_tokens", self.inner.id);
+        let body = self
+            .exchange(
+                "installation_token",
+                As::App,
+                Method::POST,
+                &route,
+                None,
+                JSON,
+                false,
+            )
+            .await?
+            .unwrap_or_default();
+        #[derive(Deserialize)]
+        struct Granted {
+            token: String,
+            expires_at: String,
+        }
+        let granted: Granted = parse_json(&route, &body)?;
+        let expires = granted
+            .expires_at
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| ApiError {
+                message: format!(
+                    "GitHub's installation token expiry {:?} is not a time: {e}",
+                    granted.expires_at
+                ),
+            })?;
+        let value = granted.token.clone();
+        *slot = Some(Token {
+            value: granted.token,
+            expires,
+        });
+        Ok(value)
+    }
+
+    /// One request as the installation. `Ok(None)`: a 404 where `missing_ok`.
     async fn call(
         &self,
         endpoint: &'static str,
@@ -270,70 +449,122 @@ impl Client {
         accept: &str,
         missing_ok: bool,
     ) -> Result<Option<Bytes>, ApiError> {
+        self.exchange(
+            endpoint,
+            As::Installation,
+            method,
+            route,
+            body,
+            accept,
+            missing_ok,
+        )
+        .await
+    }
+
+    /// One request, paced, with the retries GitHub asks for.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &self,
+        endpoint: &'static str,
+        who: As,
+        method: Method,
+        route: &str,
+        body: Option<&Value>,
+        accept: &str,
+        missing_ok: bool,
+    ) -> Result<Option<Bytes>, ApiError> {
+        let shared = &self.inner.shared;
+        let policy = shared.policy;
         let what = format!("{method} {}", route.split('?').next().unwrap_or(route));
+        let body = body.map(|b| Bytes::from(b.to_string()));
         let mut rate_waits = 0u32;
         let mut retries = 0u32;
+        let mut reauthenticated = false;
+        let mut stale_token: Option<String> = None;
         loop {
-            let builder = http::Request::builder()
+            let auth =
+                match who {
+                    As::App => octocrab::auth::create_jwt(shared.app_id.into(), &shared.key)
+                        .map_err(|e| ApiError {
+                            message: format!("cannot sign the App's JWT: {e}"),
+                        })?,
+                    // Boxed: a token is itself fetched through `exchange`.
+                    As::Installation => Box::pin(self.token(stale_token.as_deref())).await?,
+                };
+            let mut request = Request::builder()
                 .method(method.clone())
-                .uri(route)
-                .header(header::ACCEPT, accept);
-            let request = self
-                .crab
-                .build_request(builder, body)
-                .map_err(|e| ApiError {
-                    message: format!("cannot build {what}: {}", first_line(&e)),
+                .uri(format!("{}{route}", shared.base))
+                .header(header::USER_AGENT, USER_AGENT)
+                .header(header::ACCEPT, accept)
+                .header("x-github-api-version", API_VERSION);
+            let mut credential =
+                HeaderValue::try_from(format!("Bearer {auth}")).map_err(|_| ApiError {
+                    message: format!("cannot build {what}: the credential is not a header value"),
                 })?;
-            let (status, headers, bytes) = match self.crab.execute(request).await {
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    match axum::body::to_bytes(Body::new(body), MAX_RESPONSE_BYTES).await {
-                        Ok(bytes) => (parts.status, parts.headers, bytes),
-                        Err(e) => (
-                            StatusCode::BAD_GATEWAY,
-                            HeaderMap::new(),
-                            Bytes::from(format!("{{\"message\":\"unreadable answer: {e}\"}}")),
-                        ),
-                    }
+            credential.set_sensitive(true);
+            request = request.header(header::AUTHORIZATION, credential);
+            if body.is_some() {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+            }
+            let request = request
+                .body(Full::new(body.clone().unwrap_or_default()))
+                .map_err(|e| ApiError {
+                    message: format!("cannot build {what}: {e}"),
+                })?;
+            // Pacing: a content-creating request waits for its installation's turn.
+            let outcome = if method == Method::GET {
+                let _read = self.inner.reads.acquire().await;
+                send(&shared.http, request).await
+            } else if who == As::Installation {
+                let mut last = self.inner.last_write.lock().await;
+                if let Some(at) = *last {
+                    tokio::time::sleep_until(at + policy.write_interval).await;
                 }
-                // Raised by octocrab itself, e.g. when the installation token request
-                // is refused: the same rules apply.
-                Err(octocrab::Error::GitHub { source, .. }) => (
-                    source.status_code,
-                    source.headers.clone().unwrap_or_default(),
-                    Bytes::from(serde_json::json!({ "message": source.message }).to_string()),
-                ),
+                let outcome = send(&shared.http, request).await;
+                *last = Some(Instant::now());
+                outcome
+            } else {
+                send(&shared.http, request).await
+            };
+            let (status, headers, bytes) = match outcome {
+                Ok(answer) => answer,
                 Err(e) => {
-                    self.metrics.api_request(endpoint, 0);
-                    if retries < self.policy.server_error_retries {
-                        let wait = self.policy.backoff * 2u32.pow(retries);
+                    shared.metrics.api_request(endpoint, 0);
+                    if retries < policy.server_error_retries {
+                        let wait = policy.backoff * 2u32.pow(retries);
                         retries += 1;
-                        tracing::warn!(%what, error = %first_line(&e), wait_ms = wait.as_millis() as u64, "GitHub unreachable; retrying");
+                        tracing::warn!(%what, error = %e, wait_ms = wait.as_millis() as u64, "GitHub unreachable; retrying");
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    self.metrics.api_error(endpoint);
+                    shared.metrics.api_error(endpoint);
                     return Err(ApiError {
-                        message: format!("could not reach GitHub for {what}: {}", first_line(&e)),
+                        message: format!("could not reach GitHub for {what}: {e}"),
                     });
                 }
             };
-            self.metrics.api_request(endpoint, status.as_u16());
+            shared.metrics.api_request(endpoint, status.as_u16());
             if status.is_success() {
                 return Ok(Some(bytes));
             }
             if status == StatusCode::NOT_FOUND && missing_ok {
                 return Ok(None);
             }
+            if status == StatusCode::UNAUTHORIZED && who == As::Installation && !reauthenticated {
+                // Revoked or expired early: trade for a new token once.
+                reauthenticated = true;
+                stale_token = Some(auth);
+                continue;
+            }
             let message = github_message(&bytes);
             if let Some(wait) = rate_limit_wait(status, &headers, &message, rate_waits) {
-                if rate_waits < self.policy.rate_limit_waits && wait <= self.policy.max_wait {
+                if rate_waits < policy.rate_limit_waits && wait <= policy.max_wait {
                     rate_waits += 1;
                     tracing::warn!(%what, status = status.as_u16(), wait_s = wait.as_secs_f64(), "rate limited by GitHub; waiting");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                self.metrics.api_error(endpoint);
+                shared.metrics.api_error(endpoint);
                 return Err(ApiError {
                     message: format!(
                         "GitHub rate-limited {what} ({status}) and asks to wait {}s; giving up: {message}",
@@ -341,19 +572,47 @@ impl Client {
                     ),
                 });
             }
-            if status.is_server_error() && retries < self.policy.server_error_retries {
-                let wait = self.policy.backoff * 2u32.pow(retries);
+            if status.is_server_error() && retries < policy.server_error_retries {
+                let wait = policy.backoff * 2u32.pow(retries);
                 retries += 1;
                 tracing::warn!(%what, status = status.as_u16(), wait_ms = wait.as_millis() as u64, "GitHub failed; retrying");
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            self.metrics.api_error(endpoint);
+            shared.metrics.api_error(endpoint);
             return Err(ApiError {
                 message: format!("GitHub answered {what} with {status}: {message}"),
             });
         }
     }
+}
+
+/// Sends one request and reads its whole answer (bounded), within `REQUEST_TIMEOUT`.
+async fn send(
+    http: &Http,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let exchange = async {
+        let response = http.request(request).await.map_err(|e| {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            why
+        })?;
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("unreadable answer: {e}"))?
+            .to_bytes();
+        Ok((parts.status, parts.headers, bytes))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())))
 }
 
 /// How long GitHub asks us to wait, if this answer is a rate limit (see GitHub's "Rate
@@ -421,11 +680,20 @@ fn parse_json<T: serde::de::DeserializeOwned>(route: &str, body: &[u8]) -> Resul
     })
 }
 
+/// `/repos/{owner}/{repo}`, from the validated segments (never a payload's `full_name`).
+fn repo_route(repo: &Repo) -> String {
+    format!(
+        "/repos/{}/{}",
+        encode_path(repo.owner()),
+        encode_path(repo.name())
+    )
+}
+
 fn contents_route(repo: &Repo, path: &str, git_ref: Option<&str>) -> String {
-    let mut route = format!("/repos/{}/contents/{}", repo.full_name, encode_path(path));
+    let mut route = format!("{}/contents/{}", repo_route(repo), encode_path(path));
     if let Some(r) = git_ref {
         route.push_str("?ref=");
-        route.push_str(&encode_path(r));
+        route.push_str(&encode_path(r).replace('/', "%2F"));
     }
     route
 }
@@ -442,12 +710,6 @@ fn encode_path(path: &str) -> String {
         }
     }
     out
-}
-
-/// The first line of an error: octocrab's `Display` can append a backtrace.
-fn first_line(e: &dyn fmt::Display) -> String {
-    let text = e.to_string();
-    text.lines().next().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
@@ -489,5 +751,15 @@ mod tests {
     #[test]
     fn paths_are_encoded_but_keep_slashes() {
         assert_eq!(encode_path(".gitops/a b.yaml"), ".gitops/a%20b.yaml");
+        assert_eq!(encode_path("../x?y#z"), "../x%3Fy%23z");
+    }
+
+    #[test]
+    fn routes_come_from_validated_segments() {
+        let repo = Repo::new("acme", "payments-api").unwrap();
+        assert_eq!(
+            contents_route(&repo, "apps/a b", Some("feature/x")),
+            "/repos/acme/payments-api/contents/apps/a%20b?ref=feature%2Fx"
+        );
     }
 }

@@ -2,11 +2,27 @@
 //!
 //! `POST /webhook` checks the delivery's signature over the raw body, parses only what
 //! it needs, remembers the delivery id, answers `202` at once and does the work in a
-//! background task; at most `max_concurrent_checks` checks run at a time and at most
-//! `max_queued` wait, beyond which deliveries get `503` (and are not remembered, so a
-//! redelivery is taken). `GET /healthz` says the process is up; `GET /metrics` is the
-//! Prometheus text format. On SIGTERM or Ctrl-C the server stops taking deliveries and
-//! waits for the checks it accepted to finish (up to `shutdown_timeout`).
+//! background task. At most `max_concurrent_checks` checks run at a time and at most
+//! `max_queued` wait for their turn; a delivery that finds the queue full waits for room
+//! (up to `QUEUE_WAIT`, inside GitHub's ten seconds) rather than being dropped. A
+//! delivery id counts as handled once its check run is completed; one whose check run
+//! could not be written is forgotten, so a manual "Redeliver" is taken.
+//!
+//! The server must not be exhaustible by anyone who can reach it without the webhook
+//! secret, so the HTTP layer is bounded before the signature is checked: at most
+//! `max_connections` connections (the rest wait in the kernel's backlog), request
+//! headers within `read_timeout` (hyper's header read timeout, which also closes idle
+//! keep-alive connections), the whole request within `read_timeout` (tower-http's
+//! timeout, 408), a `Content-Length` over `max_body_bytes` refused with 413 before a
+//! byte of the body is read (tower-http's body limit), and at most `max_body_readers`
+//! bodies being read at once (tower's concurrency limit), so unverified bodies never
+//! hold more than `max_body_readers × max_body_bytes` of memory.
+//!
+//! `GET /healthz` says the process is up; `GET /metrics` is the Prometheus text format.
+//! On SIGTERM or Ctrl-C the listener closes at once (new connections are refused), open
+//! connections finish the request they are in, and the checks accepted are finished;
+//! all of it within `shutdown_timeout`, whatever clients do, after which the process
+//! exits and abandons what is left.
 //!
 //! Modules: `webhook` (signatures and payloads), `github` (App auth and the REST API),
 //! `checks` (one pull request check), `metrics`.
@@ -17,6 +33,7 @@ pub mod metrics;
 pub mod webhook;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,14 +44,21 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Notify, Semaphore};
+use tower::ServiceBuilder;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 use github::{GitHub, RetryPolicy};
 use metrics::Metrics;
-use webhook::{Parsed, Seen};
+use webhook::{DeliveryState, Parsed};
+
+/// How long a delivery that finds the queue full waits for room before it is refused:
+/// inside the ten seconds GitHub gives a delivery.
+const QUEUE_WAIT: Duration = Duration::from_secs(8);
 
 /// Everything `serve` needs, resolved and validated by the command line.
 pub struct Config {
@@ -50,9 +74,16 @@ pub struct Config {
     pub gitops_branch: Option<String>,
     /// `--repo`: the GitOps repository read directly, for diffs.
     pub repo: Option<String>,
+    /// `--cache-dir`: where a remote `--repo` is cached.
+    pub cache_dir: Option<PathBuf>,
     pub max_concurrent_checks: usize,
     pub max_queued: usize,
     pub max_body_bytes: usize,
+    /// Request bodies read (and held unverified) at once.
+    pub max_body_readers: usize,
+    pub max_connections: usize,
+    /// For the request headers, and again for the whole request.
+    pub read_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub retry: RetryPolicy,
     /// Print `gitops-render serve: listening on http://ADDR` to stderr once bound (for
@@ -88,10 +119,13 @@ pub struct App {
     pub(crate) gitops_branch: Option<String>,
     /// `--repo`: diffs come from this repository, read directly, instead of the API.
     pub(crate) repo: Option<String>,
+    pub(crate) cache_dir: Option<PathBuf>,
     secret: Vec<u8>,
-    seen: Mutex<Seen>,
+    seen: Mutex<webhook::Seen>,
+    /// Checks running.
     permits: Arc<Semaphore>,
-    max_queued: usize,
+    /// Checks waiting for a run permit: `--max-queued`.
+    queue: Arc<Semaphore>,
     in_flight: InFlight,
 }
 
@@ -138,7 +172,11 @@ pub fn serve(config: Config, platform: Platform) -> Result<()> {
         .thread_name("gitops-render-serve")
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run(config, Arc::new(platform)))
+    let result = runtime.block_on(run(config, Arc::new(platform)));
+    // Checks still rendering on blocking threads past the shutdown timeout are
+    // abandoned, not waited for: the timeout is the promise.
+    runtime.shutdown_background();
+    result
 }
 
 async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
@@ -156,33 +194,51 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         .build()
         .map_err(|e| Error::usage(format!("--values-glob {:?}: {e}", config.values_glob)))?
         .compile_matcher();
+    let gitops = config
+        .gitops_repo
+        .as_deref()
+        .map(webhook::Repo::parse)
+        .transpose()
+        .map_err(|e| Error::usage(format!("--gitops-repo: {e}")))?;
     let app = Arc::new(App {
         platform,
         github,
         metrics,
         values_glob,
         values_glob_text: config.values_glob.clone(),
-        gitops: config.gitops_repo.as_deref().and_then(|r| {
-            let (owner, name) = r.split_once('/')?;
-            Some(webhook::Repo {
-                owner: owner.to_string(),
-                name: name.to_string(),
-                full_name: r.to_string(),
-            })
-        }),
+        gitops,
         gitops_branch: config.gitops_branch.clone(),
         repo: config.repo.clone(),
+        cache_dir: config.cache_dir.clone(),
         secret: config.webhook_secret.clone(),
-        seen: Mutex::new(Seen::new(50_000)),
+        seen: Mutex::new(webhook::Seen::new(50_000)),
         permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),
-        max_queued: config.max_queued.max(1),
+        queue: Arc::new(Semaphore::new(config.max_queued.max(1))),
         in_flight: InFlight::default(),
     });
+    // Limits that hold before the signature is checked (see the module's header).
+    let webhook_limits = ServiceBuilder::new()
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.read_timeout,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            config.max_body_readers.max(1),
+        ))
+        .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            config.max_body_bytes,
+        ))
+        .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
     let router = Router::new()
-        .route("/webhook", post(webhook_handler))
+        .route(
+            "/webhook",
+            post(webhook_handler).route_layer(webhook_limits),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_handler))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // The limit above is the one that applies, and it answers before reading.
+        .layer(DefaultBodyLimit::disable())
         .with_state(app.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -194,13 +250,61 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
     if config.announce {
         eprintln!("gitops-render serve: listening on http://{addr}");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| Error::internal(format!("the HTTP server failed: {e}")))?;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        // At the connection limit, stop accepting: the kernel's backlog holds the rest.
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was taken:
+                    // pause instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(config.read_timeout);
+        let connection = graceful.watch(http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        ));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    // New connections are refused from here on.
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
     let pending = app.in_flight.count.load(Ordering::Acquire);
-    tracing::info!(pending, "shutting down: finishing the checks in flight");
-    if tokio::time::timeout(config.shutdown_timeout, app.in_flight.wait_idle())
+    tracing::info!(
+        pending,
+        "shutting down: finishing the requests and checks in flight"
+    );
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown timeout: closing connections still open");
+    }
+    if tokio::time::timeout_at(deadline, app.in_flight.wait_idle())
         .await
         .is_err()
     {
@@ -277,8 +381,23 @@ async fn webhook_handler(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         );
     };
     let span = tracing::info_span!("delivery", %delivery, event = %event_name);
-    let _enter = span.enter();
-    let parsed = match webhook::parse(event_name, &body) {
+    accept(app, delivery, event, event_name.to_string(), body)
+        .instrument(span)
+        .await
+}
+
+/// A verified delivery: parse it, de-duplicate it, queue its check.
+async fn accept(
+    app: Arc<App>,
+    delivery: String,
+    event: &'static str,
+    event_name: String,
+    body: Bytes,
+) -> Response {
+    let text = |code: StatusCode, msg: String| (code, msg + "\n").into_response();
+    let parsed = webhook::parse(&event_name, &body);
+    drop(body);
+    let parsed = match parsed {
         Ok(p) => p,
         Err(why) => {
             app.metrics.delivery(event, "malformed");
@@ -286,56 +405,101 @@ async fn webhook_handler(State(app): State<Arc<App>>, headers: HeaderMap, body: 
             return text(StatusCode::BAD_REQUEST, why);
         }
     };
-    if !app
+    let state = app
         .seen
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(&delivery)
-    {
-        app.metrics.delivery(event, "duplicate");
-        tracing::info!("delivery seen before; not redone");
-        return text(StatusCode::OK, "delivery already handled".to_string());
+        .insert(&delivery);
+    match state {
+        DeliveryState::New => {}
+        DeliveryState::Pending => {
+            app.metrics.delivery(event, "duplicate");
+            tracing::info!("delivery already queued; not redone");
+            return text(StatusCode::OK, "delivery already queued".to_string());
+        }
+        DeliveryState::Handled => {
+            app.metrics.delivery(event, "duplicate");
+            tracing::info!("delivery seen before; not redone");
+            return text(StatusCode::OK, "delivery already handled".to_string());
+        }
     }
+    let forget = |app: &App| {
+        app.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(&delivery)
+    };
     let target = match parsed {
         Parsed::Ping => {
             app.metrics.delivery(event, "ping");
+            app.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .handled(&delivery);
             return text(StatusCode::OK, "pong".to_string());
         }
         Parsed::Ignored(why) => {
             app.metrics.delivery(event, "ignored");
+            app.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .handled(&delivery);
             tracing::debug!(%why, "ignored");
             return text(StatusCode::OK, format!("ignored: {why}"));
         }
         Parsed::Check(t) => t,
     };
-    // Bounded: a flood of deliveries waits in memory only up to max_queued.
-    if app.in_flight.count.fetch_add(1, Ordering::AcqRel) >= app.max_queued {
-        app.in_flight.count.fetch_sub(1, Ordering::AcqRel);
-        app.seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .forget(&delivery);
-        app.metrics.delivery(event, "overloaded");
-        tracing::warn!("too many checks waiting; refusing the delivery");
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many checks waiting; redeliver later".to_string(),
-        );
-    }
+    // A place in the queue of waiting checks; a full queue makes the delivery wait for
+    // room (GitHub gives it ten seconds) instead of dropping it at once.
+    let slot = match app.queue.clone().try_acquire_owned() {
+        Ok(slot) => slot,
+        Err(_) => {
+            tracing::warn!("the queue of checks is full; waiting for room");
+            match tokio::time::timeout(QUEUE_WAIT, app.queue.clone().acquire_owned()).await {
+                Ok(Ok(slot)) => slot,
+                _ => {
+                    forget(&app);
+                    app.metrics.delivery(event, "overloaded");
+                    tracing::error!(
+                        wait_s = QUEUE_WAIT.as_secs(),
+                        "the queue of checks stayed full; refusing the delivery: redeliver it from the App's advanced settings"
+                    );
+                    return text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many checks waiting; redeliver later".to_string(),
+                    );
+                }
+            }
+        }
+    };
+    app.in_flight.count.fetch_add(1, Ordering::AcqRel);
     app.metrics.delivery(event, "accepted");
     app.metrics.in_flight(1);
-    tracing::info!(repo = %target.repo.full_name, pr = target.pull_request, sha = %target.head_sha, "check queued");
+    tracing::info!(repo = %target.repo.full_name(), pr = ?target.pull_request, sha = %target.head_sha, "check queued");
     let task_app = app.clone();
     // The check's logs carry the delivery id, so one delivery can be followed through.
-    let task_span = span.clone();
+    let task_span = tracing::Span::current();
+    let id = delivery.clone();
     tokio::spawn(
         async move {
             let app = task_app;
             let _guard = InFlightGuard(&app.in_flight);
-            {
-                let _permit = app.permits.clone().acquire_owned().await;
-                checks::run(app.clone(), target).await;
+            let conclusion = {
+                let permit = app.permits.clone().acquire_owned().await;
+                // Running now: no longer waiting, so the queue has room for another.
+                drop(slot);
+                let conclusion = checks::run(app.clone(), target).await;
+                drop(permit);
+                conclusion
+            };
+            let mut seen = app.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if conclusion == checks::NOT_REPORTED {
+                // No completed check run: a redelivery must be able to try again.
+                seen.forget(&id);
+            } else {
+                seen.handled(&id);
             }
+            drop(seen);
             app.metrics.in_flight(-1);
         }
         .instrument(task_span),

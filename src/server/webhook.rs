@@ -5,7 +5,7 @@
 //! a check needs, so a payload GitHub enriches tomorrow still parses today, and anything
 //! we do not act on is `Ignored`, never an error.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -34,13 +34,65 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The repository a delivery is about.
+/// The repository a delivery is about: an owner and a name, each checked to be what
+/// GitHub allows (letters, digits, `-`, `_`, `.`; not `.` or `..`), so that API paths built
+/// from them cannot be steered elsewhere. A payload's `full_name` is never used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repo {
-    pub owner: String,
-    pub name: String,
-    /// `owner/name`
-    pub full_name: String,
+    owner: String,
+    name: String,
+    full_name: String,
+}
+
+impl Repo {
+    pub fn new(owner: &str, name: &str) -> Result<Repo, String> {
+        for (what, seg, max) in [("owner", owner, 39), ("name", name, 100)] {
+            let ok = !seg.is_empty()
+                && seg.len() <= max
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                return Err(format!(
+                    "repository {what} {seg:?} is not a GitHub {what} (letters, digits, `-`, `_`, `.`; at most {max})"
+                ));
+            }
+        }
+        Ok(Repo {
+            owner: owner.to_string(),
+            name: name.to_string(),
+            full_name: format!("{owner}/{name}"),
+        })
+    }
+
+    /// `OWNER/NAME`, as `--gitops-repo` takes it.
+    pub fn parse(full_name: &str) -> Result<Repo, String> {
+        let (owner, name) = full_name
+            .split_once('/')
+            .ok_or_else(|| format!("{full_name:?} is not OWNER/NAME"))?;
+        Repo::new(owner, name)
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `owner/name`, for people and for `--source-repo`; built from the checked parts.
+    pub fn full_name(&self) -> &str {
+        &self.full_name
+    }
+
+    /// Whether this is the same repository as `other`; GitHub's names are
+    /// case-insensitive.
+    pub fn is(&self, other: &Repo) -> bool {
+        self.full_name.eq_ignore_ascii_case(&other.full_name)
+    }
 }
 
 /// A pull request head to check.
@@ -48,7 +100,9 @@ pub struct Repo {
 pub struct Target {
     pub installation: u64,
     pub repo: Repo,
-    pub pull_request: u64,
+    /// `None`: a re-run whose payload names no pull request (GitHub sends the list empty
+    /// for a fork's branch); found from the head commit before the check.
+    pub pull_request: Option<u64>,
     pub head_sha: String,
     /// `pull_request.opened`, `check_run.rerequested`, ...: for logs.
     pub trigger: String,
@@ -128,6 +182,10 @@ struct CheckRunEvent {
 struct CheckRun {
     name: String,
     head_sha: String,
+    /// Ours holds the pull request's number (set when the run is created), which is
+    /// how a fork's re-run, with no `pull_requests`, finds its pull request.
+    #[serde(default)]
+    external_id: Option<String>,
     #[serde(default)]
     pull_requests: Vec<PullRequestRef>,
 }
@@ -190,7 +248,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, String> {
         "pull_request" => {
             let e: PullRequestEvent = serde_json::from_slice(body)
                 .map_err(|e| format!("not a `{event}` payload: {e}"))?;
-            (e.pull_request.number, e.pull_request.head.sha)
+            (Some(e.pull_request.number), e.pull_request.head.sha)
         }
         "check_run" => {
             let e: CheckRunEvent = serde_json::from_slice(body)
@@ -201,73 +259,110 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, String> {
                     e.check_run.name
                 )));
             }
-            let Some(pr) = e.check_run.pull_requests.first() else {
-                return Ok(Parsed::Ignored(
-                    "the check run belongs to no pull request of this repository".to_string(),
-                ));
-            };
-            (pr.number, e.check_run.head_sha)
+            let from_external_id = e
+                .check_run
+                .external_id
+                .as_deref()
+                .and_then(|id| id.parse::<u64>().ok());
+            let pr = e
+                .check_run
+                .pull_requests
+                .first()
+                .map(|p| p.number)
+                .or(from_external_id);
+            (pr, e.check_run.head_sha)
         }
         _ => {
             let e: CheckSuiteEvent = serde_json::from_slice(body)
                 .map_err(|e| format!("not a `{event}` payload: {e}"))?;
-            let Some(pr) = e.check_suite.pull_requests.first() else {
-                return Ok(Parsed::Ignored(
-                    "the check suite belongs to no pull request of this repository".to_string(),
-                ));
-            };
-            (pr.number, e.check_suite.head_sha)
+            let pr = e.check_suite.pull_requests.first().map(|p| p.number);
+            (pr, e.check_suite.head_sha)
         }
     };
+    let valid_sha =
+        matches!(head_sha.len(), 40 | 64) && head_sha.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid_sha {
+        return Err(format!(
+            "`{event}.{action}`: head commit {head_sha:?} is not a commit id"
+        ));
+    }
+    let repo = Repo::new(&repository.owner.login, &repository.name)
+        .map_err(|e| format!("`{event}.{action}`: {e}"))?;
+    if !repository.full_name.eq_ignore_ascii_case(repo.full_name()) {
+        return Err(format!(
+            "`{event}.{action}`: repository full_name {:?} is not its owner and name {:?}",
+            repository.full_name,
+            repo.full_name()
+        ));
+    }
     Ok(Parsed::Check(Target {
         installation: installation.id,
-        repo: Repo {
-            owner: repository.owner.login,
-            name: repository.name,
-            full_name: repository.full_name,
-        },
+        repo,
         pull_request,
         head_sha,
         trigger: format!("{event}.{action}"),
     }))
 }
 
-/// The delivery ids seen lately. GitHub redelivers with the same id, and a redelivery
-/// must not check (or comment) twice. Bounded: the oldest ids are forgotten first, long
-/// after GitHub would redeliver them.
+/// The delivery ids seen lately, and whether each one's check run is completed. GitHub
+/// redelivers with the same id, and a redelivery must not check twice; but a delivery
+/// counts as handled only once its check run is completed, so a manual "Redeliver" of
+/// one whose check could not be written is taken again. Bounded: the oldest ids are
+/// forgotten first, long after GitHub would redeliver them.
 pub struct Seen {
-    ids: HashSet<String>,
+    ids: HashMap<String, bool>,
     order: VecDeque<String>,
     capacity: usize,
+}
+
+/// What a delivery id is to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    New,
+    /// Accepted; its check is waiting or running.
+    Pending,
+    /// Its check run is completed.
+    Handled,
 }
 
 impl Seen {
     pub fn new(capacity: usize) -> Self {
         Seen {
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             order: VecDeque::new(),
             capacity,
         }
     }
 
-    /// Records `id`; false if it was already there.
-    pub fn insert(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
+    /// Records `id` as pending if it is new; says what it was.
+    pub fn insert(&mut self, id: &str) -> DeliveryState {
+        if let Some(&done) = self.ids.get(id) {
+            return if done {
+                DeliveryState::Handled
+            } else {
+                DeliveryState::Pending
+            };
         }
         if self.order.len() >= self.capacity {
             if let Some(old) = self.order.pop_front() {
                 self.ids.remove(&old);
             }
         }
-        self.ids.insert(id.to_string());
+        self.ids.insert(id.to_string(), false);
         self.order.push_back(id.to_string());
-        true
+        DeliveryState::New
     }
 
-    /// Forgets `id`, so that a delivery we could not take can be redelivered.
+    /// The delivery's check run is completed.
+    pub fn handled(&mut self, id: &str) {
+        if let Some(done) = self.ids.get_mut(id) {
+            *done = true;
+        }
+    }
+
+    /// Forgets `id`, so that a delivery we could not see through can be redelivered.
     pub fn forget(&mut self, id: &str) {
-        if self.ids.remove(id) {
+        if self.ids.remove(id).is_some() {
             self.order.retain(|x| x != id);
         }
     }
@@ -288,16 +383,89 @@ mod tests {
         assert!(!verify(b"s3cret", b"{}", Some(b"sha256=zz")));
     }
 
+    /// GitHub's documented test values for X-Hub-Signature-256 ("Validating webhook
+    /// deliveries"): an answer computed outside this code.
+    #[test]
+    fn githubs_known_answer_vector_verifies() {
+        let secret = b"It's a Secret to Everybody";
+        let want = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verify(secret, b"Hello, World!", Some(want.as_bytes())));
+        assert_eq!(sign(secret, b"Hello, World!"), want);
+        assert!(!verify(secret, b"Hello, World?", Some(want.as_bytes())));
+    }
+
+    fn delivery(owner: &str, name: &str, full_name: &str) -> Vec<u8> {
+        serde_json::json!({
+            "action": "opened",
+            "installation": {"id": 1},
+            "repository": {"name": name, "full_name": full_name, "owner": {"login": owner}},
+            "pull_request": {"number": 7, "head": {"sha": "a".repeat(40)}},
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_repository_that_could_steer_an_api_path_is_refused() {
+        for (owner, name, full) in [
+            ("acme", "../../orgs/x", "acme/../../orgs/x"),
+            ("acme/evil", "x", "acme/evil/x"),
+            ("acme", "x?per_page=1", "acme/x?per_page=1"),
+            ("acme", "..", "acme/.."),
+            ("", "x", "/x"),
+            // The full name must be the owner and name it claims to be.
+            ("acme", "payments-api", "acme/other"),
+        ] {
+            let got = parse("pull_request", &delivery(owner, name, full));
+            assert!(got.is_err(), "{owner:?} {name:?} {full:?}: {got:?}");
+        }
+        let Ok(Parsed::Check(t)) = parse(
+            "pull_request",
+            &delivery("Acme", "payments.api_2", "acme/Payments.Api_2"),
+        ) else {
+            panic!("a valid repository");
+        };
+        assert_eq!(t.repo.full_name(), "Acme/payments.api_2");
+    }
+
+    #[test]
+    fn a_forks_rerun_finds_its_pull_request_from_the_external_id() {
+        let body = |external_id: &str| {
+            serde_json::json!({
+                "action": "rerequested",
+                "installation": {"id": 1},
+                "repository": {"name": "x", "full_name": "acme/x", "owner": {"login": "acme"}},
+                "check_run": {"name": CHECK_NAME, "head_sha": "b".repeat(40), "external_id": external_id, "pull_requests": []},
+            })
+            .to_string()
+            .into_bytes()
+        };
+        let Ok(Parsed::Check(t)) = parse("check_run", &body("42")) else {
+            panic!()
+        };
+        assert_eq!(t.pull_request, Some(42));
+        let Ok(Parsed::Check(t)) = parse("check_run", &body("")) else {
+            panic!()
+        };
+        assert_eq!(t.pull_request, None, "found from the head commit later");
+    }
+
     #[test]
     fn seen_forgets_the_oldest_first() {
         let mut seen = Seen::new(2);
-        assert!(seen.insert("a"));
-        assert!(!seen.insert("a"));
-        assert!(seen.insert("b"));
-        assert!(seen.insert("c"));
-        assert!(seen.insert("a"), "a was forgotten to make room");
+        assert_eq!(seen.insert("a"), DeliveryState::New);
+        assert_eq!(seen.insert("a"), DeliveryState::Pending);
+        seen.handled("a");
+        assert_eq!(seen.insert("a"), DeliveryState::Handled);
+        assert_eq!(seen.insert("b"), DeliveryState::New);
+        assert_eq!(seen.insert("c"), DeliveryState::New);
+        assert_eq!(
+            seen.insert("a"),
+            DeliveryState::New,
+            "a was forgotten to make room"
+        );
         seen.forget("a");
-        assert!(seen.insert("a"));
+        assert_eq!(seen.insert("a"), DeliveryState::New);
     }
 
     #[test]

@@ -31,8 +31,27 @@ const TOKEN_PREFIX: &str = "ghs_testtoken";
 
 /// A test-only RSA key pair, made fresh for each test process with `openssl`.
 pub struct Keys {
+    /// PKCS#8 (`BEGIN PRIVATE KEY`).
     pub private_pem: String,
+    /// The same key as PKCS#1 (`BEGIN RSA PRIVATE KEY`), as GitHub hands App keys out.
+    pub pkcs1_pem: String,
     pub public_pem: String,
+}
+
+/// Runs `openssl ARGS` with `input` on stdin; its stdout.
+pub fn openssl(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl is needed by these tests");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl {args:?} failed");
+    out.stdout
 }
 
 pub fn keys() -> &'static Keys {
@@ -50,24 +69,12 @@ pub fn keys() -> &'static Keys {
             .output()
             .expect("openssl is needed to make the test App key");
         assert!(private.status.success(), "openssl genpkey failed");
-        let mut child = Command::new("openssl")
-            .args(["pkey", "-pubout"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("openssl pkey");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&private.stdout)
-            .unwrap();
-        let public = child.wait_with_output().unwrap();
-        assert!(public.status.success(), "openssl pkey -pubout failed");
+        let public = openssl(&["pkey", "-pubout"], &private.stdout);
+        let pkcs1 = openssl(&["pkey", "-traditional"], &private.stdout);
         Keys {
             private_pem: String::from_utf8(private.stdout).unwrap(),
-            public_pem: String::from_utf8(public.stdout).unwrap(),
+            pkcs1_pem: String::from_utf8(pkcs1).unwrap(),
+            public_pem: String::from_utf8(public).unwrap(),
         }
     })
 }
@@ -134,6 +141,9 @@ pub struct CheckRun {
     /// Every status it was given, in order (`in_progress`, ..., `completed`).
     pub statuses: Vec<String>,
     pub updates: u32,
+    pub external_id: String,
+    /// The `output` of every request that wrote this run, in order.
+    pub outputs: Vec<Value>,
 }
 
 #[derive(Default)]
@@ -145,6 +155,11 @@ pub struct GitHubState {
     pub check_runs: Vec<CheckRun>,
     /// `METHOD /path?query`, in order.
     pub requests: Vec<String>,
+    /// The same, with when each arrived and when its answer left.
+    pub timed: Vec<(Instant, Instant, String)>,
+    /// `(repo, number)` -> the pull request's head commit, for "List pull requests
+    /// associated with a commit".
+    pub pr_heads: HashMap<(String, u64), String>,
     pub faults: Vec<Fault>,
     pub tokens_issued: u32,
     /// Why requests were refused (bad JWT, bad token, invalid check-run body).
@@ -191,6 +206,14 @@ impl FakeGitHub {
                 (repo.to_string(), path.to_string(), git_ref.to_string()),
                 bytes.into(),
             )
+        });
+    }
+
+    /// Makes `repo`#`number` an open pull request whose head is `sha`.
+    pub fn pr_head(&self, repo: &str, number: u64, sha: &str) {
+        self.with(|s| {
+            s.pr_heads
+                .insert((repo.to_string(), number), sha.to_string())
         });
     }
 
@@ -262,6 +285,27 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrived = Instant::now();
+    let what = format!(
+        "{method} {}",
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+    );
+    let response = answer_request(state.clone(), method, uri, headers, body).await;
+    state
+        .lock()
+        .unwrap()
+        .timed
+        .push((arrived, Instant::now(), what));
+    response
+}
+
+async fn answer_request(
+    state: Arc<Mutex<GitHubState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let query: HashMap<String, String> = uri
         .query()
@@ -294,6 +338,31 @@ async fn handle(
             return r;
         }
     }
+    // What GitHub asks of every request: the app's name as its only User-Agent, and
+    // the API version it was written for.
+    let agents: Vec<&str> = headers
+        .get_all("user-agent")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if agents.len() != 1 || !agents[0].starts_with("gitops-render/") {
+        return refuse(
+            &state,
+            403,
+            format!("User-Agent {agents:?} is not the app's name"),
+        );
+    }
+    if headers
+        .get("x-github-api-version")
+        .and_then(|v| v.to_str().ok())
+        != Some("2022-11-28")
+    {
+        return refuse(
+            &state,
+            400,
+            "X-GitHub-Api-Version missing or unsupported".into(),
+        );
+    }
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -305,6 +374,15 @@ async fn handle(
     if let ["app", "installations", id, "access_tokens"] = segments.as_slice() {
         if method != Method::POST {
             return answer(404, json!({"message": "Not Found"}));
+        }
+        if headers.get("accept").and_then(|v| v.to_str().ok())
+            != Some("application/vnd.github+json")
+        {
+            return refuse(
+                &state,
+                415,
+                "the token request must accept application/vnd.github+json".into(),
+            );
         }
         let Some(jwt) = auth.strip_prefix("Bearer ") else {
             return refuse(&state, 401, "A JSON web token could not be decoded".into());
@@ -390,6 +468,24 @@ async fn handle(
                 .collect();
             answer(200, Value::Array(list))
         }
+        ("GET", ["repos", owner, name, "commits", sha, "pulls"]) => {
+            let repo = format!("{owner}/{name}");
+            let s = state.lock().unwrap();
+            let mut pulls: Vec<Value> = s
+                .pr_heads
+                .iter()
+                .filter(|((r, _), head)| r == &repo && head.as_str() == *sha)
+                .map(|((_, n), head)| {
+                    json!({
+                        "number": n, "state": "open", "title": format!("PR {n}"),
+                        "head": {"sha": head, "ref": "feature", "repo": {"full_name": "fork/payments-api"}},
+                        "base": {"sha": "0".repeat(40), "ref": "main"}
+                    })
+                })
+                .collect();
+            pulls.sort_by_key(|p| p["number"].as_u64());
+            answer(200, Value::Array(pulls))
+        }
         ("GET", ["repos", owner, name, "contents", rest @ ..]) => {
             let repo = format!("{owner}/{name}");
             let file_path = rest.join("/").replace("%20", " ");
@@ -459,6 +555,7 @@ async fn handle(
                 status: status.clone(),
                 conclusion: body["conclusion"].as_str().map(str::to_string),
                 statuses: vec![status],
+                external_id: body["external_id"].as_str().unwrap_or("").to_string(),
                 ..CheckRun::default()
             };
             apply_output(&mut run, &body);
@@ -567,7 +664,11 @@ fn validate_check_run_body(body: &Value, create: bool) -> Result<(), String> {
 }
 
 fn apply_output(run: &mut CheckRun, body: &Value) {
+    if let Some(id) = body["external_id"].as_str() {
+        run.external_id = id.to_string();
+    }
     if let Some(out) = body.get("output") {
+        run.outputs.push(out.clone());
         run.title = out["title"].as_str().unwrap_or_default().to_string();
         run.summary = out["summary"].as_str().unwrap_or_default().to_string();
         if let Some(t) = out["text"].as_str() {
@@ -584,7 +685,7 @@ fn check_run_json(run: &CheckRun) -> Value {
         "id": run.id,
         "node_id": format!("CR_{}", run.id),
         "head_sha": run.head_sha,
-        "external_id": "",
+        "external_id": run.external_id,
         "url": format!("https://api.github.com/repos/{}/check-runs/{}", run.repo, run.id),
         "html_url": format!("https://github.com/{}/runs/{}", run.repo, run.id),
         "details_url": null,
@@ -610,6 +711,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(api_url: &str, extra: &[&str]) -> Server {
+        Server::start_with(api_url, extra, &[])
+    }
+
+    /// `start` with more environment, which wins over the defaults (an empty value
+    /// unsets one, as `serve` reads it).
+    pub fn start_with(api_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitops-render"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -619,8 +726,11 @@ impl Server {
             .env("GITHUB_API_URL", api_url)
             .env("RUST_LOG", "info,gitops_render=debug")
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
+            .args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start gitops-render serve");
@@ -633,6 +743,14 @@ impl Server {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("gitops-render serve: listening on http://") {
                     let _ = tx.send(addr.to_string());
+                }
+                // --log-json: the "listening" event carries the address.
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["fields"]["message"] == "listening" {
+                        if let Some(addr) = v["fields"]["addr"].as_str() {
+                            let _ = tx.send(addr.to_string());
+                        }
+                    }
                 }
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);
@@ -780,6 +898,35 @@ pub fn check_run_rerequested(repo: &str, number: u64, sha: &str) -> Vec<u8> {
     v["check_run"]["head_sha"] = json!(sha);
     v["check_run"]["pull_requests"][0]["number"] = json!(number);
     v["check_run"]["pull_requests"][0]["head"]["sha"] = json!(sha);
+    set_repo(&mut v, repo);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A `check_run` `rerequested` delivery as GitHub sends it for a fork's pull request:
+/// no `pull_requests`; our run's `external_id` as we wrote it.
+pub fn check_run_rerequested_from_fork(repo: &str, external_id: &str, sha: &str) -> Vec<u8> {
+    let mut v = fixture("check_run.rerequested.json");
+    v["check_run"]["head_sha"] = json!(sha);
+    v["check_run"]["external_id"] = json!(external_id);
+    v["check_run"]["pull_requests"] = json!([]);
+    set_repo(&mut v, repo);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A `check_suite` `rerequested` delivery ("Re-run all checks") at `sha`: for pull
+/// request `number`, or, with `None`, with `pull_requests` empty as for a fork.
+pub fn check_suite_rerequested(repo: &str, number: Option<u64>, sha: &str) -> Vec<u8> {
+    let mut v = fixture("check_suite.rerequested.json");
+    v["check_suite"]["head_sha"] = json!(sha);
+    v["check_suite"]["after"] = json!(sha);
+    v["check_suite"]["head_commit"]["id"] = json!(sha);
+    match number {
+        Some(n) => {
+            v["check_suite"]["pull_requests"][0]["number"] = json!(n);
+            v["check_suite"]["pull_requests"][0]["head"]["sha"] = json!(sha);
+        }
+        None => v["check_suite"]["pull_requests"] = json!([]),
+    }
     set_repo(&mut v, repo);
     serde_json::to_vec(&v).unwrap()
 }
