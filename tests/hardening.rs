@@ -38,7 +38,9 @@ fn rollback(sb: &Sandbox, extra: &[&str]) -> gitops::Run {
 }
 
 fn tip(sb: &Sandbox) -> String {
-    sb.git(&["-C", "gitops", "rev-parse", "main"]).trim().to_string()
+    sb.git(&["-C", "gitops", "rev-parse", "main"])
+        .trim()
+        .to_string()
 }
 
 /// What `git interpret-trailers --parse` reads from a commit's message.
@@ -140,13 +142,37 @@ fn a_hand_made_commit_with_gitops_trailers_is_never_a_rollback_target() {
         let before = tip(&sb);
         let run = rollback(&sb, &["--to", &target[..12]]).code(1);
         assert!(
-            run.stderr.contains("was not made by gitops-render for payments-api/prod"),
+            run.stderr
+                .contains("was not made by gitops-render for payments-api/prod"),
             "{}",
             run.stderr
         );
         rollback(&sb, &["--to", "0.0.1"]).code(1);
         assert_eq!(tip(&sb), before, "nothing committed");
     }
+    // history lists them, marked as not gitops-render's.
+    let run = sb
+        .run(&["history", "--repo", "gitops", "--output", "json"])
+        .ok();
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let marks: Vec<&Value> = v["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["by_gitops_render"])
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            &Value::from(false),
+            &Value::from(false),
+            &Value::from(true),
+            &Value::from(true),
+            &Value::from(true)
+        ]
+    );
+    let run = sb.run(&["history", "--repo", "gitops"]).ok();
+    assert!(run.stdout.contains("deploy (hand-made)"), "{}", run.stdout);
     // Default: the previous version gitops-render deployed, 1.4.2, re-rendered.
     let run = rollback(&sb, &[]).ok();
     assert!(
@@ -299,7 +325,12 @@ fn source_time_is_validated_and_written_as_rfc_3339_utc() {
     let v: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["deployments"][0]["source_time"], "2026-11-29T10:02:11Z");
     let before = tip(&sb);
-    for bad in ["yesterday", "2026-11-29", "2026-11-29T10:02:11", "2026-13-01T00:00:00Z"] {
+    for bad in [
+        "yesterday",
+        "2026-11-29",
+        "2026-11-29T10:02:11",
+        "2026-13-01T00:00:00Z",
+    ] {
         let run = deploy(&sb, "dev", &["--tag", "9.9.9", "--source-time", bad]);
         assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
         assert!(run.stderr.contains("RFC 3339"), "{}", run.stderr);
@@ -307,7 +338,15 @@ fn source_time_is_validated_and_written_as_rfc_3339_utc() {
     assert_eq!(tip(&sb), before);
     // Promote carries the source time of what it promotes; rollback that of what it restores.
     sb.run(&[
-        "promote", "--repo", "gitops", "--app", "payments-api", "--from", "dev", "--to", "prod",
+        "promote",
+        "--repo",
+        "gitops",
+        "--app",
+        "payments-api",
+        "--from",
+        "dev",
+        "--to",
+        "prod",
     ])
     .ok();
     assert!(trailers(&sb, "main").contains("Gitops-Source-Time: 2026-11-29T10:02:11Z\n"));
@@ -338,11 +377,22 @@ fn rollback_after_a_rerender_restores_the_version_with_todays_platform_and_verif
     deploy(&sb, "prod", &["--tag", "1.4.1"]).ok();
     deploy(&sb, "prod", &["--tag", "1.4.2"]).ok();
     let platform = upgraded_platform(&sb);
-    sb.run(&["rerender", "--repo", "gitops", "--all", "--platform", &platform])
-        .ok();
+    sb.run(&[
+        "rerender",
+        "--repo",
+        "gitops",
+        "--all",
+        "--platform",
+        &platform,
+    ])
+    .ok();
     // Before the change, verify with the new platform says "older platform", not "hand".
     let run = rollback(&sb, &["--platform", &platform]).ok();
-    assert!(run.stdout.contains("rollback: payments-api/prod 1.4.1"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("rollback: payments-api/prod 1.4.1"),
+        "{}",
+        run.stdout
+    );
     let deployment = sb.git(&[
         "-C",
         "gitops",
@@ -377,9 +427,20 @@ fn rerender_of_a_held_app_keeps_the_hold_and_the_hold_keeps_holding() {
     let hold = sb.git(&["-C", "gitops", "show", &format!("main:{PROD}/HOLD")]);
     let platform = upgraded_platform(&sb);
     let run = sb
-        .run(&["rerender", "--repo", "gitops", "--all", "--platform", &platform])
+        .run(&[
+            "rerender",
+            "--repo",
+            "gitops",
+            "--all",
+            "--platform",
+            &platform,
+        ])
         .ok();
-    assert!(run.stdout.contains("rerendered apps/payments-api/prod"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("rerendered apps/payments-api/prod"),
+        "{}",
+        run.stdout
+    );
     assert!(trailers(&sb, "main").contains("Gitops-Intent: rerender\nGitops-Actor"));
     assert!(trailers(&sb, "main").contains("Gitops-Version: 1.4.1\n"));
     assert_eq!(
@@ -476,7 +537,10 @@ fn a_rollback_that_finds_its_target_already_in_place_after_a_lost_race_is_a_no_o
     let b = b.spawn().unwrap();
     let start = std::time::Instant::now();
     while !reached.exists() {
-        assert!(start.elapsed().as_secs() < 60, "B never reached its decision");
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "B never reached its decision"
+        );
         std::thread::yield_now();
     }
     // A, identical but for its actor, lands first.
@@ -485,7 +549,12 @@ fn a_rollback_that_finds_its_target_already_in_place_after_a_lost_race_is_a_no_o
     std::fs::write(sb.path().join("reached.go"), "").unwrap();
     let out = b.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("already runs 1.4.2"), "{stdout}");
     assert_eq!(tip(&sb), after_a, "B committed nothing");
     assert!(trailers(&sb, "main").contains("Gitops-Version: 1.4.2\n"));
@@ -504,11 +573,21 @@ fn a_hostile_message_cannot_forge_or_hide_trailers_through_the_binary() {
     deploy(
         &sb,
         "dev",
-        &["-m", &message, "--actor", "ci@payments", "--source-repo", "acme/payments-api"],
+        &[
+            "-m",
+            &message,
+            "--actor",
+            "ci@payments",
+            "--source-repo",
+            "acme/payments-api",
+        ],
     )
     .ok();
     let parsed = trailers(&sb, "main");
-    let keys: Vec<&str> = parsed.lines().map(|l| l.split(": ").next().unwrap()).collect();
+    let keys: Vec<&str> = parsed
+        .lines()
+        .map(|l| l.split(": ").next().unwrap())
+        .collect();
     assert_eq!(
         keys,
         [
@@ -522,18 +601,35 @@ fn a_hostile_message_cannot_forge_or_hide_trailers_through_the_binary() {
         ],
         "{parsed}"
     );
-    assert!(parsed.starts_with("Gitops-App: payments-api\nGitops-Env: dev\n"), "{parsed}");
+    assert!(
+        parsed.starts_with("Gitops-App: payments-api\nGitops-Env: dev\n"),
+        "{parsed}"
+    );
     assert!(parsed.contains("Gitops-Actor: ci@payments\n"), "{parsed}");
     // The same under other comment characters a reader may have configured.
     let raw = sb.git(&["-C", "gitops", "cat-file", "commit", "main"]);
     let body = raw.split_once("\n\n").unwrap().1;
-    for c in ["core.commentChar=;", "core.commentChar=%", "core.commentChar=auto"] {
+    for c in [
+        "core.commentChar=;",
+        "core.commentChar=%",
+        "core.commentChar=auto",
+    ] {
         assert_eq!(git_parse_trailers(body.as_bytes(), &[c]), parsed, "{c}");
     }
     // An actor or source with a line break is refused outright, nothing written.
     let before = tip(&sb);
-    deploy(&sb, "dev", &["--tag", "2.0.0", "--actor", "a\nGitops-App: evil"]).code(2);
-    deploy(&sb, "dev", &["--tag", "2.0.0", "--source-sha", "x\rGitops-App: evil"]).code(2);
+    deploy(
+        &sb,
+        "dev",
+        &["--tag", "2.0.0", "--actor", "a\nGitops-App: evil"],
+    )
+    .code(2);
+    deploy(
+        &sb,
+        "dev",
+        &["--tag", "2.0.0", "--source-sha", "x\rGitops-App: evil"],
+    )
+    .code(2);
     assert_eq!(tip(&sb), before);
 }
 
@@ -554,7 +650,9 @@ mod property {
             Just("Gitops-Env : evil".to_string()),
             Just("Gitops-Intent:rollback".to_string()),
             Just("Signed-off-by: Mallory <m@example.com>".to_string()),
-            Just("(cherry picked from commit 0123456789abcdef0123456789abcdef01234567)".to_string()),
+            Just(
+                "(cherry picked from commit 0123456789abcdef0123456789abcdef01234567)".to_string()
+            ),
             Just(" continued".to_string()),
             Just("\tcontinued".to_string()),
             Just("# comment".to_string()),
@@ -666,7 +764,9 @@ fn terminal_escapes_from_the_repository_are_shown_escaped() {
         ),
         |w| {
             let f = w.join(PROD).join("deployment-payments-api.yaml");
-            let t = std::fs::read_to_string(&f).unwrap().replace("replicas: 6", "replicas: 7");
+            let t = std::fs::read_to_string(&f)
+                .unwrap()
+                .replace("replicas: 6", "replicas: 7");
             std::fs::write(f, t).unwrap();
         },
     );
@@ -676,7 +776,10 @@ fn terminal_escapes_from_the_repository_are_shown_escaped() {
     ] {
         let run = sb.run(args);
         let all = format!("{}{}", run.stdout, run.stderr);
-        assert!(!all.contains('\u{1b}') && !all.contains('\u{202e}'), "{args:?}: {all:?}");
+        assert!(
+            !all.contains('\u{1b}') && !all.contains('\u{202e}'),
+            "{args:?}: {all:?}"
+        );
         assert!(all.contains("\\u{1b}[2J"), "{args:?}: {all}");
     }
     let run = sb.run(&["verify", "--repo", "gitops"]).code(1);
@@ -734,7 +837,15 @@ fn verify_reports_symlinks_gitlinks_subdirectories_exec_bits_and_replaced_direct
         ]);
     }
     sb.git(&[
-        "-C", w, "-c", "user.name=Mallory", "-c", "user.email=m@example.com", "commit", "-q", "-m",
+        "-C",
+        w,
+        "-c",
+        "user.name=Mallory",
+        "-c",
+        "user.email=m@example.com",
+        "commit",
+        "-q",
+        "-m",
         "gitlinks",
     ]);
     sb.git(&["-C", w, "push", "-q", "origin", "main"]);
@@ -758,7 +869,10 @@ fn verify_reports_symlinks_gitlinks_subdirectories_exec_bits_and_replaced_direct
     let want: Vec<(String, String)> = [
         ("apps/ledger-worker", "type"),
         ("apps/payments-api/prod/extra", "unexpected"),
-        ("apps/payments-api/prod/networkpolicy-payments-api.yaml", "type"),
+        (
+            "apps/payments-api/prod/networkpolicy-payments-api.yaml",
+            "type",
+        ),
         ("apps/payments-api/prod/passwd.yaml", "unexpected"),
         ("apps/payments-api/prod/service-payments-api.yaml", "mode"),
         ("apps/payments-api/prod/sub", "unexpected"),
@@ -776,7 +890,12 @@ fn verify_reports_symlinks_gitlinks_subdirectories_exec_bits_and_replaced_direct
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("drift: 6 file(s) in 3 app environment(s)"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("drift: 6 file(s) in 3 app environment(s)"),
+        "{}",
+        run.stdout
+    );
 }
 
 // ---- 9.9 bounded blame, 9.16 bounded reads ---------------------------------------------
@@ -792,7 +911,15 @@ fn who_changed_it_is_one_bounded_walk_with_a_not_found_answer() {
         deploy(&sb, "dev", &["--tag", tag]).ok();
     }
     let run = sb
-        .run(&["verify", "--repo", "gitops", "--blame-depth", "2", "--output", "json"])
+        .run(&[
+            "verify",
+            "--repo",
+            "gitops",
+            "--blame-depth",
+            "2",
+            "--output",
+            "json",
+        ])
         .code(1);
     let v: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["drift"][0]["cause"], "not-found", "{}", run.stdout);
@@ -801,12 +928,18 @@ fn who_changed_it_is_one_bounded_walk_with_a_not_found_answer() {
         .run(&["verify", "--repo", "gitops", "--blame-depth", "2"])
         .code(1);
     assert!(
-        run.stdout.contains("extra.yaml: unexpected; not changed in the last 2 commit(s) read"),
+        run.stdout
+            .contains("extra.yaml: unexpected; not changed in the last 2 commit(s) read"),
         "{}",
         run.stdout
     );
     let run = sb.run(&["verify", "--repo", "gitops"]).code(1);
-    assert!(run.stdout.contains("by Mallory <m@example.com> (edited by hand)"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("by Mallory <m@example.com> (edited by hand)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -826,11 +959,15 @@ fn a_stored_file_over_the_bound_is_drift_reported_and_never_read() {
     assert_eq!(drift.len(), 2, "{}", run.stdout);
     for d in drift {
         assert_eq!(d["problem"], "too-large", "{d}");
-        assert!(d["detail"].as_str().unwrap().starts_with("3145728 bytes"), "{d}");
+        assert!(
+            d["detail"].as_str().unwrap().starts_with("3145728 bytes"),
+            "{d}"
+        );
     }
     let run = deploy(&sb, "prod", &["--tag", "1.5.0", "--dry-run"]).ok();
     assert!(
-        run.stdout.contains("(a file of 3145728 bytes, over the 1048576 byte bound: not shown)"),
+        run.stdout
+            .contains("(a file of 3145728 bytes, over the 1048576 byte bound: not shown)"),
         "{}",
         run.stdout
     );
@@ -873,7 +1010,11 @@ fn render_out_honours_the_umask_and_never_opens_what_it_does_not_own() {
     .unwrap();
     std::fs::write(out.join("notes.yaml"), "mine\n").unwrap();
     let fifo = out.join("fifo.yaml");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     std::os::unix::fs::symlink("/dev/zero", out.join("zero.yaml")).unwrap();
     let mut child = Command::new(gitops::bin_path())
         .args(["render", &example(PAYMENTS), "--env", "prod", "--out"])
@@ -894,9 +1035,18 @@ fn render_out_honours_the_umask_and_never_opens_what_it_does_not_own() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(status.success());
-    assert!(!out.join("configmap-old.yaml").exists(), "our stale file is swept");
-    assert_eq!(std::fs::read_to_string(out.join("notes.yaml")).unwrap(), "mine\n");
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo_like());
+    assert!(
+        !out.join("configmap-old.yaml").exists(),
+        "our stale file is swept"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.yaml")).unwrap(),
+        "mine\n"
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo_like());
     assert_eq!(
         std::fs::read_link(out.join("zero.yaml")).unwrap(),
         Path::new("/dev/zero")
@@ -933,7 +1083,9 @@ fn render_out_switches_the_whole_set_at_once_or_not_at_all() {
             .map(|e| e.unwrap().path())
             .collect();
         v.sort();
-        v.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect()
+        v.iter()
+            .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+            .collect()
     };
     // A directory render did not write: refused before anything changes.
     std::fs::create_dir(out.join("keep")).unwrap();
@@ -948,7 +1100,12 @@ fn render_out_switches_the_whole_set_at_once_or_not_at_all() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("holds a directory render did not write"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("holds a directory render did not write"),
+        "{}",
+        run.stderr
+    );
     for (p, bytes) in &before {
         assert_eq!(&std::fs::read(p).unwrap(), bytes, "{p:?} changed");
     }
@@ -981,7 +1138,11 @@ fn check_dir_with_symlink_loops_checks_each_file_once_and_ends() {
     std::os::unix::fs::symlink("../../a", dir.join("a/b/again")).unwrap();
     std::os::unix::fs::symlink("payments-api.yaml", dir.join("a/same.yaml")).unwrap();
     let mut child = sb.cmd(&["check", "--env", "dev", dir.to_str().unwrap()]);
-    let child = child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = child
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -996,7 +1157,14 @@ fn check_dir_with_symlink_loops_checks_each_file_once_and_ends() {
 #[test]
 fn a_rejected_render_keeps_standard_output_empty_for_the_pipe() {
     let sb = Sandbox::new();
-    let run = sb.run(&["render", &example(PAYMENTS), "--env", "prod", "--tag", "latest"]);
+    let run = sb.run(&[
+        "render",
+        &example(PAYMENTS),
+        "--env",
+        "prod",
+        "--tag",
+        "latest",
+    ]);
     assert_eq!(run.code, 1);
     assert_eq!(run.stdout, "", "stdout feeds kubectl");
     assert!(run.stderr.contains("error"), "{}", run.stderr);

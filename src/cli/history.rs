@@ -47,31 +47,52 @@ pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
             Ok(args.limit == 0 || entries.len() < args.limit)
         })?;
     }
+    // Which of them gitops-render made (by the rules of `repo::trust`): a commit
+    // carrying our trailers that someone pushed by hand is listed, and marked.
+    let bot = repo.committer_email();
+    let ours: Vec<bool> = entries
+        .iter()
+        .map(|e| e.is_ours(&repo, &bot))
+        .collect::<Result<_>>()?;
     match args.output {
         ListFormat::Json => {
-            let value = serde_json::json!({ "deployments": entries });
+            let list: Vec<serde_json::Value> = entries
+                .iter()
+                .zip(&ours)
+                .map(|(e, ours)| {
+                    let mut v = serde_json::to_value(e).unwrap_or_default();
+                    v["by_gitops_render"] = (*ours).into();
+                    v
+                })
+                .collect();
+            let value = serde_json::json!({ "deployments": list });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         }
-        ListFormat::Text => print!("{}", text(&entries)),
+        ListFormat::Text => print!("{}", text(&entries, &ours)),
     }
     Ok(exit::OK)
 }
 
-fn text(entries: &[Entry]) -> String {
+fn text(entries: &[Entry], ours: &[bool]) -> String {
     if entries.is_empty() {
         return "no deployments\n".into();
     }
     let rows: Vec<[String; 7]> = entries
         .iter()
-        .map(|e| {
+        .zip(ours)
+        .map(|(e, ours)| {
             [
                 e.time.clone(),
                 format!("{}/{}", e.app, e.env),
                 e.version.clone(),
-                e.intent.clone(),
+                if *ours {
+                    e.intent.clone()
+                } else {
+                    format!("{} (hand-made)", e.intent)
+                },
                 e.actor.clone(),
                 e.source.clone().unwrap_or_else(|| "-".into()),
                 repo_args::short(&e.commit).to_string(),

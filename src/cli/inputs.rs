@@ -58,7 +58,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             Err(e) if e.loop_ancestor().is_some() => {
                 eprintln!(
                     "warning: {}: a symlink loop; not entered",
-                    e.path().map(|p| p.display().to_string()).unwrap_or_default()
+                    e.path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
                 );
                 continue;
             }

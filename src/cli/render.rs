@@ -166,7 +166,9 @@ pub fn write_dir(dir: &Path, files: &std::collections::BTreeMap<String, Vec<u8>>
     let new = (0..100)
         .map(|i| parent.join(format!(".{base}.gitops-render-{}-{i}", std::process::id())))
         .find(|p| std::fs::create_dir(p).is_ok())
-        .ok_or_else(|| Error::usage(format!("cannot create a directory in {}", parent.display())))?;
+        .ok_or_else(|| {
+            Error::usage(format!("cannot create a directory in {}", parent.display()))
+        })?;
     // Removes the new directory (or, after the switch, the old set) on every way out.
     struct Cleanup(PathBuf);
     impl Drop for Cleanup {

@@ -85,7 +85,9 @@ fn parse_to(to: &str) -> Result<To> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     let digest = to.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     });
     if tag || digest {
         return Ok(To::Version(to.to_string()));
@@ -197,7 +199,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             }
         }
     }
-    let version = super::deploy::version_of(&checked.accepted.as_ref().map(|a| a.normalised.clone()));
+    let version =
+        super::deploy::version_of(&checked.accepted.as_ref().map(|a| a.normalised.clone()));
     let change = Change {
         app: args.app.clone(),
         env: args.env.clone(),

@@ -57,7 +57,11 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                     .unwrap_or_default();
                 let who = match (&d.commit, &d.author) {
                     (Some(c), Some(a)) => {
-                        format!("; last changed in {} by {}", repo_args::short(c), printable(a))
+                        format!(
+                            "; last changed in {} by {}",
+                            repo_args::short(c),
+                            printable(a)
+                        )
                     }
                     _ => String::new(),
                 };

@@ -57,9 +57,7 @@ impl Entry {
             && trust::touches_only(
                 repo,
                 self.tree,
-                self.parent
-                    .map(|p| repo.commit_tree(p))
-                    .transpose()?,
+                self.parent.map(|p| repo.commit_tree(p)).transpose()?,
                 &format!("apps/{}/{}", self.app, self.env),
             )?)
     }

@@ -167,10 +167,18 @@ impl Change {
             let body: String = body.chars().take(MAX_MESSAGE_CHARS).collect();
             let lines: Vec<String> = body
                 .replace("\r\n", "\n")
-                .split(['\n', '\r', '\u{0b}', '\u{0c}', '\u{85}', '\u{2028}', '\u{2029}'])
+                .split([
+                    '\n', '\r', '\u{0b}', '\u{0c}', '\u{85}', '\u{2028}', '\u{2029}',
+                ])
                 .map(|l| {
                     l.chars()
-                        .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+                        .map(|c| {
+                            if c.is_control() && c != '\t' {
+                                '\u{fffd}'
+                            } else {
+                                c
+                            }
+                        })
                         .collect::<String>()
                         .trim_end()
                         .to_string()
@@ -751,15 +759,17 @@ impl Repo {
                 continue;
             }
             let read = |id: Option<&ObjectId>| -> Result<Vec<u8>> {
-                Ok(match id.map(|id| trust::blob_bounded(self, *id)).transpose()? {
-                    None => Vec::new(),
-                    Some(Ok(bytes)) => bytes,
-                    Some(Err(size)) => format!(
-                        "(a file of {size} bytes, over the {} byte bound: not shown)\n",
-                        trust::MAX_STORED_FILE
-                    )
-                    .into_bytes(),
-                })
+                Ok(
+                    match id.map(|id| trust::blob_bounded(self, *id)).transpose()? {
+                        None => Vec::new(),
+                        Some(Ok(bytes)) => bytes,
+                        Some(Err(size)) => format!(
+                            "(a file of {size} bytes, over the {} byte bound: not shown)\n",
+                            trust::MAX_STORED_FILE
+                        )
+                        .into_bytes(),
+                    },
+                )
             };
             let (old, new) = (read(b)?, read(a)?);
             let (old, new) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
@@ -941,7 +951,8 @@ mod tests {
     fn the_commit_message_ends_with_the_trailers_product_md_pins() {
         assert_eq!(
             change(None).commit_message(),
-            format!("deploy(payments-api/prod): 1.4.2\n\nGitops-App: payments-api\nGitops-Env: prod\n\
+            format!(
+                "deploy(payments-api/prod): 1.4.2\n\nGitops-App: payments-api\nGitops-Env: prod\n\
              Gitops-Version: 1.4.2\nGitops-Intent: deploy\nGitops-Actor: ci@payments\n\
              Gitops-Source: acme/payments-api@4f2a9c1\nGitops-Platform: sha256:{}\n",
                 "0".repeat(64)

@@ -364,7 +364,11 @@ impl Trees<'_> {
         let t = match self.before.remove(&id) {
             Some(t) => t,
             None => {
-                let tree = self.repo.git.find_tree(id).map_err(git_err("read a tree"))?;
+                let tree = self
+                    .repo
+                    .git
+                    .find_tree(id)
+                    .map_err(git_err("read a tree"))?;
                 let decoded = tree.decode().map_err(git_err("read a tree"))?;
                 Rc::new(
                     decoded
@@ -440,26 +444,34 @@ fn blame(
         now: HashMap::new(),
         before: HashMap::new(),
     };
-    let mut id = tip;
+    let paths: Vec<Vec<&[u8]>> = paths
+        .iter()
+        .map(|p| p.iter().map(Vec::as_slice).collect())
+        .collect();
+    // Each commit is read once: as the parent of the one before, it is the next.
+    let mut next = Some(tip);
+    let mut current = None;
     let mut read = 0;
-    while !pending.is_empty() && read < depth {
-        let commit = repo.git.find_commit(id).map_err(git_err("read a commit"))?;
+    while let (Some(id), false) = (next, pending.is_empty() || read >= depth) {
+        let commit = match current.take() {
+            Some(c) => c,
+            None => repo.git.find_commit(id).map_err(git_err("read a commit"))?,
+        };
         let decoded = commit.decode().map_err(git_err("read a commit"))?;
         read += 1;
         let tree = decoded.tree();
-        let parent = decoded.parents().next();
         // A parent missing from a shallow cache ends the history we can read.
-        let parent_tree = match parent {
-            Some(p) => match repo.git.find_commit(p) {
-                Ok(c) => Some(c.tree_id().map_err(git_err("read a commit"))?.detach()),
-                Err(_) => None,
-            },
+        let parent = match decoded.parents().next() {
+            Some(p) => repo.git.find_commit(p).ok(),
+            None => None,
+        };
+        let parent_tree = match &parent {
+            Some(c) => Some(c.tree_id().map_err(git_err("read a commit"))?.detach()),
             None => None,
         };
         let mut hits = Vec::new();
         for &i in &pending {
-            let path: Vec<&[u8]> = paths[i].iter().map(Vec::as_slice).collect();
-            if trees.changed(tree, parent_tree, &path)? {
+            if trees.changed(tree, parent_tree, &paths[i])? {
                 hits.push(i);
             }
         }
@@ -484,10 +496,8 @@ fn blame(
             pending.retain(|i| !hits.contains(i));
         }
         trees.next_generation();
-        match (parent, parent_tree) {
-            (Some(p), Some(_)) => id = p,
-            _ => break,
-        }
+        next = parent.as_ref().map(|c| c.id);
+        current = parent;
     }
     for &i in &pending {
         drift[i].cause = Some("not-found");
