@@ -16,7 +16,7 @@
 //! changed it and tells why it differs: edited by hand, or rendered by an older
 //! platform (its `Gitops-Platform` trailer), or not changed within the commits read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use gix::bstr::ByteSlice;
@@ -348,16 +348,23 @@ fn size_at(repo: &Repo, root: &BTreeMap<String, Item>, path: &str) -> Result<Opt
     ))
 }
 
-/// Trees decoded for the walk, kept for two generations (a commit's tree is its
-/// child's parent tree), so each tree on the walk is decoded once.
+/// A tree's entries, sorted by name.
+type Entries = Rc<Vec<(Vec<u8>, Item)>>;
+
+/// Trees decoded for the walk, kept for two generations (a commit's trees are its
+/// child's parent trees), so each tree on the walk is read and decoded once.
 struct Trees<'r> {
     repo: &'r Repo,
-    now: HashMap<ObjectId, Rc<HashMap<Vec<u8>, Item>>>,
-    before: HashMap<ObjectId, Rc<HashMap<Vec<u8>, Item>>>,
+    now: gix::hashtable::HashMap<ObjectId, Entries>,
+    before: gix::hashtable::HashMap<ObjectId, Entries>,
+    empty: Entries,
 }
 
 impl Trees<'_> {
-    fn get(&mut self, id: ObjectId) -> Result<Rc<HashMap<Vec<u8>, Item>>> {
+    fn get(&mut self, id: Option<ObjectId>) -> Result<Entries> {
+        let Some(id) = id else {
+            return Ok(self.empty.clone());
+        };
         if let Some(t) = self.now.get(&id) {
             return Ok(t.clone());
         }
@@ -370,21 +377,21 @@ impl Trees<'_> {
                     .find_tree(id)
                     .map_err(git_err("read a tree"))?;
                 let decoded = tree.decode().map_err(git_err("read a tree"))?;
-                Rc::new(
-                    decoded
-                        .entries
-                        .iter()
-                        .map(|e| {
-                            (
-                                e.filename.to_vec(),
-                                Item {
-                                    kind: e.mode.kind(),
-                                    oid: e.oid.to_owned(),
-                                },
-                            )
-                        })
-                        .collect(),
-                )
+                let mut entries: Vec<(Vec<u8>, Item)> = decoded
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.filename.to_vec(),
+                            Item {
+                                kind: e.mode.kind(),
+                                oid: e.oid.to_owned(),
+                            },
+                        )
+                    })
+                    .collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Rc::new(entries)
             }
         };
         self.now.insert(id, t.clone());
@@ -395,32 +402,68 @@ impl Trees<'_> {
         self.before = std::mem::take(&mut self.now);
     }
 
-    /// Whether the entry at `path` (none where a component on the way is not a
-    /// directory) differs between two root trees. Walks down only
-    /// while the trees on the path differ, so a commit that changed another app costs
-    /// two lookups in `apps/`.
-    fn changed(&mut self, a: ObjectId, b: Option<ObjectId>, path: &[&[u8]]) -> Result<bool> {
-        let (mut a, mut b) = (Some(a), b);
-        for (i, name) in path.iter().enumerate() {
-            if a == b {
-                return Ok(false);
-            }
-            let ea = match a {
-                Some(t) => self.get(t)?.get(*name).copied(),
-                None => None,
-            };
-            let eb = match b {
-                Some(t) => self.get(t)?.get(*name).copied(),
-                None => None,
-            };
-            if i + 1 == path.len() {
-                return Ok(ea != eb);
-            }
-            let tree = |e: Option<Item>| e.filter(|e| e.kind == EntryKind::Tree).map(|e| e.oid);
-            a = tree(ea);
-            b = tree(eb);
+    /// Which of `candidates` (indices into `paths`) name an entry that differs between
+    /// the trees `a` and `b` at `depth` (none where a component on the way is not a
+    /// directory). One merge of the two sorted entry lists per level, descending only
+    /// into what differs: a commit that changed one app costs a walk of `apps/`.
+    fn diff(
+        &mut self,
+        a: Option<ObjectId>,
+        b: Option<ObjectId>,
+        depth: usize,
+        candidates: &[usize],
+        paths: &[Vec<&[u8]>],
+        hits: &mut Vec<usize>,
+    ) -> Result<()> {
+        if a == b || candidates.is_empty() {
+            return Ok(());
         }
-        Ok(a != b)
+        let (ea, eb) = (self.get(a)?, self.get(b)?);
+        let mut diffs: Vec<(&[u8], Option<Item>, Option<Item>)> = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        loop {
+            match (ea.get(i), eb.get(j)) {
+                (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                    std::cmp::Ordering::Equal => {
+                        if x.1 != y.1 {
+                            diffs.push((&x.0, Some(x.1), Some(y.1)));
+                        }
+                        i += 1;
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Less => {
+                        diffs.push((&x.0, Some(x.1), None));
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        diffs.push((&y.0, None, Some(y.1)));
+                        j += 1;
+                    }
+                },
+                (Some(x), None) => {
+                    diffs.push((&x.0, Some(x.1), None));
+                    i += 1;
+                }
+                (None, Some(y)) => {
+                    diffs.push((&y.0, None, Some(y.1)));
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        let tree = |e: Option<Item>| e.filter(|e| e.kind == EntryKind::Tree).map(|e| e.oid);
+        for (name, ia, ib) in diffs {
+            let (last, deeper): (Vec<usize>, Vec<usize>) = candidates
+                .iter()
+                .copied()
+                .filter(|&c| paths[c][depth] == name)
+                .partition(|&c| paths[c].len() == depth + 1);
+            hits.extend(last);
+            if !deeper.is_empty() {
+                self.diff(tree(ia), tree(ib), depth + 1, &deeper, paths, hits)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -441,8 +484,9 @@ fn blame(
     let bot = repo.committer_email();
     let mut trees = Trees {
         repo,
-        now: HashMap::new(),
-        before: HashMap::new(),
+        now: Default::default(),
+        before: Default::default(),
+        empty: Rc::new(Vec::new()),
     };
     let paths: Vec<Vec<&[u8]>> = paths
         .iter()
@@ -470,11 +514,7 @@ fn blame(
             None => None,
         };
         let mut hits = Vec::new();
-        for &i in &pending {
-            if trees.changed(tree, parent_tree, &paths[i])? {
-                hits.push(i);
-            }
-        }
+        trees.diff(Some(tree), parent_tree, 0, &pending, &paths, &mut hits)?;
         if !hits.is_empty() {
             let a = decoded.author().map_err(git_err("read a commit"))?;
             let author = format!("{} <{}>", a.name, a.email);
