@@ -190,6 +190,45 @@ fn a_hand_made_commit_with_gitops_trailers_is_never_a_rollback_target() {
 }
 
 #[test]
+fn a_commit_in_the_bots_name_with_todays_platform_but_other_bytes_is_refused() {
+    let sb = Sandbox::new();
+    three_versions(&sb);
+    let platform = trailers(&sb, "main")
+        .lines()
+        .find_map(|l| l.strip_prefix("Gitops-Platform: "))
+        .unwrap()
+        .to_string();
+    // Everything the trust rules look at is right: identity, subject, trailers, one
+    // directory. Only the bytes are not what the values render.
+    let forged = hand_commit(
+        &sb,
+        "gitops-render <gitops-render@localhost>",
+        &format!(
+            "deploy(payments-api/prod): 1.4.4\n\nGitops-App: payments-api\nGitops-Env: prod\n\
+             Gitops-Version: 1.4.4\nGitops-Intent: deploy\nGitops-Actor: ci@payments\n\
+             Gitops-Platform: {platform}"
+        ),
+        |w| {
+            let f = w.join(PROD).join("deployment-payments-api.yaml");
+            let t = std::fs::read_to_string(&f).unwrap().replace(
+                "readOnlyRootFilesystem: true",
+                "readOnlyRootFilesystem: false",
+            );
+            std::fs::write(f, t).unwrap();
+        },
+    );
+    deploy(&sb, "prod", &["--tag", "1.4.5"]).ok();
+    let before = tip(&sb);
+    let run = rollback(&sb, &["--to", &forged]).code(1);
+    assert!(
+        run.stderr.contains("changed by hand; not restored"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tip(&sb), before);
+}
+
+#[test]
 fn revision_syntax_other_than_a_version_or_a_commit_id_is_refused() {
     let sb = Sandbox::new();
     three_versions(&sb);
