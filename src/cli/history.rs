@@ -50,10 +50,12 @@ pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
     // Which of them gitops-render made (by the rules of `repo::trust`): a commit
     // carrying our trailers that someone pushed by hand is listed, and marked.
     let bot = repo.committer_email();
-    let ours: Vec<bool> = entries
+    // Telling needs the parent's tree; where that is not at hand (the oldest commit of a
+    // shallow cache), the answer is unknown, not "hand-made".
+    let ours: Vec<Option<bool>> = entries
         .iter()
-        .map(|e| e.is_ours(&repo, &bot))
-        .collect::<Result<_>>()?;
+        .map(|e| e.is_ours(&repo, &bot).ok())
+        .collect();
     match args.output {
         ListFormat::Json => {
             let list: Vec<serde_json::Value> = entries
@@ -76,7 +78,7 @@ pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn text(entries: &[Entry], ours: &[bool]) -> String {
+fn text(entries: &[Entry], ours: &[Option<bool>]) -> String {
     if entries.is_empty() {
         return "no deployments\n".into();
     }
@@ -88,10 +90,10 @@ fn text(entries: &[Entry], ours: &[bool]) -> String {
                 e.time.clone(),
                 format!("{}/{}", e.app, e.env),
                 e.version.clone(),
-                if *ours {
-                    e.intent.clone()
-                } else {
+                if *ours == Some(false) {
                     format!("{} (hand-made)", e.intent)
+                } else {
+                    e.intent.clone()
                 },
                 e.actor.clone(),
                 e.source.clone().unwrap_or_else(|| "-".into()),
