@@ -64,10 +64,20 @@ fn first_deploy_creates_the_repository_and_one_commit_with_the_trailers() {
         message(&sb, "gitops", "main").lines().next().unwrap(),
         "deploy(payments-api/prod): 1.4.2"
     );
+    let parsed = trailers(&sb, "gitops", "main");
+    let (pinned, platform) = parsed.split_at(parsed.find("Gitops-Platform: ").unwrap());
     assert_eq!(
-        trailers(&sb, "gitops", "main"),
+        pinned,
         "Gitops-App: payments-api\nGitops-Env: prod\nGitops-Version: 1.4.2\nGitops-Intent: deploy\n\
          Gitops-Actor: ci@payments\nGitops-Source: acme/payments-api@4f2a9c1\n"
+    );
+    let digest = platform
+        .strip_prefix("Gitops-Platform: sha256:")
+        .and_then(|d| d.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{platform}"));
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{platform}"
     );
     // The default identity, and the pinned date.
     assert_eq!(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use super::history::printable;
 use super::repo_args::{self, CommitArgs, RepoArgs};
 use super::{emit, inputs, Globals};
 use crate::check::{check, Request};
@@ -35,6 +36,9 @@ pub struct Args {
     release_hold: bool,
 
     #[command(flatten)]
+    source_time: SourceTime,
+
+    #[command(flatten)]
     repo: RepoArgs,
 
     #[command(flatten)]
@@ -42,6 +46,24 @@ pub struct Args {
 
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: Format,
+}
+
+/// `--source-time`, shared by deploy, rollback and promote.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceTime {
+    /// When the source commit was made, RFC 3339 (`2026-11-29T10:02:11Z`): the
+    /// `Gitops-Source-Time` trailer, from which lead time for changes is measured.
+    #[arg(long, value_name = "TIME", value_parser = parse_source_time)]
+    pub source_time: Option<String>,
+}
+
+/// An RFC 3339 time with its offset, normalised to UTC (`Z`), so every commit writes
+/// the same instant the same way.
+fn parse_source_time(s: &str) -> std::result::Result<String, String> {
+    let ts: jiff::Timestamp = s.trim().parse().map_err(|e| {
+        format!("{s:?} is not an RFC 3339 time with an offset, like 2026-11-29T10:02:11Z ({e})")
+    })?;
+    Ok(ts.to_string())
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
@@ -75,6 +97,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         actor: args.commit.actor(&repo)?,
         source,
         message: args.commit.message.clone(),
+        source_time: args.source_time.source_time.clone(),
+        platform: crate::repo::trust::platform_digest(&platform.files),
     };
     land(
         &mut repo,
@@ -161,7 +185,11 @@ fn on_hold(change: &Change, hold: &hold::Hold) -> Error {
     };
     Error::rejected(format!(
         "{}/{} is on hold after a rollback to {}{} by {}; nothing was committed",
-        change.app, change.env, hold.version, since, hold.actor
+        change.app,
+        change.env,
+        printable(&hold.version),
+        printable(&since),
+        printable(&hold.actor)
     ))
     .with_hint(format!(
         "when the fix is ready, deploy it with --release-hold to release the hold on {}/{}",
@@ -183,7 +211,7 @@ pub(super) fn print_outcome(
             false,
             format!(
                 "{what} already runs {} in {} ({}): nothing changed, nothing committed\n",
-                change.version,
+                printable(&change.version),
                 repo.shown(),
                 repo.branch()
             ),
@@ -192,7 +220,10 @@ pub(super) fn print_outcome(
             None,
             true,
             format!(
-                "{diff}dry run: would commit {}({what}): {} to {} ({})\n",
+                "{}dry run: would commit {}({what}): {} to {} ({})\n",
+                diff.lines()
+                    .map(|l| printable(l) + "\n")
+                    .collect::<String>(),
                 change.intent.as_str(),
                 change.version,
                 repo.shown(),

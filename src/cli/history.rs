@@ -47,35 +47,59 @@ pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
             Ok(args.limit == 0 || entries.len() < args.limit)
         })?;
     }
+    // Which of them gitops-render made (by the rules of `repo::trust`): a commit
+    // carrying our trailers that someone pushed by hand is listed, and marked.
+    let bot = repo.committer_email();
+    // Telling needs the parent's tree; where that is not at hand (the oldest commit of a
+    // shallow cache), the answer is unknown, not "hand-made".
+    let ours: Vec<Option<bool>> = entries
+        .iter()
+        .map(|e| e.is_ours(&repo, &bot).ok())
+        .collect();
     match args.output {
         ListFormat::Json => {
-            let value = serde_json::json!({ "deployments": entries });
+            let list: Vec<serde_json::Value> = entries
+                .iter()
+                .zip(&ours)
+                .map(|(e, ours)| {
+                    let mut v = serde_json::to_value(e).unwrap_or_default();
+                    v["by_gitops_render"] = (*ours).into();
+                    v
+                })
+                .collect();
+            let value = serde_json::json!({ "deployments": list });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         }
-        ListFormat::Text => print!("{}", text(&entries)),
+        ListFormat::Text => print!("{}", text(&entries, &ours)),
     }
     Ok(exit::OK)
 }
 
-fn text(entries: &[Entry]) -> String {
+fn text(entries: &[Entry], ours: &[Option<bool>]) -> String {
     if entries.is_empty() {
         return "no deployments\n".into();
     }
     let rows: Vec<[String; 7]> = entries
         .iter()
-        .map(|e| {
+        .zip(ours)
+        .map(|(e, ours)| {
             [
                 e.time.clone(),
                 format!("{}/{}", e.app, e.env),
                 e.version.clone(),
-                e.intent.clone(),
+                if *ours == Some(false) {
+                    format!("{} (hand-made)", e.intent)
+                } else {
+                    e.intent.clone()
+                },
                 e.actor.clone(),
                 e.source.clone().unwrap_or_else(|| "-".into()),
                 repo_args::short(&e.commit).to_string(),
             ]
+            .map(|cell| printable(&cell))
         })
         .collect();
     let header = [
@@ -99,4 +123,41 @@ fn text(entries: &[Entry]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Text from the repository made safe for a terminal: control characters but tab (C0, DEL, C1,
+/// so every escape sequence), bidirectional overrides and isolates, and Unicode line
+/// and paragraph separators are shown as `\u{..}` escapes. A crafted author name or
+/// trailer can then neither move the cursor, rewrite a line, nor reorder what is shown.
+pub(super) fn printable(s: &str) -> String {
+    fn unsafe_char(c: char) -> bool {
+        (c.is_control() && c != '\t')
+            || matches!(c,
+                '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escapes_and_bidi_controls_are_shown_not_obeyed() {
+        assert_eq!(printable("plain"), "plain");
+        assert_eq!(printable("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(printable("x\u{202e}y\r\n"), "x\\u{202e}y\\u{d}\\u{a}");
+    }
 }

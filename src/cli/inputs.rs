@@ -48,24 +48,53 @@ pub fn expand_with(paths: &[PathBuf], exts: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The files below `dir` with one of the extensions `exts`, hidden entries skipped. Symlinks are followed
+/// (a values directory may link in shared files), with walkdir's loop detection: a link
+/// back into its own ancestry is reported on stderr and not entered, and a file reached
+/// by several paths is checked once, under the first path in sorted order.
 fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::usage(format!("cannot read directory {}: {e}", dir.display())))?;
-    for entry in entries {
-        let entry =
-            entry.map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) if e.loop_ancestor().is_some() => {
+                eprintln!(
+                    "warning: {}: a symlink loop; not entered",
+                    e.path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+                continue;
+            }
+            Err(e) => {
+                return Err(Error::usage(format!(
+                    "cannot read {}: {e}",
+                    e.path().unwrap_or(dir).display()
+                )))
+            }
+        };
+        if !entry.file_type().is_file() {
             continue;
         }
-        if path.is_dir() {
-            walk(&path, exts, out)?;
-        } else if path
+        let path = entry.path();
+        if !path
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| exts.contains(&e))
         {
-            out.push(path);
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+        if seen.insert((meta.dev(), meta.ino())) {
+            out.push(path.to_path_buf());
         }
     }
     Ok(())

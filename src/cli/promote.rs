@@ -30,6 +30,9 @@ pub struct Args {
     release_hold: bool,
 
     #[command(flatten)]
+    source_time: super::deploy::SourceTime,
+
+    #[command(flatten)]
     repo: RepoArgs,
 
     #[command(flatten)]
@@ -52,7 +55,12 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let from_dir = format!("apps/{}/{}", args.app, args.from);
     let values = match repo.dir(tip, &args.app, &args.from)? {
         Some(d) => match d.files.get("values.yaml") {
-            Some(id) => repo.blob(*id)?,
+            Some(id) => crate::repo::trust::blob_bounded(&repo, *id)?.map_err(|size| {
+                Error::rejected(format!(
+                    "{from_dir}/values.yaml is {size} bytes, over the {} byte bound for stored files",
+                    crate::repo::trust::MAX_STORED_FILE
+                ))
+            })?,
             None => return Err(Error::rejected(format!("{from_dir}/ has no values.yaml"))),
         },
         None => {
@@ -66,17 +74,20 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     };
     // The source of what E1 runs comes along, so the commit links the build.
     let mut source = flag_source;
-    if source.is_none() {
-        if let Some(tip) = tip {
-            let filter = Filter {
-                app: Some(args.app.clone()),
-                env: Some(args.from.clone()),
-            };
-            history::walk(&repo.git, tip, &filter, |e| {
+    let mut source_time = None;
+    if let Some(tip) = tip {
+        let filter = Filter {
+            app: Some(args.app.clone()),
+            env: Some(args.from.clone()),
+        };
+        history::walk(&repo.git, tip, &filter, |e| {
+            if source.is_none() {
                 source = e.source;
-                Ok(false)
-            })?;
-        }
+                // The time belongs to that source: lead time is measured from it.
+                source_time = e.source_time;
+            }
+            Ok(false)
+        })?;
     }
     let source_repo = args.commit.source_repo.clone().or_else(|| {
         source
@@ -119,6 +130,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             Some(m) => format!("Promoted from {}.\n\n{m}", args.from),
             None => format!("Promoted from {}.", args.from),
         }),
+        source_time: args.source_time.source_time.clone().or(source_time),
+        platform: crate::repo::trust::platform_digest(&platform.files),
     };
     land(
         &mut repo,

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::history::ListFormat;
+use super::history::{printable, ListFormat};
 use super::repo_args::{self, short, CommitArgs, RepoArgs};
 use super::Globals;
 use crate::error::{exit, Error, Result};
@@ -51,11 +51,20 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     }
     let mut repo = repo_args::open(&args.repo, Some(&args.commit), Create::Never)?;
     let Some(tip) = repo.tip()? else {
-        println!(
+        // Standard output carries the json document when asked for: the note goes to
+        // standard error then.
+        let note = format!(
             "{} ({}) has no deployments: nothing to rerender",
             repo.shown(),
             repo.branch()
         );
+        match args.output {
+            ListFormat::Json => {
+                eprintln!("{note}");
+                print_plan(&Plan::default(), ListFormat::Json);
+            }
+            ListFormat::Text => println!("{note}"),
+        }
         return Ok(exit::OK);
     };
     let actor = args.commit.actor(&repo)?;
@@ -87,6 +96,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         });
     }
 
+    let digest = crate::repo::trust::platform_digest(&platform.files);
     let mut landed = Vec::new();
     for planned in &plan.changes {
         let change = Change {
@@ -97,6 +107,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             actor: actor.clone(),
             source: None,
             message: args.commit.message.clone(),
+            source_time: None,
+            platform: digest.clone(),
         };
         let outcome = repo.apply(&change, false, |repo, _tip, current| {
             let Some(current) = current else {
@@ -127,8 +139,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             if args.output == ListFormat::Text {
                 println!(
                     "rerendered apps/{}/{}: {} ({} file(s) changed)",
-                    planned.app,
-                    planned.env,
+                    printable(&planned.app),
+                    printable(&planned.env),
                     short(&commit.to_string()),
                     planned.changes.len()
                 );
@@ -191,21 +203,26 @@ fn print_plan(plan: &Plan, output: ListFormat) {
         return;
     }
     for p in &plan.changes {
-        println!("apps/{}/{} ({}):", p.app, p.env, p.version);
+        println!(
+            "apps/{}/{} ({}):",
+            printable(&p.app),
+            printable(&p.env),
+            printable(&p.version)
+        );
         for c in &p.changes {
             let fields = if c.fields.is_empty() {
                 String::new()
             } else {
-                format!(": {}", c.fields.join(", "))
+                format!(": {}", printable(&c.fields.join(", ")))
             };
-            println!("  {} {}{fields}", c.change, c.file);
+            println!("  {} {}{fields}", c.change, printable(&c.file));
         }
     }
     let kinds = plan.kinds();
     if !kinds.is_empty() {
         println!("kinds of change:");
         for ((file, field), count) in kinds {
-            println!("  {count:>5} × {file}: {field}");
+            println!("  {count:>5} × {}: {}", printable(&file), printable(&field));
         }
     }
     print_refused(plan);
@@ -222,10 +239,11 @@ fn print_refused(plan: &Plan) {
     for r in &plan.refused {
         println!(
             "left untouched: apps/{}/{}: its stored values no longer pass",
-            r.app, r.env
+            printable(&r.app),
+            printable(&r.env)
         );
         for f in &r.findings {
-            println!("  error[{}]: {}", f.rule, f.message);
+            println!("  error[{}]: {}", f.rule, printable(&f.message));
         }
     }
 }

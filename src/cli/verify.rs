@@ -2,7 +2,7 @@
 //! stored values and compare byte for byte; exit 1 on drift, naming each file and who
 //! last changed it.
 
-use super::history::ListFormat;
+use super::history::{printable, ListFormat};
 use super::repo_args::{self, RepoArgs};
 use super::Globals;
 use crate::error::{exit, Result};
@@ -15,6 +15,10 @@ pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
+    /// How many commits to read, at most, to name who last changed each drifting file.
+    #[arg(long, value_name = "N", default_value_t = verify::DEFAULT_BLAME_DEPTH)]
+    blame_depth: usize,
+
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: ListFormat,
 }
@@ -23,10 +27,11 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform()?;
     let mut repo = repo_args::open(&args.repo, None, Create::Never)?;
     let summary = match repo.tip()? {
-        Some(tip) => verify::verify(&repo, &platform, tip)?,
+        Some(tip) => verify::verify(&repo, &platform, tip, args.blame_depth)?,
         None => Summary {
             checked: 0,
             drift: Vec::new(),
+            commits_read: 0,
         },
     };
     let ok = summary.drift.is_empty();
@@ -36,6 +41,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 "ok": ok,
                 "checked": summary.checked,
                 "drift": summary.drift,
+                "commits_read": summary.commits_read,
             });
             println!(
                 "{}",
@@ -47,15 +53,33 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 let detail = d
                     .detail
                     .as_deref()
-                    .map(|x| format!(" ({x})"))
+                    .map(|x| format!(" ({})", printable(x)))
                     .unwrap_or_default();
                 let who = match (&d.commit, &d.author) {
                     (Some(c), Some(a)) => {
-                        format!("; last changed in {} by {a}", repo_args::short(c))
+                        format!(
+                            "; last changed in {} by {}",
+                            repo_args::short(c),
+                            printable(a)
+                        )
                     }
                     _ => String::new(),
                 };
-                println!("{}: {}{detail}{who}", d.path, d.problem);
+                let why = match d.cause {
+                    Some("hand-edit") => " (edited by hand)".to_string(),
+                    Some("older-platform") => {
+                        " (rendered by an older platform: `rerender` updates it)".to_string()
+                    }
+                    Some("values-changed") => {
+                        " (its values.yaml changed since it was rendered)".to_string()
+                    }
+                    Some("not-found") => format!(
+                        "; not changed in the last {} commit(s) read",
+                        summary.commits_read
+                    ),
+                    _ => String::new(),
+                };
+                println!("{}: {}{detail}{who}{why}", printable(&d.path), d.problem);
             }
             if ok {
                 println!(

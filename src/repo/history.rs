@@ -8,7 +8,7 @@ use gix::bstr::ByteSlice;
 use gix::ObjectId;
 use serde::Serialize;
 
-use super::git_err;
+use super::{git_err, trust, Repo};
 use crate::error::Result;
 
 /// One deployment: one commit.
@@ -21,12 +21,46 @@ pub struct Entry {
     pub actor: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// `Gitops-Source-Time`: when the source commit was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_time: Option<String>,
+    /// `Gitops-Platform`: the digest of the platform that rendered it (absent on
+    /// commits made before the trailer existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// Commit time, RFC 3339 with the committer's offset.
     pub time: String,
     pub commit: String,
     /// `Name <email>` of the commit's author.
     pub author: String,
+    /// `Name <email>` of the commit's committer.
+    pub committer: String,
     pub subject: String,
+    #[serde(skip)]
+    pub committer_email: String,
+    #[serde(skip)]
+    pub tree: ObjectId,
+    #[serde(skip)]
+    pub parent: Option<ObjectId>,
+}
+
+impl Entry {
+    /// Whether gitops-render wrote this commit for its app and environment, by the
+    /// rules in `trust`: our subject and trailers, only `apps/<app>/<env>/` changed,
+    /// committed as `bot`. (First-parent history is the caller's walk.)
+    pub fn is_ours(&self, repo: &Repo, bot: &str) -> Result<bool> {
+        let subject = format!("{}({}/{}): ", self.intent, self.app, self.env);
+        Ok(trust::INTENTS.contains(&self.intent.as_str())
+            && !self.version.is_empty()
+            && self.subject.starts_with(&subject)
+            && self.committer_email == bot
+            && trust::touches_only(
+                repo,
+                self.tree,
+                self.parent.map(|p| repo.commit_tree(p)).transpose()?,
+                &format!("apps/{}/{}", self.app, self.env),
+            )?)
+    }
 }
 
 /// Which deployments to list.
@@ -68,8 +102,7 @@ pub fn walk(
 
 /// The deployment a commit records, if its trailers say it is one.
 pub fn entry_of(id: ObjectId, c: &gix::objs::CommitRef<'_>) -> Option<Entry> {
-    let message = c.message.to_str_lossy();
-    let trailers = trailers(&message);
+    let trailers = trust::trailers(c.message);
     let get = |k: &str| {
         trailers
             .iter()
@@ -86,29 +119,31 @@ pub fn entry_of(id: ObjectId, c: &gix::objs::CommitRef<'_>) -> Option<Entry> {
         intent: get("Gitops-Intent").unwrap_or_else(|| "deploy".into()),
         actor: get("Gitops-Actor").unwrap_or_default(),
         source: get("Gitops-Source"),
+        source_time: get("Gitops-Source-Time"),
+        platform: get("Gitops-Platform"),
         time: rfc3339(
             committer.seconds(),
             committer.time().map(|t| t.offset).unwrap_or(0),
         ),
         commit: id.to_string(),
         author: format!("{} <{}>", author.name, author.email),
-        subject: message.lines().next().unwrap_or("").to_string(),
+        committer: format!("{} <{}>", committer.name, committer.email),
+        subject: c
+            .message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_str_lossy()
+            .into_owned(),
+        committer_email: committer.email.to_str_lossy().into_owned(),
+        tree: c.tree(),
+        parent: c.parents().next(),
     })
 }
 
-/// `Key: value` lines of the message's last paragraph, as `git interpret-trailers`
-/// reads them.
+/// `Key: value` trailers of a message, as `git interpret-trailers --parse` reads them.
 pub fn trailers(message: &str) -> Vec<(String, String)> {
-    let message = message.trim_end();
-    let last = message.rsplit("\n\n").next().unwrap_or("");
-    if last == message && !message.contains('\n') {
-        return Vec::new(); // a subject alone has no trailers
-    }
-    last.lines()
-        .filter_map(|l| l.split_once(": "))
-        .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
+    trust::trailers(message.into())
 }
 
 fn rfc3339(seconds: i64, offset: i32) -> String {
@@ -126,20 +161,6 @@ fn rfc3339(seconds: i64, offset: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn trailers_come_from_the_last_paragraph_only() {
-        let m = "deploy(a/dev): 1\n\nGitops-App: fake\n\nGitops-App: a\nGitops-Env: dev\n";
-        let t = trailers(m);
-        assert_eq!(
-            t,
-            vec![
-                ("Gitops-App".into(), "a".into()),
-                ("Gitops-Env".into(), "dev".into())
-            ]
-        );
-        assert!(trailers("Gitops-App: subject-only").is_empty());
-    }
 
     #[test]
     fn times_keep_their_offset() {

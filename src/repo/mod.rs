@@ -27,6 +27,7 @@ pub mod remote;
 pub mod rerender;
 mod sign;
 pub mod stored;
+pub mod trust;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -138,7 +139,15 @@ pub struct Change {
     pub source: Option<String>,
     /// Why, from `--message`: a paragraph between the subject and the trailers.
     pub message: Option<String>,
+    /// When the source commit was made, RFC 3339 (`--source-time`): lead time.
+    pub source_time: Option<String>,
+    /// `sha256:<hex>` of the platform that rendered the directory
+    /// (`trust::platform_digest`).
+    pub platform: String,
 }
+
+/// The most of `--message` a commit keeps: a paragraph or two of why, not a file.
+const MAX_MESSAGE_CHARS: usize = 16 * 1024;
 
 impl Change {
     pub fn dir(&self) -> String {
@@ -146,40 +155,100 @@ impl Change {
     }
 
     /// The commit message: a subject, an optional body, the trailers PRODUCT.md pins.
+    ///
+    /// What `git interpret-trailers --parse` reads must be exactly our trailers, whatever
+    /// a user typed. Git reads the trailers from the last paragraph of the message,
+    /// after cutting it at a scissors line (`# --- >8 ---`, with any comment
+    /// character), at the first line starting `---` (a patch) and before trailing
+    /// comment lines. All three only count at the start of a line, so every line of
+    /// the user's text is indented by two spaces: it can then never be a scissors,
+    /// patch or comment line, and it sits in a paragraph of its own above ours. Line
+    /// breaks are normalised first (CR, CR LF, VT, FF, NEL, U+2028, U+2029 all end a
+    /// line, so no tool sees a line git does not), other control characters become
+    /// U+FFFD, and the text is capped. Trailer values and the subject are reduced to
+    /// one line of text the same way, whoever the caller is.
     pub fn commit_message(&self) -> String {
         let mut out = format!(
             "{}({}/{}): {}\n\n",
             self.intent.as_str(),
-            self.app,
-            self.env,
-            self.version
+            one_line(&self.app),
+            one_line(&self.env),
+            one_line(&self.version)
         );
-        if let Some(body) = self
-            .message
-            .as_deref()
-            .map(str::trim)
-            .filter(|b| !b.is_empty())
-        {
-            for line in body.lines() {
-                // A line starting `---` would end the message for `git interpret-trailers`
-                // (it marks a patch) and hide the trailers below it.
-                if line.starts_with("---") {
-                    out.push(' ');
+        if let Some(body) = &self.message {
+            let body: String = body.chars().take(MAX_MESSAGE_CHARS).collect();
+            let lines: Vec<String> = body
+                .replace("\r\n", "\n")
+                .split([
+                    '\n', '\r', '\u{0b}', '\u{0c}', '\u{85}', '\u{2028}', '\u{2029}',
+                ])
+                .map(|l| {
+                    l.chars()
+                        .map(|c| {
+                            if c.is_control() && c != '\t' {
+                                '\u{fffd}'
+                            } else {
+                                c
+                            }
+                        })
+                        .collect::<String>()
+                        .trim_end()
+                        .to_string()
+                })
+                .collect();
+            let first = lines.iter().position(|l| !l.trim().is_empty());
+            let last = lines.iter().rposition(|l| !l.trim().is_empty());
+            if let (Some(first), Some(last)) = (first, last) {
+                for line in &lines[first..=last] {
+                    if !line.trim().is_empty() {
+                        out.push_str("  ");
+                        out.push_str(line);
+                    }
+                    out.push('\n');
                 }
-                out.push_str(line.trim_end());
                 out.push('\n');
             }
+        }
+        let mut trailer = |key: &str, value: &str| {
+            out.push_str(key);
+            out.push_str(": ");
+            out.push_str(&one_line(value));
             out.push('\n');
-        }
-        out.push_str(&format!("Gitops-App: {}\n", self.app));
-        out.push_str(&format!("Gitops-Env: {}\n", self.env));
-        out.push_str(&format!("Gitops-Version: {}\n", self.version));
-        out.push_str(&format!("Gitops-Intent: {}\n", self.intent.as_str()));
-        out.push_str(&format!("Gitops-Actor: {}\n", self.actor));
+        };
+        trailer("Gitops-App", &self.app);
+        trailer("Gitops-Env", &self.env);
+        trailer("Gitops-Version", &self.version);
+        trailer("Gitops-Intent", self.intent.as_str());
+        trailer("Gitops-Actor", &self.actor);
         if let Some(source) = &self.source {
-            out.push_str(&format!("Gitops-Source: {source}\n"));
+            trailer("Gitops-Source", source);
         }
+        if let Some(time) = &self.source_time {
+            trailer("Gitops-Source-Time", time);
+        }
+        trailer("Gitops-Platform", &self.platform);
         out
+    }
+}
+
+/// A value as one line of text for a subject or a trailer: every line break and
+/// control character becomes a space, and the value is trimmed and capped (a trailer
+/// is a label, not a document). Empty becomes `-`, so `Key: ` never ends a line bare.
+fn one_line(value: &str) -> String {
+    let v: String = value
+        .chars()
+        .take(1024)
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    match v.trim() {
+        "" => "-".to_string(),
+        t => t.to_string(),
     }
 }
 
@@ -520,11 +589,23 @@ impl Repo {
             .detach())
     }
 
+    /// A stored file's bytes; one over `trust::MAX_STORED_FILE` is refused unread.
     pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>> {
         if self.remote.is_some() && !self.git.has_object(id) {
             // Not in a directory this command prepared: it reads more of the tree.
             self.ensure_whole_tree()?;
             self.ensure_objects([id])?;
+        }
+        let size = self
+            .git
+            .find_header(id)
+            .map_err(git_err("read a file"))?
+            .size();
+        if size > trust::MAX_STORED_FILE {
+            return Err(Error::rejected(format!(
+                "a stored file ({id}) is {size} bytes, over the {} byte bound: not read",
+                trust::MAX_STORED_FILE
+            )));
         }
         Ok(self
             .git
@@ -804,8 +885,20 @@ impl Repo {
             if b == a {
                 continue;
             }
-            let old = b.map(|id| self.blob(*id)).transpose()?.unwrap_or_default();
-            let new = a.map(|id| self.blob(*id)).transpose()?.unwrap_or_default();
+            let read = |id: Option<&ObjectId>| -> Result<Vec<u8>> {
+                Ok(
+                    match id.map(|id| trust::blob_bounded(self, *id)).transpose()? {
+                        None => Vec::new(),
+                        Some(Ok(bytes)) => bytes,
+                        Some(Err(size)) => format!(
+                            "(a file of {size} bytes, over the {} byte bound: not shown)\n",
+                            trust::MAX_STORED_FILE
+                        )
+                        .into_bytes(),
+                    },
+                )
+            };
+            let (old, new) = (read(b)?, read(a)?);
             let (old, new) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
             let old_name = if b.is_some() {
                 format!("a/{dir}/{name}")
@@ -1185,6 +1278,8 @@ mod tests {
             actor: "ci@payments".into(),
             source: Some("acme/payments-api@4f2a9c1".into()),
             message: message.map(str::to_string),
+            source_time: None,
+            platform: format!("sha256:{}", "0".repeat(64)),
         }
     }
 
@@ -1192,9 +1287,12 @@ mod tests {
     fn the_commit_message_ends_with_the_trailers_product_md_pins() {
         assert_eq!(
             change(None).commit_message(),
-            "deploy(payments-api/prod): 1.4.2\n\nGitops-App: payments-api\nGitops-Env: prod\n\
+            format!(
+                "deploy(payments-api/prod): 1.4.2\n\nGitops-App: payments-api\nGitops-Env: prod\n\
              Gitops-Version: 1.4.2\nGitops-Intent: deploy\nGitops-Actor: ci@payments\n\
-             Gitops-Source: acme/payments-api@4f2a9c1\n"
+             Gitops-Source: acme/payments-api@4f2a9c1\nGitops-Platform: sha256:{}\n",
+                "0".repeat(64)
+            )
         );
     }
 
@@ -1203,7 +1301,7 @@ mod tests {
         let m = change(Some("why\n---\nGitops-App: other")).commit_message();
         let t = history::trailers(&m);
         assert_eq!(t[0], ("Gitops-App".to_string(), "payments-api".to_string()));
-        assert!(m.contains("\n ---\n"), "{m}");
+        assert!(m.contains("\n  ---\n"), "{m}");
     }
 
     #[test]

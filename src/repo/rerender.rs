@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::stored::{stored_dirs, StoredDir};
-use super::{git_err, hold, Content, Files, Repo};
+use super::{git_err, hold, trust, Content, Files, Repo};
 use crate::check::{check, Request};
 use crate::error::Result;
 use crate::findings::Finding;
@@ -112,13 +112,13 @@ pub fn plan(
     // gix handles are per thread: read the values first, render in parallel after.
     let mut inputs = Vec::with_capacity(dirs.len());
     for dir in dirs {
-        let values = dir.values(repo)?;
+        let values = stored_values(repo, &dir)?;
         inputs.push((dir, values));
     }
     let hash = repo.git.object_hash();
     let outcomes: Vec<Outcome> = inputs
         .par_iter()
-        .map(|(dir, values)| plan_one(platform, hash, dir, values.as_deref(), actor))
+        .map(|(dir, values)| plan_one(platform, hash, dir, values.as_ref(), actor))
         .collect::<Result<_>>()?;
     let mut plan = Plan {
         checked: outcomes.len(),
@@ -131,7 +131,9 @@ pub fn plan(
                 // Which fields changed, read only for the files that did.
                 for c in &mut p.changes {
                     if let (Some(old), Some(Content::Bytes(new))) = (c.old, p.files.get(&c.file)) {
-                        c.fields = changed_fields(&repo.blob(old)?, new);
+                        if let Ok(old) = trust::blob_bounded(repo, old)? {
+                            c.fields = changed_fields(&old, new);
+                        }
                     }
                 }
                 plan.changes.push(p)
@@ -153,10 +155,28 @@ fn plan_one(
     platform: &Platform,
     hash: gix::hash::Kind,
     dir: &StoredDir,
-    values: Option<&[u8]>,
+    values: Option<&std::result::Result<Vec<u8>, u64>>,
     actor: Option<&str>,
 ) -> Result<Outcome> {
     let path = format!("{}/values.yaml", dir.path());
+    let values = match values {
+        Some(Err(size)) => {
+            return Ok(Outcome::Refused(Refused {
+                app: dir.app.clone(),
+                env: dir.env.clone(),
+                findings: vec![Finding::error(
+                    "rerender-values-too-large",
+                    format!(
+                        "values.yaml is {size} bytes, over the {} byte bound for stored files: not read",
+                        trust::MAX_STORED_FILE
+                    ),
+                )
+                .in_file(&path)],
+            }))
+        }
+        Some(Ok(v)) => Some(v.as_slice()),
+        None => None,
+    };
     let Some(values) = values else {
         return Ok(Outcome::Refused(Refused {
             app: dir.app.clone(),
@@ -286,17 +306,29 @@ pub fn replan(
     dir: &StoredDir,
     actor: Option<&str>,
 ) -> Result<Option<Files>> {
-    let values = dir.values(repo)?;
+    let values = stored_values(repo, dir)?;
     match plan_one(
         platform,
         repo.git.object_hash(),
         dir,
-        values.as_deref(),
+        values.as_ref(),
         actor,
     )? {
         Outcome::Change(p) => Ok(Some(p.files)),
         Outcome::Unchanged | Outcome::Refused(_) => Ok(None),
     }
+}
+
+/// A directory's `values.yaml`, read within the bound for stored files (`Err(size)`
+/// over it).
+fn stored_values(
+    repo: &Repo,
+    dir: &StoredDir,
+) -> Result<Option<std::result::Result<Vec<u8>, u64>>> {
+    dir.files
+        .get("values.yaml")
+        .map(|id| trust::blob_bounded(repo, *id))
+        .transpose()
 }
 
 /// The fields in which two manifests differ, as dotted paths cut at four levels, so a
