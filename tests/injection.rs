@@ -4,6 +4,8 @@
 //! rendering whose shape (the set of JSON pointers of every object) is exactly the
 //! shape of the benign rendering, with the hostile string intact where it belongs.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use gitops_render::check::{check, Request};
@@ -181,5 +183,111 @@ fn control_characters_that_yaml_folds_are_refused() {
             shape(&platform, &values("env.value", bad)).is_none(),
             "{bad:?} was accepted"
         );
+    }
+}
+
+/// The same proof on the bytes the binary writes: for every hostile env value, every
+/// file `render --out` writes, and every file `deploy` commits, is byte for byte the
+/// benign rendering with the benign value's JSON string replaced by the hostile value's
+/// JSON string. Nothing else in any file moves: no field added, no quoting broken, no
+/// document split.
+#[test]
+fn the_files_render_and_deploy_write_differ_from_the_benign_ones_only_in_the_value() {
+    const MARK: &str = "benign-marker-value";
+    let tmp = tempfile::tempdir().unwrap();
+    let render = |name: &str, value: &str| -> std::collections::BTreeMap<String, Vec<u8>> {
+        let values = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(&values, self::values("env.value", value)).unwrap();
+        let out = tmp.path().join(format!("out-{name}"));
+        let (code, stdout, stderr) = common::run(
+            common::bin_in(tmp.path())
+                .args(["render", "--env", "prod", "--out"])
+                .arg(&out)
+                .arg(&values),
+        );
+        assert_eq!(code, 0, "{value:?}: {stdout}{stderr}");
+        std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let benign = render("benign", MARK);
+    let quoted_mark = serde_json::to_string(MARK).unwrap();
+    assert!(
+        benign
+            .values()
+            .any(|b| String::from_utf8_lossy(b).contains(&quoted_mark)),
+        "the marker is written as a JSON string"
+    );
+    let expected = |hostile: &str| -> std::collections::BTreeMap<String, Vec<u8>> {
+        let quoted = serde_json::to_string(hostile).unwrap();
+        benign
+            .iter()
+            .map(|(name, bytes)| {
+                let text = String::from_utf8(bytes.clone()).unwrap();
+                (name.clone(), text.replace(&quoted_mark, &quoted).into_bytes())
+            })
+            .collect()
+    };
+    let git = |args: &[&str]| -> Vec<u8> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .env("HOME", tmp.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    for (i, hostile) in HOSTILE.iter().enumerate() {
+        let want = expected(hostile);
+        let got = render(&format!("hostile-{i}"), hostile);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{hostile:?} changed the files written"
+        );
+        for (name, bytes) in &got {
+            assert!(
+                *bytes == want[name],
+                "{hostile:?}: render --out wrote {name} as\n{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // deploy commits the same bytes.
+        let values = tmp.path().join(format!("hostile-{i}.yaml"));
+        let (code, stdout, stderr) = common::run(
+            common::bin_in(tmp.path())
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .args(["deploy", "--env", "prod", "--repo", "gitops"])
+                .arg(&values),
+        );
+        assert_eq!(code, 0, "{hostile:?}: {stdout}{stderr}");
+        let listing = git(&["-C", "gitops", "ls-tree", "--name-only", "main:apps/payments-api/prod"]);
+        let names: Vec<String> = String::from_utf8(listing)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{hostile:?}: deploy committed other files"
+        );
+        for name in &names {
+            let blob = git(&["-C", "gitops", "show", &format!("main:apps/payments-api/prod/{name}")]);
+            assert!(
+                blob == want[name],
+                "{hostile:?}: deploy committed {name} as\n{}",
+                String::from_utf8_lossy(&blob)
+            );
+        }
     }
 }

@@ -14,9 +14,12 @@ use crate::repo::{hold, Change, Content, Create, Files, Intent, Repo};
 /// Redeploy an earlier version of one app in one environment; default: the previous one.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The app to roll back.
     #[arg(long, value_name = "APP")]
     app: String,
 
+    /// The environment to roll back in; the rollback puts the app on hold there until a
+    /// deploy with --release-hold.
     #[arg(long, value_name = "ENV")]
     env: String,
 
@@ -30,6 +33,8 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    /// How to print findings and the result: text for people; json, sarif, junit or
+    /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: Format,
 }
