@@ -85,39 +85,194 @@ use Severity::{Error as E, Warning as W};
 /// Every rule, in the order `docs/rules.md` lists them.
 pub const RULES: &[Rule] = &[
     // The standard platform's Rego policies.
-    rego("pss-run-as-non-root", E, PodSecurity, "every container runs with runAsNonRoot: true"),
-    rego("pss-run-as-user-root", E, PodSecurity, "no pod or container sets runAsUser: 0"),
-    rego("pss-privileged", E, PodSecurity, "no container is privileged"),
-    rego("pss-privilege-escalation", E, PodSecurity, "every container sets allowPrivilegeEscalation: false"),
-    rego("pss-capabilities-drop-all", E, PodSecurity, "every container drops ALL capabilities"),
-    rego("pss-capabilities-add", E, PodSecurity, "no capability is added back but NET_BIND_SERVICE"),
-    rego("pss-seccomp", E, PodSecurity, "the seccomp profile is RuntimeDefault or Localhost"),
-    rego("pss-host-namespaces", E, PodSecurity, "no host network, PID or IPC namespace"),
+    rego(
+        "pss-run-as-non-root",
+        E,
+        PodSecurity,
+        "every container runs with runAsNonRoot: true",
+    ),
+    rego(
+        "pss-run-as-user-root",
+        E,
+        PodSecurity,
+        "no pod or container sets runAsUser: 0",
+    ),
+    rego(
+        "pss-privileged",
+        E,
+        PodSecurity,
+        "no container is privileged",
+    ),
+    rego(
+        "pss-privilege-escalation",
+        E,
+        PodSecurity,
+        "every container sets allowPrivilegeEscalation: false",
+    ),
+    rego(
+        "pss-capabilities-drop-all",
+        E,
+        PodSecurity,
+        "every container drops ALL capabilities",
+    ),
+    rego(
+        "pss-capabilities-add",
+        E,
+        PodSecurity,
+        "no capability is added back but NET_BIND_SERVICE",
+    ),
+    rego(
+        "pss-seccomp",
+        E,
+        PodSecurity,
+        "the seccomp profile is RuntimeDefault or Localhost",
+    ),
+    rego(
+        "pss-host-namespaces",
+        E,
+        PodSecurity,
+        "no host network, PID or IPC namespace",
+    ),
     rego("pss-host-path", E, PodSecurity, "no hostPath volume"),
-    rego("pss-volume-types", E, PodSecurity, "only the volume types the restricted profile allows"),
+    rego(
+        "pss-volume-types",
+        E,
+        PodSecurity,
+        "only the volume types the restricted profile allows",
+    ),
     rego("pss-host-ports", E, PodSecurity, "no host port"),
-    rego("pss-read-only-root-filesystem", E, PodSecurity, "every container's root filesystem is read-only"),
-    rego("resources-requests", E, Hardening, "every container requests CPU and memory"),
-    rego("resources-limits", E, Hardening, "every container has a memory limit"),
-    rego("probes-required", E, Hardening, "a container that serves a port has readiness and liveness probes"),
-    rego("service-account-token", E, Hardening, "no service account token is mounted unless asked for"),
-    rego("service-account-default", W, Hardening, "pods do not run as the namespace's default service account"),
-    rego("pdb-missing", W, Hardening, "a workload with more than one replica has a PodDisruptionBudget"),
-    rego("network-policy-missing", W, Hardening, "every app's pods are selected by a NetworkPolicy"),
-    rego("image-registry", E, Images, "images come only from the team's registries"),
-    rego("image-tag-latest", E, Images, "no image uses the tag latest without a digest"),
-    rego("image-tag-missing", E, Images, "every image has a tag or a digest"),
-    rego("ingress-host-domain", E, Ingress, "every host served is under one of the team's ingress domains"),
-    rego("ingress-tls", W, Ingress, "every host an Ingress serves is covered by its TLS"),
-    rego("team-unknown", E, Tenancy, "the team (deploying, or named by an object's team label) is in the teams registry"),
-    rego("team-owns-app", E, Tenancy, "the team owns the app in the teams registry"),
-    rego("source-repo", E, Tenancy, "the source repository is one of the team's"),
-    rego("namespace-team", E, Tenancy, "namespaced objects are in <team>-<env>"),
-    rego("namespace-default", E, Tenancy, "nothing goes in default or a kube-* namespace"),
-    rego("namespace-missing", W, Tenancy, "every namespaced object sets its namespace"),
-    rego("team-label-mismatch", E, Tenancy, "no object carries another team's label"),
-    rego("labels-required", E, Labels, "objects and their pods carry the name, managed-by and team labels"),
-    rego("labels-recommended", W, Labels, "objects carry the other recommended app.kubernetes.io labels"),
+    rego(
+        "pss-read-only-root-filesystem",
+        E,
+        PodSecurity,
+        "every container's root filesystem is read-only",
+    ),
+    rego(
+        "resources-requests",
+        E,
+        Hardening,
+        "every container requests CPU and memory",
+    ),
+    rego(
+        "resources-limits",
+        E,
+        Hardening,
+        "every container has a memory limit",
+    ),
+    rego(
+        "probes-required",
+        E,
+        Hardening,
+        "a container that serves a port has readiness and liveness probes",
+    ),
+    rego(
+        "service-account-token",
+        E,
+        Hardening,
+        "no service account token is mounted unless asked for",
+    ),
+    rego(
+        "service-account-default",
+        W,
+        Hardening,
+        "pods do not run as the namespace's default service account",
+    ),
+    rego(
+        "pdb-missing",
+        W,
+        Hardening,
+        "a workload with more than one replica has a PodDisruptionBudget",
+    ),
+    rego(
+        "network-policy-missing",
+        W,
+        Hardening,
+        "every app's pods are selected by a NetworkPolicy",
+    ),
+    rego(
+        "image-registry",
+        E,
+        Images,
+        "images come only from the team's registries",
+    ),
+    rego(
+        "image-tag-latest",
+        E,
+        Images,
+        "no image uses the tag latest without a digest",
+    ),
+    rego(
+        "image-tag-missing",
+        E,
+        Images,
+        "every image has a tag or a digest",
+    ),
+    rego(
+        "ingress-host-domain",
+        E,
+        Ingress,
+        "every host served is under one of the team's ingress domains",
+    ),
+    rego(
+        "ingress-tls",
+        W,
+        Ingress,
+        "every host an Ingress serves is covered by its TLS",
+    ),
+    rego(
+        "team-unknown",
+        E,
+        Tenancy,
+        "the team (deploying, or named by an object's team label) is in the teams registry",
+    ),
+    rego(
+        "team-owns-app",
+        E,
+        Tenancy,
+        "the team owns the app in the teams registry",
+    ),
+    rego(
+        "source-repo",
+        E,
+        Tenancy,
+        "the source repository is one of the team's",
+    ),
+    rego(
+        "namespace-team",
+        E,
+        Tenancy,
+        "namespaced objects are in <team>-<env>",
+    ),
+    rego(
+        "namespace-default",
+        E,
+        Tenancy,
+        "nothing goes in default or a kube-* namespace",
+    ),
+    rego(
+        "namespace-missing",
+        W,
+        Tenancy,
+        "every namespaced object sets its namespace",
+    ),
+    rego(
+        "team-label-mismatch",
+        E,
+        Tenancy,
+        "no object carries another team's label",
+    ),
+    rego(
+        "labels-required",
+        E,
+        Labels,
+        "objects and their pods carry the name, managed-by and team labels",
+    ),
+    rego(
+        "labels-recommended",
+        W,
+        Labels,
+        "objects carry the other recommended app.kubernetes.io labels",
+    ),
     Rule {
         id: "policy",
         severity: None,
@@ -126,40 +281,175 @@ pub const RULES: &[Rule] = &[
         rego: true,
     },
     // The YAML reader.
-    rust("yaml-syntax", E, Yaml, "the file is not valid YAML, or uses an undefined alias"),
+    rust(
+        "yaml-syntax",
+        E,
+        Yaml,
+        "the file is not valid YAML, or uses an undefined alias",
+    ),
     rust("yaml-duplicate-key", E, Yaml, "a mapping repeats a key"),
-    rust("yaml-alias-budget", E, Yaml, "aliases expand past the node budget (billion laughs)"),
-    rust("yaml-too-deep", E, Yaml, "nesting is deeper than the reader allows"),
-    rust("yaml-complex-key", E, Yaml, "a mapping key is not a plain scalar"),
-    rust("yaml-tag", E, Yaml, "a YAML tag (!!binary, !custom) is used"),
-    rust("yaml-encoding", E, Yaml, "a manifest file is not UTF-8 text"),
+    rust(
+        "yaml-alias-budget",
+        E,
+        Yaml,
+        "aliases expand past the node budget (billion laughs)",
+    ),
+    rust(
+        "yaml-too-deep",
+        E,
+        Yaml,
+        "nesting is deeper than the reader allows",
+    ),
+    rust(
+        "yaml-complex-key",
+        E,
+        Yaml,
+        "a mapping key is not a plain scalar",
+    ),
+    rust(
+        "yaml-tag",
+        E,
+        Yaml,
+        "a YAML tag (!!binary, !custom) is used",
+    ),
+    rust(
+        "yaml-encoding",
+        E,
+        Yaml,
+        "a manifest file is not UTF-8 text",
+    ),
     // The values file.
-    rust("values-too-large", E, Values, "the values file is over 64 KiB"),
-    rust("values-encoding", E, Values, "the values file is not UTF-8 text or holds a NUL character"),
-    rust("values-shape", E, Values, "the values file is empty, holds several documents, or is not a mapping"),
-    rust("values-unknown-field", E, Values, "a field the values schema does not know"),
-    rust("values-not-for-archetype", E, Values, "a field that does not apply to the archetype"),
+    rust(
+        "values-too-large",
+        E,
+        Values,
+        "the values file is over 64 KiB",
+    ),
+    rust(
+        "values-encoding",
+        E,
+        Values,
+        "the values file is not UTF-8 text or holds a NUL character",
+    ),
+    rust(
+        "values-shape",
+        E,
+        Values,
+        "the values file is empty, holds several documents, or is not a mapping",
+    ),
+    rust(
+        "values-unknown-field",
+        E,
+        Values,
+        "a field the values schema does not know",
+    ),
+    rust(
+        "values-not-for-archetype",
+        E,
+        Values,
+        "a field that does not apply to the archetype",
+    ),
     rust("values-required", E, Values, "a required field is missing"),
     rust("values-type", E, Values, "a field has the wrong type"),
-    rust("values-schema", E, Values, "a value breaks the values schema (pattern, range, enum)"),
-    rust("values-missing", E, Values, "an app directory in the GitOps repository has no values.yaml"),
+    rust(
+        "values-schema",
+        E,
+        Values,
+        "a value breaks the values schema (pattern, range, enum)",
+    ),
+    rust(
+        "values-missing",
+        E,
+        Values,
+        "an app directory in the GitOps repository has no values.yaml",
+    ),
     // The Kubernetes API schema.
-    rust("kube-schema", E, Kubernetes, "an object does not match its Kubernetes API schema"),
-    rust("kube-unknown-field", E, Kubernetes, "an object has a field its API schema does not know"),
-    rust("kube-required-field", E, Kubernetes, "an object lacks a field its API schema requires"),
-    rust("kube-api-version", E, Kubernetes, "an apiVersion this Kubernetes version does not serve"),
-    rust("kube-no-schema", W, Kubernetes, "a custom resource, not checked against an API schema"),
+    rust(
+        "kube-schema",
+        E,
+        Kubernetes,
+        "an object does not match its Kubernetes API schema",
+    ),
+    rust(
+        "kube-unknown-field",
+        E,
+        Kubernetes,
+        "an object has a field its API schema does not know",
+    ),
+    rust(
+        "kube-required-field",
+        E,
+        Kubernetes,
+        "an object lacks a field its API schema requires",
+    ),
+    rust(
+        "kube-api-version",
+        E,
+        Kubernetes,
+        "an apiVersion this Kubernetes version does not serve",
+    ),
+    rust(
+        "kube-no-schema",
+        W,
+        Kubernetes,
+        "a custom resource, not checked against an API schema",
+    ),
     // Waivers.
-    rust("waiver-expired", W, Waivers, "a waiver for this app and environment has expired"),
+    rust(
+        "waiver-expired",
+        W,
+        Waivers,
+        "a waiver for this app and environment has expired",
+    ),
     // The GitOps repository.
-    rust("rollback-hold", E, Repository, "a deploy to an app and environment on hold after a rollback"),
-    rust("manifest-drift", E, Repository, "a manifest differs from what its stored values render"),
-    rust("manifest-missing", E, Repository, "a manifest its stored values render is not in the repository"),
-    rust("manifest-unexpected", E, Repository, "a file its stored values do not render is in the repository"),
-    rust("unknown-environment", E, Repository, "an app directory is for an environment the platform does not have"),
-    rust("rerender-no-values", E, Repository, "rerender found an app directory without values.yaml"),
-    rust("rerender-unknown-env", E, Repository, "rerender found an environment the platform does not have"),
-    rust("rerender-wrong-app", E, Repository, "rerender found a values.yaml for another app"),
+    rust(
+        "rollback-hold",
+        E,
+        Repository,
+        "a deploy to an app and environment on hold after a rollback",
+    ),
+    rust(
+        "manifest-drift",
+        E,
+        Repository,
+        "a manifest differs from what its stored values render",
+    ),
+    rust(
+        "manifest-missing",
+        E,
+        Repository,
+        "a manifest its stored values render is not in the repository",
+    ),
+    rust(
+        "manifest-unexpected",
+        E,
+        Repository,
+        "a file its stored values do not render is in the repository",
+    ),
+    rust(
+        "unknown-environment",
+        E,
+        Repository,
+        "an app directory is for an environment the platform does not have",
+    ),
+    rust(
+        "rerender-no-values",
+        E,
+        Repository,
+        "rerender found an app directory without values.yaml",
+    ),
+    rust(
+        "rerender-unknown-env",
+        E,
+        Repository,
+        "rerender found an environment the platform does not have",
+    ),
+    rust(
+        "rerender-wrong-app",
+        E,
+        Repository,
+        "rerender found a values.yaml for another app",
+    ),
 ];
 
 /// The rule with this id, if gitops-render or the standard platform defines it.
@@ -216,7 +506,13 @@ mod tests {
     /// mapping, and any literal of the families only rule ids use.
     fn rust_ids() -> BTreeMap<String, String> {
         const FAMILIES: [&str; 7] = [
-            "values-", "yaml-", "kube-", "manifest-", "waiver-", "rollback-", "rerender-",
+            "values-",
+            "yaml-",
+            "kube-",
+            "manifest-",
+            "waiver-",
+            "rollback-",
+            "rerender-",
         ];
         let mut out = BTreeMap::new();
         let mut paths = Vec::new();
@@ -327,7 +623,11 @@ mod tests {
             );
         }
         for r in RULES.iter().filter(|r| !r.rego) {
-            assert!(ids.contains_key(r.id), "`{}` is registered but never emitted", r.id);
+            assert!(
+                ids.contains_key(r.id),
+                "`{}` is registered but never emitted",
+                r.id
+            );
         }
     }
 
@@ -337,11 +637,18 @@ mod tests {
         assert!(ids.len() >= 30, "the scan found too little: {ids:?}");
         for (id, (severity, file)) in &ids {
             let rule = find(id).unwrap_or_else(|| panic!("{file} emits `{id}`, not in RULES"));
-            assert!(rule.rego, "`{id}` comes from {file}, but is registered as Rust");
+            assert!(
+                rule.rego,
+                "`{id}` comes from {file}, but is registered as Rust"
+            );
             assert_eq!(rule.severity, Some(*severity), "{id} in {file}");
         }
         for r in RULES.iter().filter(|r| r.rego && r.severity.is_some()) {
-            assert!(ids.contains_key(r.id), "`{}` is registered but no policy emits it", r.id);
+            assert!(
+                ids.contains_key(r.id),
+                "`{}` is registered but no policy emits it",
+                r.id
+            );
         }
     }
 
@@ -377,6 +684,9 @@ mod tests {
                 r.id
             );
         }
-        assert!(rows.is_empty(), "docs/rules.md lists unregistered rules: {rows:?}");
+        assert!(
+            rows.is_empty(),
+            "docs/rules.md lists unregistered rules: {rows:?}"
+        );
     }
 }

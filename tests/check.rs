@@ -408,7 +408,11 @@ fn coverage_lines(out: &str) -> Vec<(String, usize, usize)> {
             let counts = words.next().unwrap().trim_start_matches('(');
             let (c, t) = counts.split_once('/').unwrap();
             let (c, t): (usize, usize) = (c.parse().unwrap(), t.parse().unwrap());
-            let expected = if t == 0 { 100.0 } else { c as f64 * 100.0 / t as f64 };
+            let expected = if t == 0 {
+                100.0
+            } else {
+                c as f64 * 100.0 / t as f64
+            };
             assert!((pct - expected).abs() < 0.06, "{l}");
             (file, c, t)
         })
@@ -441,7 +445,9 @@ fn policy_tests_pass_with_coverage_of_every_policy_file() {
     assert_eq!(shown, expected, "{out}");
     assert_eq!(files.last(), Some(&"total"));
     let (_, covered, total) = lines.last().unwrap();
-    let sum = |f: fn(&(String, usize, usize)) -> usize| lines[..lines.len() - 1].iter().map(f).sum::<usize>();
+    let sum = |f: fn(&(String, usize, usize)) -> usize| {
+        lines[..lines.len() - 1].iter().map(f).sum::<usize>()
+    };
     assert_eq!(*covered, sum(|l| l.1));
     assert_eq!(*total, sum(|l| l.2));
     // The standard policies are tested: many tests, hundreds of lines, most covered.
@@ -480,10 +486,7 @@ fn an_untested_policy_file_is_zero_percent_and_fails_min_coverage() {
         out.contains("0.0%") && out.contains("untested.rego  (0/4 lines)  not covered: 6-9"),
         "{out}"
     );
-    assert!(
-        err.contains("is below --min-coverage 100%"),
-        "{err}"
-    );
+    assert!(err.contains("is below --min-coverage 100%"), "{err}");
     // The same platform passes a threshold it meets.
     let (code, _, err) = run(bin()
         .args(["policy", "test", "--min-coverage", "50", "--platform"])
@@ -525,7 +528,10 @@ fn coverage_counts_the_lines_the_tests_reach() {
     // Both heads and bodies count: the first rule ran whole (lines 3-5); the second was
     // tried (line 9 evaluated, false), so its head (8) and its last line (10) never ran.
     assert_eq!((tiny.1, tiny.2), (4, 6), "{out}");
-    assert!(out.contains("tiny.rego  (4/6 lines)  not covered: 8, 10"), "{out}");
+    assert!(
+        out.contains("tiny.rego  (4/6 lines)  not covered: 8, 10"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -645,7 +651,9 @@ fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command()
         .unwrap()
         .lines()
         .count();
-    let cases: Vec<(&str, &str, Box<dyn Fn(String) -> String>, String)> = vec![
+    type Edit = Box<dyn Fn(String) -> String>;
+    // (name, the file broken, how, the `file:line` the error must name)
+    let cases: Vec<(&str, &str, Edit, String)> = vec![
         (
             "teams",
             "policies/teams.yaml",
@@ -655,7 +663,9 @@ fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command()
         (
             "exceptions",
             "policies/exceptions.yaml",
-            Box::new(|_| "waivers:\n  - rule: pss-privileged\n    app: payments-api\n    env: dev\n    reason: vendor\n    expires: next week\n".into()),
+            Box::new(|_| {
+                "waivers:\n  - rule: pss-privileged\n    app: payments-api\n    env: dev\n    reason: vendor\n    expires: next week\n".into()
+            }),
             "exceptions.yaml:2:".into(),
         ),
         (
@@ -667,7 +677,12 @@ fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command()
         (
             "kubernetes",
             "templates/platform.yaml",
-            Box::new(|t| t.replace("kubernetes_version: \"1.35\"", "kubernetes_version: \"1.30\"")),
+            Box::new(|t| {
+                t.replace(
+                    "kubernetes_version: \"1.35\"",
+                    "kubernetes_version: \"1.30\"",
+                )
+            }),
             "platform.yaml:4:".into(),
         ),
     ];
@@ -678,8 +693,26 @@ fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command()
         vec!["render", values, "--env", "dev"],
         vec!["validate", values],
         vec!["deploy", values, "--env", "dev", "--repo", "gitops"],
-        vec!["rollback", "--repo", "gitops", "--app", "payments-api", "--env", "dev"],
-        vec!["promote", "--repo", "gitops", "--app", "payments-api", "--from", "dev", "--to", "prod"],
+        vec![
+            "rollback",
+            "--repo",
+            "gitops",
+            "--app",
+            "payments-api",
+            "--env",
+            "dev",
+        ],
+        vec![
+            "promote",
+            "--repo",
+            "gitops",
+            "--app",
+            "payments-api",
+            "--from",
+            "dev",
+            "--to",
+            "prod",
+        ],
         vec!["verify", "--repo", "gitops"],
         vec!["rerender", "--repo", "gitops", "--all"],
         vec!["check", "--all", "--repo", "gitops"],
@@ -693,13 +726,22 @@ fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command()
             let (code, out, err) = run(bin_in(tmp.path())
                 .env("GITHUB_WEBHOOK_SECRET", "s")
                 .env("GITHUB_APP_ID", "1")
-                .env("GITHUB_APP_PRIVATE_KEY", "not needed before the platform loads")
+                .env(
+                    "GITHUB_APP_PRIVATE_KEY",
+                    "not needed before the platform loads",
+                )
                 .arg("--platform")
                 .arg(&dir)
                 .args(args));
             assert_eq!(code, 2, "{name}: {args:?}\n{out}{err}");
-            assert!(err.contains(at.as_str()), "{name}: {args:?} does not name {at}:\n{err}");
-            assert!(!tmp.path().join("gitops").exists(), "{name}: {args:?} created the repository");
+            assert!(
+                err.contains(at.as_str()),
+                "{name}: {args:?} does not name {at}:\n{err}"
+            );
+            assert!(
+                !tmp.path().join("gitops").exists(),
+                "{name}: {args:?} created the repository"
+            );
         }
     }
     // The version mismatch says what to do.
@@ -707,24 +749,35 @@ fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command()
         .arg("--platform")
         .arg(tmp.path().join("kubernetes"))
         .args(["check", EXAMPLES[0]]));
-    assert!(err.contains("checks against Kubernetes 1.35") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("checks against Kubernetes 1.35") && err.contains("hint:"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_invalid_gitops_render_today_is_refused() {
     for bad in ["tomorrow", "2026-13-01", "2026-06-01T00:00:00Z", ""] {
-        for args in [vec!["check", EXAMPLES[0]], vec!["validate", EXAMPLES[0]], vec!["policy", "test"]] {
+        for args in [
+            vec!["check", EXAMPLES[0]],
+            vec!["validate", EXAMPLES[0]],
+            vec!["policy", "test"],
+        ] {
             let (code, out, err) = run(bin().env("GITOPS_RENDER_TODAY", bad).args(&args));
             assert_eq!(code, 2, "{bad:?} {args:?}: {out}{err}");
             assert!(
-                err.contains(&format!("GITOPS_RENDER_TODAY={bad:?} is not a date (YYYY-MM-DD)")),
+                err.contains(&format!(
+                    "GITOPS_RENDER_TODAY={bad:?} is not a date (YYYY-MM-DD)"
+                )),
                 "{err}"
             );
             assert_eq!(out, "");
         }
     }
     // A valid date is used as given: the same waiver is live on its last day, expired after.
-    let (code, _, err) = run(bin().env("GITOPS_RENDER_TODAY", "2030-01-01").args(["check", EXAMPLES[0]]));
+    let (code, _, err) = run(bin()
+        .env("GITOPS_RENDER_TODAY", "2030-01-01")
+        .args(["check", EXAMPLES[0]]));
     assert_eq!(code, 0, "{err}");
 }
 
@@ -733,15 +786,29 @@ fn an_invalid_gitops_render_today_is_refused() {
 #[test]
 fn validate_and_render_read_standard_input() {
     let values = std::fs::read(root().join(EXAMPLES[1])).unwrap();
-    let (code, rendered, err) = run(bin().args(["render", "-", "--env", "prod"]).write_stdin(values.clone()));
+    let (code, rendered, err) = run(bin()
+        .args(["render", "-", "--env", "prod"])
+        .write_stdin(values.clone()));
     assert_eq!(code, 0, "{err}");
     let (code, from_file, _) = run(bin().args(["render", EXAMPLES[1], "--env", "prod"]));
     assert_eq!(code, 0);
-    assert_eq!(rendered, from_file, "stdin and the file render the same bytes");
+    assert_eq!(
+        rendered, from_file,
+        "stdin and the file render the same bytes"
+    );
     assert!(rendered.contains("kind: Deployment"), "{rendered}");
 
     let (code, out, err) = run(bin()
-        .args(["validate", "-", "--team", "payments", "--env", "prod", "--app", "ledger-worker"])
+        .args([
+            "validate",
+            "-",
+            "--team",
+            "payments",
+            "--env",
+            "prod",
+            "--app",
+            "ledger-worker",
+        ])
         .write_stdin(rendered.clone()));
     assert_eq!(code, 0, "{out}{err}");
     // A broken object on stdin is found at its line of stdin.
@@ -794,8 +861,17 @@ fn validate_rejects_an_object_of_an_unknown_team() {
     assert_eq!(f["file"], "m.yaml");
     assert!(f["message"].as_str().unwrap().contains("\"ghost\""), "{f}");
     // A registered team's label is judged by its registry entry, as before.
-    std::fs::write(&file, std::fs::read_to_string(&file).unwrap().replace("team: ghost", "team: payments")).unwrap();
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("team: ghost", "team: payments"),
+    )
+    .unwrap();
     let (code, out, _) = run(bin_in(tmp.path()).args(["validate", "m.yaml", "--output", "json"]));
     assert_eq!(code, 1);
-    assert!(out.contains("image-registry") && !out.contains("team-unknown"), "{out}");
+    assert!(
+        out.contains("image-registry") && !out.contains("team-unknown"),
+        "{out}"
+    );
 }

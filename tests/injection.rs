@@ -195,7 +195,8 @@ fn plain_is_safe(s: &str) -> bool {
         && !s.starts_with(['-', '?', ':', ' '])
         && !s.contains(|c: char| ":#{}[],&*!|>'\"%@`\\".contains(c) || c.is_control())
         && s.parse::<f64>().is_err()
-        && !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(&s.to_lowercase().as_str())
+        && !["true", "false", "null", "yes", "no", "on", "off", "~"]
+            .contains(&s.to_lowercase().as_str())
 }
 
 /// The same proof on the bytes the binary writes: for every hostile env value, every
@@ -249,7 +250,9 @@ fn the_files_render_and_deploy_write_differ_from_the_benign_ones_only_in_the_val
             return;
         };
         assert!(
-            text.starts_with(before) && text.ends_with(after) && text.len() >= before.len() + after.len(),
+            text.starts_with(before)
+                && text.ends_with(after)
+                && text.len() >= before.len() + after.len(),
             "{hostile:?}: {name} differs outside the value:\n{text}"
         );
         let scalar = &text[before.len()..text.len() - after.len()];
@@ -267,7 +270,11 @@ fn the_files_render_and_deploy_write_differ_from_the_benign_ones_only_in_the_val
             .current_dir(tmp.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     };
     let mut quoted = 0;
@@ -281,7 +288,9 @@ fn the_files_render_and_deploy_write_differ_from_the_benign_ones_only_in_the_val
         for (name, bytes) in &got {
             holds(name, bytes, hostile);
         }
-        if String::from_utf8_lossy(&got["values.yaml"]).contains(&serde_json::to_string(hostile).unwrap()) {
+        if String::from_utf8_lossy(&got["values.yaml"])
+            .contains(&serde_json::to_string(hostile).unwrap())
+        {
             quoted += 1;
         }
         // deploy commits the same files, holding the value the same way.
@@ -293,7 +302,13 @@ fn the_files_render_and_deploy_write_differ_from_the_benign_ones_only_in_the_val
                 .arg(&values),
         );
         assert_eq!(code, 0, "{hostile:?}: {stdout}{stderr}");
-        let listing = git(&["-C", "gitops", "ls-tree", "--name-only", "main:apps/payments-api/prod"]);
+        let listing = git(&[
+            "-C",
+            "gitops",
+            "ls-tree",
+            "--name-only",
+            "main:apps/payments-api/prod",
+        ]);
         let names: Vec<String> = String::from_utf8(listing)
             .unwrap()
             .lines()
@@ -305,8 +320,16 @@ fn the_files_render_and_deploy_write_differ_from_the_benign_ones_only_in_the_val
             "{hostile:?}: deploy committed other files"
         );
         for name in &names {
-            let blob = git(&["-C", "gitops", "show", &format!("main:apps/payments-api/prod/{name}")]);
-            assert!(blob == got[name], "{hostile:?}: deploy and render --out disagree on {name}");
+            let blob = git(&[
+                "-C",
+                "gitops",
+                "show",
+                &format!("main:apps/payments-api/prod/{name}"),
+            ]);
+            assert!(
+                blob == got[name],
+                "{hostile:?}: deploy and render --out disagree on {name}"
+            );
         }
     }
     // Most hostile values need quoting; the proof exercised that path.

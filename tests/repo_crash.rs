@@ -106,13 +106,21 @@ fn tip(sb: &Sandbox, git_dir: &Path) -> String {
 /// every repository is valid, that the branch holds either nothing of the killed deploy
 /// or all of it (only at `landed`, the step after the branch moved), and that deploys
 /// succeed at once afterwards, leaving no lock behind.
-fn kill_at_each_point(sb: &Sandbox, repo: &str, branch_repo: &Path, points: &[&str], dirs: &[PathBuf]) {
+fn kill_at_each_point(
+    sb: &Sandbox,
+    repo: &str,
+    branch_repo: &Path,
+    points: &[&str],
+    dirs: &[PathBuf],
+) {
     for (i, point) in points.iter().enumerate() {
         let app = format!("w{i:02}");
         let before = tip(sb, branch_repo);
         let mut child = spawn_deploy(sb, repo, &app, "2.0.0", point);
         wait_for(&mut child, &marker(sb, &app, point));
-        child.kill().expect("the deploy is still running: it waits at its step");
+        child
+            .kill()
+            .expect("the deploy is still running: it waits at its step");
         let status = child.wait().unwrap();
         assert_eq!(
             status.signal(),
@@ -140,17 +148,29 @@ fn kill_at_each_point(sb: &Sandbox, repo: &str, branch_repo: &Path, points: &[&s
         // The next deploy of another app succeeds at once, clearing any lock left...
         let run = deploy(sb, repo, "w50", &format!("3.0.{i}")).ok();
         assert!(
-            run.stdout.contains(&format!("deploy: w50/dev 3.0.{i} committed as")),
+            run.stdout
+                .contains(&format!("deploy: w50/dev 3.0.{i} committed as")),
             "{}",
             run.stdout
         );
-        assert!(!branch_repo.join("refs/heads/main.lock").exists(), "{point}");
+        assert!(
+            !branch_repo.join("refs/heads/main.lock").exists(),
+            "{point}"
+        );
         // ...and so does the killed one, run again: committed now, or found done.
         let run = deploy(sb, repo, &app, "2.0.0").ok();
         if *point == "landed" {
-            assert!(run.stdout.contains("nothing changed"), "{point}: {}", run.stdout);
+            assert!(
+                run.stdout.contains("nothing changed"),
+                "{point}: {}",
+                run.stdout
+            );
         } else {
-            assert!(!run.stdout.contains("nothing changed"), "{point}: {}", run.stdout);
+            assert!(
+                !run.stdout.contains("nothing changed"),
+                "{point}: {}",
+                run.stdout
+            );
         }
     }
 }
@@ -168,7 +188,13 @@ fn sigkill_at_every_step_of_a_local_deploy_leaves_a_valid_repository() {
     let sb = Sandbox::new();
     deploy(&sb, "gitops", "w60", "1.0.0").ok();
     let repo = sb.path().join("gitops");
-    kill_at_each_point(&sb, "gitops", &repo, &LOCAL_POINTS, std::slice::from_ref(&repo));
+    kill_at_each_point(
+        &sb,
+        "gitops",
+        &repo,
+        &LOCAL_POINTS,
+        std::slice::from_ref(&repo),
+    );
     let dirs = assert_linear_one_dir_per_commit(&sb, &repo, "main");
     // The first deploy, then per step: w50's deploy and the killed app's (landed either
     // by the killed process or by the rerun).
@@ -221,5 +247,8 @@ fn a_ref_lock_left_by_a_killed_deploy_is_cleared_by_the_next_one() {
     deploy(&sb, "gitops", "w03", "1.0.0").ok();
     assert!(!repo.join("refs/heads/main.lock").exists());
     fsck(&sb, &repo);
-    assert_eq!(assert_linear_one_dir_per_commit(&sb, &repo, "main").len(), 2);
+    assert_eq!(
+        assert_linear_one_dir_per_commit(&sb, &repo, "main").len(),
+        2
+    );
 }

@@ -53,19 +53,36 @@ fn has_branch(sb: &Sandbox, branch: &str) -> bool {
 fn branch_from_the_flag_or_the_environment_and_the_flag_wins() {
     let sb = Sandbox::new();
     let run = deploy(&sb, "dev", &["--repo", "gitops", "--branch", "live"], &[]).ok();
-    assert!(run.stdout.contains("committed as") && run.stdout.contains("on live"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("committed as") && run.stdout.contains("on live"),
+        "{}",
+        run.stdout
+    );
     assert!(has_branch(&sb, "live"));
-    assert!(!has_branch(&sb, "main"), "no commit and no branch of its own");
+    assert!(
+        !has_branch(&sb, "main"),
+        "no commit and no branch of its own"
+    );
     // The environment form, read by every repository command.
     let vars = [("GITOPS_RENDER_BRANCH", "live")];
     deploy(&sb, "prod", &["--repo", "gitops"], &vars).ok();
-    assert_eq!(assert_linear_one_dir_per_commit(&sb, &sb.path().join("gitops"), "live").len(), 2);
+    assert_eq!(
+        assert_linear_one_dir_per_commit(&sb, &sb.path().join("gitops"), "live").len(),
+        2
+    );
     let mut history = sb.cmd(&["history", "--repo", "gitops", "--output", "json"]);
     history.env("GITOPS_RENDER_BRANCH", "live");
     let run = gitops::Run::from(history.output().unwrap()).ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(v["deployments"].as_array().unwrap().len(), 2, "{}", run.stdout);
-    let run = sb.run(&["verify", "--repo", "gitops", "--branch", "live"]).ok();
+    assert_eq!(
+        v["deployments"].as_array().unwrap().len(),
+        2,
+        "{}",
+        run.stdout
+    );
+    let run = sb
+        .run(&["verify", "--repo", "gitops", "--branch", "live"])
+        .ok();
     assert!(run.stdout.contains("2"), "{}", run.stdout);
     // The flag wins over the environment.
     let run = deploy(&sb, "dev", &["--repo", "gitops", "--branch", "main"], &vars).ok();
@@ -75,7 +92,13 @@ fn branch_from_the_flag_or_the_environment_and_the_flag_wins() {
     let before = sb.git(&["-C", "gitops", "for-each-ref"]);
     let run = deploy(&sb, "dev", &["--repo", "gitops", "--branch", "-x"], &[]).code(2);
     assert!(run.stderr.contains("-x"), "{}", run.stderr);
-    let run = deploy(&sb, "dev", &["--repo", "gitops"], &[("GITOPS_RENDER_BRANCH", "a..b")]).code(2);
+    let run = deploy(
+        &sb,
+        "dev",
+        &["--repo", "gitops"],
+        &[("GITOPS_RENDER_BRANCH", "a..b")],
+    )
+    .code(2);
     assert!(run.stderr.contains("a..b"), "{}", run.stderr);
     assert_eq!(sb.git(&["-C", "gitops", "for-each-ref"]), before);
 }
@@ -86,13 +109,19 @@ fn committer_actor_and_repo_from_flags_or_the_environment() {
     let run = deploy(
         &sb,
         "dev",
-        &["--repo", "gitops", "--committer", "Deploy Bot <bot@example.com>"],
+        &[
+            "--repo",
+            "gitops",
+            "--committer",
+            "Deploy Bot <bot@example.com>",
+        ],
         &[],
     )
     .ok();
     assert!(run.stdout.contains("committed as"), "{}", run.stdout);
     assert_eq!(
-        sb.git(&["-C", "gitops", "log", "-1", "--format=%cn <%ce>", "main"]).trim(),
+        sb.git(&["-C", "gitops", "log", "-1", "--format=%cn <%ce>", "main"])
+            .trim(),
         "Deploy Bot <bot@example.com>"
     );
     // Without --actor, the actor is the committer's email.
@@ -106,21 +135,31 @@ fn committer_actor_and_repo_from_flags_or_the_environment() {
     ];
     deploy(&sb, "prod", &[], &vars).ok();
     assert_eq!(
-        sb.git(&["-C", "gitops", "log", "-1", "--format=%cn <%ce>", "main"]).trim(),
+        sb.git(&["-C", "gitops", "log", "-1", "--format=%cn <%ce>", "main"])
+            .trim(),
         "Env Bot <env@example.com>"
     );
     let t = trailers(&sb, "main");
-    assert!(t.contains("Gitops-Actor: ci@payments\n") && t.contains("Gitops-Env: prod\n"), "{t}");
+    assert!(
+        t.contains("Gitops-Actor: ci@payments\n") && t.contains("Gitops-Env: prod\n"),
+        "{t}"
+    );
     // The flag wins over the environment.
     deploy(
         &sb,
         "staging",
-        &["--committer", "Flag Bot <flag@example.com>", "--actor", "me@payments"],
+        &[
+            "--committer",
+            "Flag Bot <flag@example.com>",
+            "--actor",
+            "me@payments",
+        ],
         &vars,
     )
     .ok();
     assert_eq!(
-        sb.git(&["-C", "gitops", "log", "-1", "--format=%cn <%ce>", "main"]).trim(),
+        sb.git(&["-C", "gitops", "log", "-1", "--format=%cn <%ce>", "main"])
+            .trim(),
         "Flag Bot <flag@example.com>"
     );
     assert!(trailers(&sb, "main").contains("Gitops-Actor: me@payments\n"));
@@ -128,11 +167,34 @@ fn committer_actor_and_repo_from_flags_or_the_environment() {
     // A committer that is not `Name <email>` is a usage error that commits nothing.
     let before = sb.git(&["-C", "gitops", "rev-parse", "main"]);
     for bad in ["nobody", "Name <>", "Name <a@b> trailing\nGitops-Actor: x"] {
-        let run = deploy(&sb, "dev", &["--repo", "gitops", "--tag", "9.9.9", "--committer", bad], &[]).code(2);
-        assert!(run.stderr.contains("is not `Name <email>`"), "{bad:?}: {}", run.stderr);
+        let run = deploy(
+            &sb,
+            "dev",
+            &["--repo", "gitops", "--tag", "9.9.9", "--committer", bad],
+            &[],
+        )
+        .code(2);
+        assert!(
+            run.stderr.contains("is not `Name <email>`"),
+            "{bad:?}: {}",
+            run.stderr
+        );
     }
-    let run = deploy(&sb, "dev", &["--tag", "9.9.9"], &[("GITOPS_RENDER_REPO", "gitops"), ("GITOPS_RENDER_COMMITTER", "nobody")]).code(2);
-    assert!(run.stderr.contains("--committer \"nobody\""), "{}", run.stderr);
+    let run = deploy(
+        &sb,
+        "dev",
+        &["--tag", "9.9.9"],
+        &[
+            ("GITOPS_RENDER_REPO", "gitops"),
+            ("GITOPS_RENDER_COMMITTER", "nobody"),
+        ],
+    )
+    .code(2);
+    assert!(
+        run.stderr.contains("--committer \"nobody\""),
+        "{}",
+        run.stderr
+    );
     assert_eq!(sb.git(&["-C", "gitops", "rev-parse", "main"]), before);
 }
 
@@ -142,10 +204,19 @@ fn the_cache_of_a_remote_goes_where_gitops_render_cache_dir_says() {
     let bare = sb.bare("remote.git");
     let url = format!("file://{}", bare.display());
     let cache = sb.path().join("elsewhere");
-    deploy(&sb, "dev", &["--repo", &url], &[("GITOPS_RENDER_CACHE_DIR", cache.to_str().unwrap())]).ok();
+    deploy(
+        &sb,
+        "dev",
+        &["--repo", &url],
+        &[("GITOPS_RENDER_CACHE_DIR", cache.to_str().unwrap())],
+    )
+    .ok();
     let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert_eq!(entries.len(), 1, "one cache for one remote");
-    assert!(!sb.path().join("cache").exists(), "the sandbox default was not used");
+    assert!(
+        !sb.path().join("cache").exists(),
+        "the sandbox default was not used"
+    );
     // And --cache-dir wins over it.
     let flag = sb.path().join("flag-cache");
     deploy(
@@ -168,7 +239,11 @@ fn gpg(sb: &Sandbox, args: &[&str]) -> String {
         .env("HOME", sb.path())
         .output()
         .expect("gpg runs (Debian package gnupg)");
-    assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -193,9 +268,20 @@ fn commits_are_signed_with_openpgp_when_git_is_configured_to_and_git_verifies_th
     let _agent = Agent(&sb);
     gpg(
         &sb,
-        &["--passphrase", "", "--quick-gen-key", "Deploy Bot <bot@example.com>", "ed25519", "sign", "never"],
+        &[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Deploy Bot <bot@example.com>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
     );
-    let listing = gpg(&sb, &["--with-colons", "--list-secret-keys", "bot@example.com"]);
+    let listing = gpg(
+        &sb,
+        &["--with-colons", "--list-secret-keys", "bot@example.com"],
+    );
     let fingerprint = listing
         .lines()
         .find_map(|l| l.strip_prefix("fpr:"))
@@ -205,9 +291,30 @@ fn commits_are_signed_with_openpgp_when_git_is_configured_to_and_git_verifies_th
     sb.git_config(&format!(
         "[commit]\n\tgpgSign = true\n[gpg]\n\tformat = openpgp\n[user]\n\tsigningKey = {fingerprint}\n"
     ));
-    deploy(&sb, "dev", &["--repo", "gitops", "--committer", "Deploy Bot <bot@example.com>"], &[]).ok();
-    sb.run(&["rollback", "--repo", "gitops", "--app", "payments-api", "--env", "dev", "--to", "1.4.2"])
-        .code(0);
+    deploy(
+        &sb,
+        "dev",
+        &[
+            "--repo",
+            "gitops",
+            "--committer",
+            "Deploy Bot <bot@example.com>",
+        ],
+        &[],
+    )
+    .ok();
+    sb.run(&[
+        "rollback",
+        "--repo",
+        "gitops",
+        "--app",
+        "payments-api",
+        "--env",
+        "dev",
+        "--to",
+        "1.4.2",
+    ])
+    .code(0);
     deploy(&sb, "prod", &["--repo", "gitops"], &[]).ok();
     for rev in ["main", "main~1", "main~2"] {
         let out = sb.git_status(&["-C", "gitops", "verify-commit", "--raw", rev]);
@@ -227,6 +334,10 @@ fn commits_are_signed_with_openpgp_when_git_is_configured_to_and_git_verifies_th
     let before = sb.git(&["-C", "gitops", "rev-parse", "main"]);
     sb.git_config("[user]\n\tsigningKey = 0000000000000000000000000000000000000000\n");
     let run = deploy(&sb, "staging", &["--repo", "gitops"], &[]).code(2);
-    assert!(run.stderr.contains("commit signing failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("commit signing failed"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(sb.git(&["-C", "gitops", "rev-parse", "main"]), before);
 }

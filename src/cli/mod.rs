@@ -21,7 +21,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-
 use crate::error::{exit, Error, Result};
 use crate::platform::Platform;
 

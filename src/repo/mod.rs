@@ -500,7 +500,7 @@ impl Repo {
                     return Ok(Outcome::Committed {
                         commit,
                         attempts: attempt,
-                    })
+                    });
                 }
                 Ok(Moved::LostRace) => {
                     last_error = Some(Error::repository(format!(
