@@ -18,6 +18,24 @@ deny contains f if {
 	)
 }
 
+# team-unknown, for objects from any source (validate without --team): the team an
+# object's `team` label claims is in the registry. Without this, a label naming a team
+# nobody registered would exempt the object from every team rule (registries, hosts),
+# since there is no entry to judge it by.
+deny contains f if {
+	not lib.team
+	some obj in lib.manifests
+	t := obj.metadata.labels.team
+	is_string(t)
+	t != ""
+	not lib.teams[t]
+	f := lib.finding(
+		"team-unknown",
+		sprintf("%s is labelled team %q, which is not in the teams registry (known teams: %v): label it with its team's registered name", [lib.resource(obj), t, known_teams]),
+		obj, null,
+	)
+}
+
 known_teams := concat(", ", sort(object.keys(lib.teams))) if {
 	count(lib.teams) > 0
 } else := "none"

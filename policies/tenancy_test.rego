@@ -32,6 +32,21 @@ test_team_unknown_fires_from_context_alone if {
 	not x.field
 }
 
+test_team_unknown_fires_for_an_object_label_in_validate_mode if {
+	sa := object.union(f.service_account, {"metadata": {"labels": {"team": "ghost"}}})
+	some x in findings(f.validate([sa]))
+	x.rule == "team-unknown"
+	x.resource == "ServiceAccount/payments-api"
+	contains(x.message, "ghost")
+}
+
+test_team_unknown_leaves_labels_to_team_label_mismatch_when_the_team_is_known if {
+	sa := object.union(f.service_account, {"metadata": {"labels": {"team": "ghost"}}})
+	x := findings(f.with_manifests([sa]))
+	not "team-unknown" in f.rules(x)
+	"team-label-mismatch" in f.rules(x)
+}
+
 test_team_unknown_passes if {
 	not "team-unknown" in f.rules(findings(f.good))
 }

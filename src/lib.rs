@@ -17,6 +17,7 @@ pub mod output;
 pub mod platform;
 pub mod render;
 pub mod repo;
+pub mod rules;
 pub mod server;
 pub mod validate;
 pub mod values;

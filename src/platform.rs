@@ -292,21 +292,38 @@ fn parse_one(files: &PlatformFiles, rel: &str) -> Result<Option<yaml::Document>>
 
 fn load_settings(files: &PlatformFiles) -> Result<Settings> {
     let rel = "templates/platform.yaml";
-    let value = read_yaml(files, rel)?;
-    let settings: Settings = serde_json::from_value(value)
-        .map_err(|e| Error::platform(format!("{}: {e}", files.display_path(rel))))?;
+    let doc = parse_one(files, rel)?;
+    let positions = doc.as_ref().map(|d| yaml::Positions::of(&d.root));
+    // Every message names the line: of the field at fault, else of the document.
+    let at = |pointer: &str| {
+        let line = positions
+            .as_ref()
+            .map_or(1, |p| p.value(pointer).line.max(1));
+        format!("{}:{line}", files.display_path(rel))
+    };
+    let value = doc
+        .as_ref()
+        .map(|d| yaml::to_json(&d.root))
+        .unwrap_or(Value::Null);
+    let settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
+        let pointer = path_to_pointer(&e.path().to_string());
+        Error::platform(format!("{}: {}", at(&pointer), e.inner()))
+    })?;
     if settings.environments.is_empty() {
         return Err(Error::platform(format!(
             "{}: `environments` is empty",
-            files.display_path(rel)
+            at("/environments")
         )));
     }
     let compiled = crate::validate::kube::KUBERNETES_VERSION;
     if settings.kubernetes_version != compiled {
         return Err(Error::platform(format!(
             "{}: kubernetes_version is {:?}, but this gitops-render checks against Kubernetes {compiled}",
-            files.display_path(rel),
+            at("/kubernetes_version"),
             settings.kubernetes_version
+        ))
+        .with_hint(format!(
+            "set kubernetes_version: \"{compiled}\", or use a gitops-render built for your version"
         )));
     }
     Ok(settings)

@@ -102,8 +102,13 @@ fn unreadable_input_and_bad_flags_are_usage_errors() {
     let (code, _, err) = run(bin().args(["check", "no/such/file.yaml"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no/such/file.yaml"), "{err}");
-    let (code, _, _) = run(bin().args(["check", "--output", "xml", EXAMPLES[0]]));
+    let (code, _, err) = run(bin().args(["check", "--output", "xml", EXAMPLES[0]]));
     assert_eq!(code, 2);
+    assert!(
+        err.contains("invalid value 'xml' for '--output <FORMAT>'")
+            && err.contains("text, json, sarif, junit, github"),
+        "{err}"
+    );
     let (code, _, err) = run(bin().args(["check", "--env", "qa", EXAMPLES[0]]));
     assert_eq!(code, 2);
     assert!(err.contains("dev, staging, prod"), "{err}");
@@ -151,9 +156,11 @@ fn render_is_byte_identical_and_independent_of_key_order() {
         .iter()
         .map(|n| std::fs::read(a.join(n)).unwrap())
         .collect();
-    run(bin()
+    let (code, out, err) = run(bin()
         .args(["render", EXAMPLES[0], "--env", "prod", "--out"])
         .arg(&a));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "", "render --out prints no manifests");
     let after: Vec<Vec<u8>> = list(&a)
         .iter()
         .map(|n| std::fs::read(a.join(n)).unwrap())
@@ -216,11 +223,15 @@ fn rejected_values_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let bad = fixtures().join("values/bad/foreign-registry.yaml");
-    let (code, _, _) = run(bin()
+    let (code, stdout, _) = run(bin()
         .args(["render", "--env", "prod", "--out"])
         .arg(&out)
         .arg(&bad));
     assert_eq!(code, 1);
+    assert!(
+        stdout.contains("image-registry") && stdout.contains("docker.io/library/nginx"),
+        "{stdout}"
+    );
     assert!(
         !out.exists(),
         "render wrote into {out:?} despite rejecting the values"
@@ -243,8 +254,9 @@ fn every_output_format_carries_the_same_findings() {
     assert_eq!(f["line"], 7);
     assert_eq!(f["column"], 1);
 
-    let (_, sarif, _) =
+    let (code, sarif, _) =
         run(bin_in(&dir).args(["check", "--env", "dev", "--output", "sarif", file]));
+    assert_eq!(code, 1);
     let sarif: Value = serde_json::from_str(&sarif).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     let result = &sarif["runs"][0]["results"][0];
@@ -253,16 +265,29 @@ fn every_output_format_carries_the_same_findings() {
     let loc = &result["locations"][0]["physicalLocation"];
     assert_eq!(loc["artifactLocation"]["uri"], file);
     assert_eq!(loc["region"]["startLine"], 7);
+    let rule = &sarif["runs"][0]["tool"]["driver"]["rules"][0];
+    assert_eq!(rule["id"], "values-unknown-field");
+    assert_eq!(
+        rule["helpUri"],
+        "https://github.com/gitops-render/gitops-render/blob/main/docs/rules.md#values-unknown-field"
+    );
+    assert_eq!(
+        rule["shortDescription"]["text"],
+        "a field the values schema does not know"
+    );
 
-    let (_, junit, _) =
+    let (code, junit, _) =
         run(bin_in(&dir).args(["check", "--env", "dev", "--output", "junit", file]));
+    assert_eq!(code, 1);
     assert!(junit.starts_with("<?xml"), "{junit}");
     assert!(
         junit.contains("<failure") && junit.contains("values-unknown-field"),
         "{junit}"
     );
 
-    let (_, gh, _) = run(bin_in(&dir).args(["check", "--env", "dev", "--output", "github", file]));
+    let (code, gh, _) =
+        run(bin_in(&dir).args(["check", "--env", "dev", "--output", "github", file]));
+    assert_eq!(code, 1);
     assert!(
         gh.contains(&format!(
             "::error file={file},line=7,col=1,title=values-unknown-field::unknown field `replcias`"
@@ -339,10 +364,11 @@ fn a_broken_platform_is_exit_2_with_file_and_line() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("broken.rego:"), "{err}");
     // A platform directory that is not there.
-    let (code, _, _) = run(bin()
+    let (code, _, err) = run(bin()
         .args(["check", "--platform", "/no/such/dir"])
         .arg(EXAMPLES[1]));
     assert_eq!(code, 2);
+    assert!(err.contains("/no/such/dir"), "{err}");
 }
 
 #[test]
@@ -369,12 +395,143 @@ fn the_platform_can_come_from_the_environment() {
     assert!(err.contains("this platform has: dev"), "{err}");
 }
 
+/// `  92.3%  policies/pss.rego  (120/130 lines)...` -> (file, covered, total).
+fn coverage_lines(out: &str) -> Vec<(String, usize, usize)> {
+    out.lines()
+        .skip_while(|l| *l != "coverage:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let pct: f64 = words.next().unwrap().trim_end_matches('%').parse().unwrap();
+            let file = words.next().unwrap().to_string();
+            let counts = words.next().unwrap().trim_start_matches('(');
+            let (c, t) = counts.split_once('/').unwrap();
+            let (c, t): (usize, usize) = (c.parse().unwrap(), t.parse().unwrap());
+            let expected = if t == 0 {
+                100.0
+            } else {
+                c as f64 * 100.0 / t as f64
+            };
+            assert!((pct - expected).abs() < 0.06, "{l}");
+            (file, c, t)
+        })
+        .collect()
+}
+
 #[test]
-fn policy_tests_pass_with_coverage() {
-    let (code, out, err) = run(bin().args(["policy", "test"]));
+fn policy_tests_pass_with_coverage_of_every_policy_file() {
+    let (code, out, err) = run(bin().args(["policy", "test", "--min-coverage", "80"]));
     assert_eq!(code, 0, "{out}{err}");
+    let passed: usize = out
+        .lines()
+        .find_map(|l| l.strip_suffix(" passed, 0 failed"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .parse()
+        .unwrap();
+    let lines = coverage_lines(&out);
+    let files: Vec<&str> = lines.iter().map(|(f, _, _)| f.as_str()).collect();
+    // Every policy file of the standard platform, test files excluded, and the total.
+    let mut expected: Vec<String> = std::fs::read_dir(root().join("policies"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".rego") && !n.ends_with("_test.rego"))
+        .collect();
+    expected.sort();
+    let shown: Vec<String> = files[..files.len() - 1]
+        .iter()
+        .map(|f| f.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(shown, expected, "{out}");
+    assert_eq!(files.last(), Some(&"total"));
+    let (_, covered, total) = lines.last().unwrap();
+    let sum = |f: fn(&(String, usize, usize)) -> usize| {
+        lines[..lines.len() - 1].iter().map(f).sum::<usize>()
+    };
+    assert_eq!(*covered, sum(|l| l.1));
+    assert_eq!(*total, sum(|l| l.2));
+    // The standard policies are tested: many tests, hundreds of lines, most covered.
+    assert!(passed >= 50, "{out}");
+    assert!(*total >= 200, "{out}");
+    for (file, c, t) in &lines {
+        assert!(*t > 0 && c * 100 >= t * 80, "{file}: {c}/{t}");
+    }
+}
+
+/// A platform with a policy file no test touches: that file is 0% covered (not absent,
+/// not 100%), and --min-coverage 100 fails the run.
+#[test]
+fn an_untested_policy_file_is_zero_percent_and_fails_min_coverage() {
+    let tmp = tempfile::tempdir().unwrap();
+    for top in ["templates", "schemas", "policies"] {
+        copy_dir(&root().join(top), &tmp.path().join(top));
+    }
+    std::fs::write(
+        tmp.path().join("policies/untested.rego"),
+        "package gitops.untested\n\nimport data.gitops.lib\n\n# A rule no test exercises.\ndeny contains f if {\n\tsome obj in lib.manifests\n\tobj.kind == \"Pod\"\n\tf := {\"rule\": \"no-bare-pods\", \"message\": \"use a Deployment\"}\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .args(["policy", "test", "--min-coverage", "100", "--platform"])
+        .arg(tmp.path()));
+    assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(" passed, 0 failed"), "{out}");
-    assert!(out.contains("% "), "{out}");
+    let lines = coverage_lines(&out);
+    let (_, covered, total) = lines
+        .iter()
+        .find(|(f, _, _)| f.ends_with("policies/untested.rego"))
+        .unwrap_or_else(|| panic!("untested.rego is not in the coverage:\n{out}"));
+    assert_eq!((*covered, *total), (0, 4), "{out}");
+    assert!(
+        out.contains("0.0%") && out.contains("untested.rego  (0/4 lines)  not covered: 6-9"),
+        "{out}"
+    );
+    assert!(err.contains("is below --min-coverage 100%"), "{err}");
+    // The same platform passes a threshold it meets.
+    let (code, _, err) = run(bin()
+        .args(["policy", "test", "--min-coverage", "50", "--platform"])
+        .arg(tmp.path()));
+    assert_eq!(code, 0, "{err}");
+    // And a threshold that is not a percentage is a usage error.
+    let (code, _, err) = run(bin().args(["policy", "test", "--min-coverage", "150"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("not a percentage"), "{err}");
+}
+
+/// Exact numbers on a policy whose lines are known: a test that exercises one of two
+/// rules covers that rule's lines and no others.
+#[test]
+fn coverage_counts_the_lines_the_tests_reach() {
+    let tmp = tempfile::tempdir().unwrap();
+    for top in ["templates", "schemas", "policies"] {
+        copy_dir(&root().join(top), &tmp.path().join(top));
+    }
+    std::fs::write(
+        tmp.path().join("policies/tiny.rego"),
+        "package gitops.tiny\n\ndeny contains f if {\n\tinput.a == 1\n\tf := {\"rule\": \"tiny-a\", \"message\": \"a\"}\n}\n\ndeny contains f if {\n\tinput.b == 1\n\tf := {\"rule\": \"tiny-b\", \"message\": \"b\"}\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("policies/tiny_test.rego"),
+        "package gitops.tiny_test\n\nimport data.gitops.tiny\n\ntest_a if {\n\tsome f in tiny.deny with input as {\"a\": 1}\n\tf.rule == \"tiny-a\"\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .args(["policy", "test", "--filter", "tiny_test", "--platform"])
+        .arg(tmp.path()));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+    let tiny = coverage_lines(&out)
+        .into_iter()
+        .find(|(f, _, _)| f.ends_with("policies/tiny.rego"))
+        .unwrap();
+    // Both heads and bodies count: the first rule ran whole (lines 3-5); the second was
+    // tried (line 9 evaluated, false), so its head (8) and its last line (10) never ran.
+    assert_eq!((tiny.1, tiny.2), (4, 6), "{out}");
+    assert!(
+        out.contains("tiny.rego  (4/6 lines)  not covered: 8, 10"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -434,6 +591,7 @@ fn waivers_apply_to_their_rule_app_and_env_until_they_expire() {
     assert_eq!(code, 0, "the waiver applies on its last day: {out}");
     let (code, out, _) = check("dev", "2026-06-30");
     assert_eq!(code, 1, "not in another environment: {out}");
+    assert!(out.contains("\"rule\": \"image-registry\""), "{out}");
     let (code, out, _) = check("prod", "2026-07-01");
     assert_eq!(code, 1, "not after it expired: {out}");
     assert!(
@@ -471,4 +629,249 @@ fn waivers_apply_to_their_rule_app_and_env_until_they_expire() {
     assert_eq!(code, 0, "{out}");
     let (code, out, _) = validate("ledger-worker");
     assert_eq!(code, 1, "{out}");
+    assert!(out.contains("image-registry"), "{out}");
+}
+
+/// The standard platform, copied, with one file changed by `edit`.
+fn platform_with(dir: &std::path::Path, file: &str, edit: impl Fn(String) -> String) {
+    for top in ["templates", "schemas", "policies"] {
+        copy_dir(&root().join(top), &dir.join(top));
+    }
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, edit(text)).unwrap();
+}
+
+/// A broken platform file is exit 2 with its file and line under every command that
+/// loads the platform, before anything is read or written.
+#[test]
+fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let teams_lines = std::fs::read_to_string(root().join("policies/teams.yaml"))
+        .unwrap()
+        .lines()
+        .count();
+    type Edit = Box<dyn Fn(String) -> String>;
+    // (name, the file broken, how, the `file:line` the error must name)
+    let cases: Vec<(&str, &str, Edit, String)> = vec![
+        (
+            "teams",
+            "policies/teams.yaml",
+            Box::new(|t| format!("{t}payments:\n  apps: []\n")),
+            format!("teams.yaml:{}:", teams_lines + 1),
+        ),
+        (
+            "exceptions",
+            "policies/exceptions.yaml",
+            Box::new(|_| {
+                "waivers:\n  - rule: pss-privileged\n    app: payments-api\n    env: dev\n    reason: vendor\n    expires: next week\n".into()
+            }),
+            "exceptions.yaml:2:".into(),
+        ),
+        (
+            "platform",
+            "templates/platform.yaml",
+            Box::new(|t| t.replace("environments: [dev, staging, prod]", "environments: dev")),
+            "platform.yaml:5:".into(),
+        ),
+        (
+            "kubernetes",
+            "templates/platform.yaml",
+            Box::new(|t| {
+                t.replace(
+                    "kubernetes_version: \"1.35\"",
+                    "kubernetes_version: \"1.30\"",
+                )
+            }),
+            "platform.yaml:4:".into(),
+        ),
+    ];
+    let values = root().join(EXAMPLES[0]);
+    let values = values.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["check", values],
+        vec!["render", values, "--env", "dev"],
+        vec!["validate", values],
+        vec!["deploy", values, "--env", "dev", "--repo", "gitops"],
+        vec![
+            "rollback",
+            "--repo",
+            "gitops",
+            "--app",
+            "payments-api",
+            "--env",
+            "dev",
+        ],
+        vec![
+            "promote",
+            "--repo",
+            "gitops",
+            "--app",
+            "payments-api",
+            "--from",
+            "dev",
+            "--to",
+            "prod",
+        ],
+        vec!["verify", "--repo", "gitops"],
+        vec!["rerender", "--repo", "gitops", "--all"],
+        vec!["check", "--all", "--repo", "gitops"],
+        vec!["policy", "test"],
+        vec!["serve", "--listen", "127.0.0.1:0"],
+    ];
+    for (name, file, edit, at) in &cases {
+        let dir = tmp.path().join(name);
+        platform_with(&dir, file, edit);
+        for args in &commands {
+            let (code, out, err) = run(bin_in(tmp.path())
+                .env("GITHUB_WEBHOOK_SECRET", "s")
+                .env("GITHUB_APP_ID", "1")
+                .env(
+                    "GITHUB_APP_PRIVATE_KEY",
+                    "not needed before the platform loads",
+                )
+                .arg("--platform")
+                .arg(&dir)
+                .args(args));
+            assert_eq!(code, 2, "{name}: {args:?}\n{out}{err}");
+            assert!(
+                err.contains(at.as_str()),
+                "{name}: {args:?} does not name {at}:\n{err}"
+            );
+            assert!(
+                !tmp.path().join("gitops").exists(),
+                "{name}: {args:?} created the repository"
+            );
+        }
+    }
+    // The version mismatch says what to do.
+    let (_, _, err) = run(bin()
+        .arg("--platform")
+        .arg(tmp.path().join("kubernetes"))
+        .args(["check", EXAMPLES[0]]));
+    assert!(
+        err.contains("checks against Kubernetes 1.35") && err.contains("hint:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_invalid_gitops_render_today_is_refused() {
+    for bad in ["tomorrow", "2026-13-01", "2026-06-01T00:00:00Z", ""] {
+        for args in [
+            vec!["check", EXAMPLES[0]],
+            vec!["validate", EXAMPLES[0]],
+            vec!["policy", "test"],
+        ] {
+            let (code, out, err) = run(bin().env("GITOPS_RENDER_TODAY", bad).args(&args));
+            assert_eq!(code, 2, "{bad:?} {args:?}: {out}{err}");
+            assert!(
+                err.contains(&format!(
+                    "GITOPS_RENDER_TODAY={bad:?} is not a date (YYYY-MM-DD)"
+                )),
+                "{err}"
+            );
+            assert_eq!(out, "");
+        }
+    }
+    // A valid date is used as given: the same waiver is live on its last day, expired after.
+    let (code, _, err) = run(bin()
+        .env("GITOPS_RENDER_TODAY", "2030-01-01")
+        .args(["check", EXAMPLES[0]]));
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `-` reads standard input, for validate and render alike; findings on it name `-` as
+/// their file `<stdin>`, with the line in the stream.
+#[test]
+fn validate_and_render_read_standard_input() {
+    let values = std::fs::read(root().join(EXAMPLES[1])).unwrap();
+    let (code, rendered, err) = run(bin()
+        .args(["render", "-", "--env", "prod"])
+        .write_stdin(values.clone()));
+    assert_eq!(code, 0, "{err}");
+    let (code, from_file, _) = run(bin().args(["render", EXAMPLES[1], "--env", "prod"]));
+    assert_eq!(code, 0);
+    assert_eq!(
+        rendered, from_file,
+        "stdin and the file render the same bytes"
+    );
+    assert!(rendered.contains("kind: Deployment"), "{rendered}");
+
+    let (code, out, err) = run(bin()
+        .args([
+            "validate",
+            "-",
+            "--team",
+            "payments",
+            "--env",
+            "prod",
+            "--app",
+            "ledger-worker",
+        ])
+        .write_stdin(rendered.clone()));
+    assert_eq!(code, 0, "{out}{err}");
+    // A broken object on stdin is found at its line of stdin.
+    let broken = rendered.replacen("  replicas:", "  replicaz:", 1);
+    let line = broken.lines().position(|l| l.contains("replicaz")).unwrap() + 1;
+    let (code, out, _) = run(bin()
+        .args(["validate", "-", "--output", "json"])
+        .write_stdin(broken));
+    assert_eq!(code, 1, "{out}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let f = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "kube-unknown-field")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(f["file"], "<stdin>");
+    assert_eq!(f["line"], line);
+    // Bad values on stdin are rejected with their line too, and write nothing.
+    let (code, out, _) = run(bin()
+        .args(["render", "-", "--env", "prod"])
+        .write_stdin("app: a\nreplcias: 3\n"));
+    assert_eq!(code, 1);
+    assert!(out.contains("--> <stdin>:2:1"), "{out}");
+}
+
+/// An object that claims a team nobody registered, pulling from a registry no team
+/// owns: rejected by validate (team-unknown), not waved through because there is no
+/// registry entry to judge its image by.
+#[test]
+fn validate_rejects_an_object_of_an_unknown_team() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("m.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: miner\n  namespace: ghost-prod\n  labels: {app.kubernetes.io/name: miner, app.kubernetes.io/managed-by: kubectl, team: ghost}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app.kubernetes.io/name: miner}}\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: miner, app.kubernetes.io/managed-by: kubectl, team: ghost}\n    spec:\n      containers:\n        - name: miner\n          image: docker.io/evil/miner:1.0\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin_in(tmp.path()).args(["validate", "m.yaml", "--output", "json"]));
+    assert_eq!(code, 1, "{out}{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let f = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "team-unknown")
+        .unwrap_or_else(|| panic!("no team-unknown in {out}"));
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["resource"], "Deployment/miner");
+    assert_eq!(f["file"], "m.yaml");
+    assert!(f["message"].as_str().unwrap().contains("\"ghost\""), "{f}");
+    // A registered team's label is judged by its registry entry, as before.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("team: ghost", "team: payments"),
+    )
+    .unwrap();
+    let (code, out, _) = run(bin_in(tmp.path()).args(["validate", "m.yaml", "--output", "json"]));
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("image-registry") && !out.contains("team-unknown"),
+        "{out}"
+    );
 }

@@ -165,7 +165,12 @@ fn rejected_values_commit_nothing_and_exit_1_with_findings_in_the_format_asked()
 #[test]
 fn a_first_deploy_into_a_missing_environment_is_a_usage_error() {
     let sb = Sandbox::new();
-    deploy(&sb, "gitops", "qa", &[]).code(2);
+    let run = deploy(&sb, "gitops", "qa", &[]).code(2);
+    assert!(
+        run.stderr.contains("qa") && run.stderr.contains("dev, staging, prod"),
+        "{}",
+        run.stderr
+    );
     assert!(!sb.path().join("gitops").exists());
 }
 
@@ -226,6 +231,13 @@ fn rollback_restores_the_exact_files_and_holds_until_a_deploy_releases_it() {
         run.stdout.contains("rollback: payments-api/prod 1.4.2"),
         "{}",
         run.stdout
+    );
+    // The -m text is the body of the commit message, above the trailers.
+    assert_eq!(
+        message(&sb, "gitops", "main")
+            .split("\n\nGitops-App:")
+            .next(),
+        Some("rollback(payments-api/prod): 1.4.2\n\n1.4.3 leaks memory")
     );
     assert_eq!(blobs(&sb, "main", dir), blobs(&sb, &v142, dir));
     let t = trailers(&sb, "gitops", "main");
@@ -305,18 +317,20 @@ fn rollback_restores_the_exact_files_and_holds_until_a_deploy_releases_it() {
     ])
     .ok();
     assert_eq!(blobs(&sb, "main", dir), blobs(&sb, &v142, dir));
-    sb.run(&[
-        "rollback",
-        "--repo",
-        "gitops",
-        "--app",
-        "payments-api",
-        "--env",
-        "prod",
-        "--to",
-        "9.9.9",
-    ])
-    .code(1);
+    let run = sb
+        .run(&[
+            "rollback",
+            "--repo",
+            "gitops",
+            "--app",
+            "payments-api",
+            "--env",
+            "prod",
+            "--to",
+            "9.9.9",
+        ])
+        .code(1);
+    assert!(run.stderr.contains("9.9.9"), "{}", run.stderr);
 
     // Released by a deploy that says so; the hold goes in the same commit.
     deploy(&sb, "gitops", "prod", &["--tag", "1.4.4", "--release-hold"]).ok();
@@ -727,6 +741,8 @@ fn deploy_and_a_short_history_read_no_old_commits() {
     deploy(&sb, "gitops", "dev", &["--tag", "1.3.0"]).ok();
     let run = sb.run(&["history", "--repo", "gitops", "-n", "4"]).ok();
     assert_eq!(run.stdout.lines().count(), 5, "{}", run.stdout);
-    // Asking for everything does reach the missing commit.
-    assert_ne!(sb.run(&["history", "--repo", "gitops", "-n", "0"]).code, 0);
+    // Asking for everything does reach the missing commit: a repository error (exit 3)
+    // that names it.
+    let run = sb.run(&["history", "--repo", "gitops", "-n", "0"]).code(3);
+    assert!(run.stderr.contains(&oldest[..7]), "{}", run.stderr);
 }

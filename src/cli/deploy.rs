@@ -44,6 +44,8 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    /// How to print findings and the result: text for people; json, sarif, junit or
+    /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: Format,
 }

@@ -14,9 +14,11 @@ pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
+    /// Only the deployments of this app.
     #[arg(long, value_name = "APP")]
     app: Option<String>,
 
+    /// Only the deployments to this environment.
     #[arg(long, value_name = "ENV")]
     env: Option<String>,
 
@@ -24,6 +26,7 @@ pub struct Args {
     #[arg(long, short = 'n', value_name = "N", default_value_t = 20)]
     limit: usize,
 
+    /// How to print the result: text for people, json for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: ListFormat,
 }

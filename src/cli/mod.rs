@@ -3,6 +3,7 @@
 
 mod check;
 mod deploy;
+mod docs;
 mod history;
 mod inputs;
 mod policy;
@@ -71,9 +72,15 @@ enum Command {
     History(history::Args),
     Verify(verify::Args),
     Rerender(rerender::Args),
+    /// The platform's Rego policies: run their unit tests, with line coverage.
     #[command(subcommand)]
     Policy(policy::Command),
     Serve(serve::Args),
+    Completions(docs::CompletionsArgs),
+    Man(docs::ManArgs),
+    /// Generated documentation of the command line (docs/configuration.md).
+    #[command(hide = true, subcommand)]
+    Docs(docs::DocsCommand),
 }
 
 /// What every command may use: resolved once from the global flags.
@@ -110,6 +117,12 @@ pub fn main() -> i32 {
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     };
+    // Resolved here, once, so that a value that is not a date is refused (exit 2) by
+    // every command alike, before any work, instead of silently meaning "today".
+    if let Err(e) = crate::validate::today() {
+        report_error(&e);
+        return e.exit_code();
+    }
     let globals = Globals {
         platform_dir: cli.platform,
         color,
@@ -126,6 +139,9 @@ pub fn main() -> i32 {
         Command::Rerender(args) => rerender::run(&globals, args),
         Command::Policy(cmd) => policy::run(&globals, cmd),
         Command::Serve(args) => serve::run(&globals, args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
+        Command::Docs(cmd) => docs::docs(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,5 @@
-//! `gitops-render policy test`: regorus has no test runner, so this is one. Every
-//! `test_*` rule of every `policies/*_test.rego` runs in a fresh engine; a test passes
-//! when it evaluates to true. Line coverage of the policies is reported per file.
+//! `gitops-render policy test`: the platform's Rego unit tests, with line coverage of
+//! every rule-body line of every policy file (the runner is `validate::policy::runner`).
 
 use super::Globals;
 use crate::error::{exit, Result};
@@ -21,8 +20,9 @@ pub struct TestArgs {
     #[arg(long, short)]
     verbose: bool,
 
-    /// Fail when line coverage of the policies is below this percentage.
-    #[arg(long, value_name = "PERCENT")]
+    /// Fail (exit 1) when line coverage of the policies, over every rule-body line of
+    /// every policy file, is below this percentage (0-100).
+    #[arg(long, value_name = "PERCENT", value_parser = percentage)]
     min_coverage: Option<f64>,
 }
 
@@ -42,20 +42,23 @@ pub fn run(globals: &Globals, cmd: Command) -> Result<i32> {
     }
     println!();
     println!("coverage:");
-    let (mut covered, mut total) = (0usize, 0usize);
     for c in &run.coverage {
-        covered += c.covered;
-        total += c.total;
-        let pct = percent(c.covered, c.total);
         let missing = if c.not_covered.is_empty() {
             String::new()
         } else {
             format!("  not covered: {}", ranges(&c.not_covered))
         };
-        println!("  {pct:>5.1}%  {}{missing}", c.file);
+        println!(
+            "  {:>5.1}%  {}  ({}/{} lines){missing}",
+            percent(c.covered, c.total),
+            c.file,
+            c.covered,
+            c.total
+        );
     }
+    let (covered, total) = run.lines();
     let overall = percent(covered, total);
-    println!("  {overall:>5.1}%  total");
+    println!("  {overall:>5.1}%  total  ({covered}/{total} lines)");
     println!();
     println!("{} passed, {} failed", run.passed(), run.failed());
     if run.results.is_empty() {
@@ -74,11 +77,20 @@ pub fn run(globals: &Globals, cmd: Command) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// A file without a single rule line has nothing to cover: 100%, as for an empty file
+/// in every coverage tool. Every file with rules has lines (see the runner).
 fn percent(covered: usize, total: usize) -> f64 {
     if total == 0 {
         100.0
     } else {
         covered as f64 * 100.0 / total as f64
+    }
+}
+
+fn percentage(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
     }
 }
 

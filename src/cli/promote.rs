@@ -14,6 +14,7 @@ use crate::repo::{Change, Create, Intent};
 /// Deploy to E2 what E1 runs now.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The app to promote.
     #[arg(long, value_name = "APP")]
     app: String,
 
@@ -38,6 +39,8 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    /// How to print findings and the result: text for people; json, sarif, junit or
+    /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: Format,
 }

@@ -35,6 +35,7 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    /// How to print the result: text for people, json for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: ListFormat,
 }

@@ -32,7 +32,8 @@ pub struct Args {
     #[arg(long, value_name = "APP")]
     app: String,
 
-    /// The environment to roll back.
+    /// The environment to roll back in; the rollback puts the app on hold there until a
+    /// deploy with --release-hold.
     #[arg(long, value_name = "ENV")]
     env: String,
 
@@ -51,6 +52,8 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    /// How to print findings and the result: text for people; json, sarif, junit or
+    /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: Format,
 }

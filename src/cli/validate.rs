@@ -37,6 +37,8 @@ pub struct Args {
     #[arg(long, value_name = "TEAM")]
     team: Option<String>,
 
+    /// How to print findings and the result: text for people; json, sarif, junit or
+    /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: Format,
 }

@@ -19,6 +19,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = verify::DEFAULT_BLAME_DEPTH)]
     blame_depth: usize,
 
+    /// How to print the result: text for people, json for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: ListFormat,
 }

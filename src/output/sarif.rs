@@ -16,14 +16,17 @@ pub fn render(report: &Report) -> String {
     let mut results = Vec::new();
     for f in report.findings() {
         rules.entry(f.rule.as_str()).or_insert_with(|| {
-            ReportingDescriptor::builder()
+            // A registered rule gets its summary and its section of docs/rules.md (which
+            // code-scanning UIs link as "learn more"); a platform's own rule, its id.
+            let known = crate::rules::find(&f.rule);
+            let summary = known.map_or_else(|| f.rule.clone(), |r| r.summary.to_string());
+            let descriptor = ReportingDescriptor::builder()
                 .id(f.rule.clone())
-                .short_description(
-                    MultiformatMessageString::builder()
-                        .text(f.rule.clone())
-                        .build(),
-                )
-                .build()
+                .short_description(MultiformatMessageString::builder().text(summary).build());
+            match crate::rules::docs_url(&f.rule) {
+                Some(uri) => descriptor.help_uri(uri).build(),
+                None => descriptor.build(),
+            }
         });
         let mut text = f.message.clone();
         if let Some(help) = &f.help {

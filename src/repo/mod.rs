@@ -661,7 +661,9 @@ impl Repo {
             };
             let current = self.dir(tip, &change.app, &change.env)?;
             let files = plan(self, tip, current.as_ref())?;
+            pause("planned");
             let new_dir = self.write_dir(&files)?;
+            pause("tree-written");
             if current.as_ref().map(|d| d.tree) == Some(new_dir) {
                 return Ok(Outcome::Unchanged { tip });
             }
@@ -683,10 +685,11 @@ impl Repo {
             pause("objects-written");
             match self.move_branch(tip, commit) {
                 Ok(Moved::Done) => {
+                    pause("landed");
                     return Ok(Outcome::Committed {
                         commit,
                         attempts: attempt,
-                    })
+                    });
                 }
                 Ok(Moved::LostRace) => {
                     lost_races += 1;

@@ -57,22 +57,37 @@ pub fn policy_verdict(
         &platform.waivers,
         context.app.as_deref(),
         context.env.as_deref(),
-        today(),
+        today()?,
         hits,
     ))
 }
 
 /// The date waivers are judged by: today in UTC, or `GITOPS_RENDER_TODAY` (YYYY-MM-DD),
-/// which lets tests and "what will break next month" dry-runs pin it.
-pub fn today() -> jiff::civil::Date {
-    std::env::var("GITOPS_RENDER_TODAY")
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| {
-            jiff::Timestamp::now()
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .date()
-        })
+/// which lets tests and "what will break next month" dry-runs pin it. A value that is
+/// not a date is a usage error: silently judging by today's date instead would make a
+/// dry-run for next month answer for today, and nobody would notice.
+pub fn today() -> Result<jiff::civil::Date> {
+    match std::env::var("GITOPS_RENDER_TODAY") {
+        Ok(d) => parse_today(&d),
+        Err(std::env::VarError::NotPresent) => Ok(jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()),
+        Err(std::env::VarError::NotUnicode(d)) => parse_today(&d.to_string_lossy()),
+    }
+}
+
+fn parse_today(text: &str) -> Result<jiff::civil::Date> {
+    let bad = || {
+        crate::error::Error::usage(format!(
+            "GITOPS_RENDER_TODAY={text:?} is not a date (YYYY-MM-DD)"
+        ))
+        .with_hint("unset it to judge waivers by today's date, or give e.g. 2026-07-01")
+    };
+    // jiff also accepts a datetime here; only a plain date is meant.
+    if text.len() != 10 {
+        return Err(bad());
+    }
+    text.parse().map_err(|_| bad())
 }
 
 fn waiver_matches(w: &Waiver, app: Option<&str>, env: Option<&str>) -> bool {
@@ -164,5 +179,18 @@ mod tests {
         let (left, notes) = apply_waivers(&ws, Some("a"), Some("dev"), later, vec![hit("r1")]);
         assert_eq!(left.len(), 1);
         assert_eq!(notes[0].rule, "waiver-expired");
+    }
+
+    #[test]
+    fn only_a_plain_date_pins_today() {
+        assert_eq!(
+            parse_today("2026-02-28").unwrap(),
+            jiff::civil::date(2026, 2, 28)
+        );
+        for bad in ["", "2026-02-30", "tomorrow", "2026-02-28T00:00", "26-2-28"] {
+            let e = parse_today(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.message.contains("GITOPS_RENDER_TODAY"), "{e}");
+        }
     }
 }

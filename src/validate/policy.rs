@@ -11,13 +11,15 @@
 //! The engine is built once per process, with policies and data loaded, and cloned for
 //! each evaluation: a clone shares the parsed modules and costs little.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::findings::Severity;
 use crate::platform::{read_yaml, PlatformFiles};
+
+// `gitops-render policy test`: the unit-test runner and its line coverage.
+mod runner;
+pub use runner::{FileCoverage, TestResult, TestRun};
 
 /// A policy's verdict on one input: a deny or warn entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,144 +225,4 @@ fn hit_location(entry: &Value) -> (Option<usize>, Option<String>) {
         pointer
     });
     (object, path)
-}
-
-// ---------------------------------------------------------------------------------
-// `gitops-render policy test`
-
-#[derive(Debug, Clone)]
-pub struct TestResult {
-    /// `data.gitops.pss_test.test_privileged_is_denied`
-    pub name: String,
-    pub file: String,
-    pub line: u32,
-    pub passed: bool,
-    /// Why it failed, when evaluation itself failed.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FileCoverage {
-    pub file: String,
-    pub covered: usize,
-    pub total: usize,
-    pub not_covered: Vec<u32>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct TestRun {
-    pub results: Vec<TestResult>,
-    pub coverage: Vec<FileCoverage>,
-}
-
-impl TestRun {
-    pub fn passed(&self) -> usize {
-        self.results.iter().filter(|r| r.passed).count()
-    }
-    pub fn failed(&self) -> usize {
-        self.results.len() - self.passed()
-    }
-}
-
-impl Policies {
-    /// Runs every `test_*` rule of every `*_test.rego`, each with a fresh engine so one
-    /// test cannot leak into another, and measures line coverage of the policies.
-    pub fn run_tests(&self, filter: Option<&str>) -> Result<TestRun> {
-        let mut base = regorus::Engine::new();
-        for (path, text) in self.sources.iter().chain(self.tests.iter()) {
-            base.add_policy(path.clone(), text.clone())
-                .map_err(|e| Error::platform(format!("policy error: {e}")))?;
-        }
-        base.add_data(self.data.clone())
-            .map_err(|e| Error::platform(format!("policy data error: {e}")))?;
-        base.set_enable_coverage(true);
-
-        let mut run = TestRun::default();
-        let mut covered: BTreeMap<
-            String,
-            (
-                std::collections::BTreeSet<u32>,
-                std::collections::BTreeSet<u32>,
-            ),
-        > = BTreeMap::new();
-        for (path, text) in &self.tests {
-            let package = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("package "))
-                .map(|p| p.trim().to_string())
-                .ok_or_else(|| Error::platform(format!("{path}: no package declaration")))?;
-            for (line, name) in test_rules(text) {
-                let full = format!("data.{package}.{name}");
-                if filter.is_some_and(|f| !full.contains(f)) {
-                    continue;
-                }
-                let mut engine = base.clone();
-                engine.set_input(regorus::Value::new_object());
-                let (passed, error) = match engine.eval_rule(full.clone()) {
-                    Ok(v) => (v == regorus::Value::from(true), None),
-                    Err(e) => (false, Some(e.to_string())),
-                };
-                if let Ok(report) = engine.get_coverage_report() {
-                    for f in report.files {
-                        let entry = covered.entry(f.path.clone()).or_default();
-                        entry.0.extend(f.covered.iter().copied());
-                        entry.1.extend(f.not_covered.iter().copied());
-                    }
-                }
-                run.results.push(TestResult {
-                    name: full,
-                    file: path.clone(),
-                    line,
-                    passed,
-                    error,
-                });
-            }
-        }
-        for (path, _) in &self.sources {
-            let (hit, missed) = covered.remove(path).unwrap_or_default();
-            // A line is covered if any test covered it.
-            let not_covered: Vec<u32> = missed.difference(&hit).copied().collect();
-            let total = hit.len() + not_covered.len();
-            run.coverage.push(FileCoverage {
-                file: path.clone(),
-                covered: hit.len(),
-                total,
-                not_covered,
-            });
-        }
-        Ok(run)
-    }
-}
-
-/// `(line, name)` of each `test_*` rule head in a Rego file.
-fn test_rules(text: &str) -> Vec<(u32, String)> {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let Some(rest) = line.strip_prefix("test_") else {
-            continue;
-        };
-        let ident: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        let name = format!("test_{ident}");
-        // Rego allows several bodies for one rule name; it is one test.
-        if seen.insert(name.clone()) {
-            out.push((i as u32 + 1, name));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_rules_are_found_once_each() {
-        let text = "package x\n\ntest_a if { true }\ntest_a if { false }\n  helper := 1\ntest_b_2 if {\n}\n";
-        let names: Vec<_> = test_rules(text).into_iter().map(|(_, n)| n).collect();
-        assert_eq!(names, ["test_a", "test_b_2"]);
-    }
 }
