@@ -592,7 +592,7 @@ fn evaluate_batch(
     };
     let mut out = Vec::new();
     match platform.policies.evaluate(&input(batch)) {
-        Ok(hits) => attach_hits(platform, sources, objects, batch, hits, context, &mut out),
+        Ok(hits) => attach_hits(platform, sources, objects, batch, hits, context, &mut out)?,
         // A policy that fails on some input (a builtin given a value of a shape it
         // cannot take) must not cost the other objects their verdict: evaluate them
         // one by one, and report the object that fails.
@@ -600,7 +600,7 @@ fn evaluate_batch(
             for &i in batch {
                 match platform.policies.evaluate(&input(&[i])) {
                     Ok(hits) => {
-                        attach_hits(platform, sources, objects, &[i], hits, context, &mut out)
+                        attach_hits(platform, sources, objects, &[i], hits, context, &mut out)?
                     }
                     Err(e) => {
                         let o = &objects[i];
@@ -637,12 +637,12 @@ fn attach_hits(
     hits: Vec<policy::Hit>,
     context: &Context,
     out: &mut Vec<(usize, Finding)>,
-) {
+) -> Result<()> {
     let (hits, notices) = apply_waivers(
         &platform.waivers,
         context.app.as_deref(),
         context.env.as_deref(),
-        today(),
+        today()?,
         hits,
     );
     let first = &objects[members[0]];
@@ -689,6 +689,7 @@ fn attach_hits(
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
