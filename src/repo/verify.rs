@@ -499,14 +499,16 @@ fn blame(
     while let (Some(id), false) = (next, pending.is_empty() || read >= depth) {
         let commit = match current.take() {
             Some(c) => c,
-            None => repo.git.find_commit(id).map_err(git_err("read a commit"))?,
+            // Through `deepen`: a shallow remote cache is deepened rather than read as
+            // the end of history.
+            None => crate::repo::deepen::find_commit(&repo.git, id)?,
         };
         let decoded = commit.decode().map_err(git_err("read a commit"))?;
         read += 1;
         let tree = decoded.tree();
         // A parent missing from a shallow cache ends the history we can read.
         let parent = match decoded.parents().next() {
-            Some(p) => repo.git.find_commit(p).ok(),
+            Some(p) => crate::repo::deepen::find_commit(&repo.git, p).ok(),
             None => None,
         };
         let parent_tree = match &parent {
