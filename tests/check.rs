@@ -223,14 +223,16 @@ fn rejected_values_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let bad = fixtures().join("values/bad/foreign-registry.yaml");
-    let (code, stdout, _) = run(bin()
+    let (code, stdout, stderr) = run(bin()
         .args(["render", "--env", "prod", "--out"])
         .arg(&out)
         .arg(&bad));
     assert_eq!(code, 1);
+    // render's standard output carries manifests only: a rejection goes to stderr.
+    assert_eq!(stdout, "");
     assert!(
-        stdout.contains("image-registry") && stdout.contains("docker.io/library/nginx"),
-        "{stdout}"
+        stderr.contains("image-registry") && stderr.contains("docker.io/library/nginx"),
+        "{stderr}"
     );
     assert!(
         !out.exists(),
@@ -827,11 +829,12 @@ fn validate_and_render_read_standard_input() {
     assert_eq!(f["file"], "<stdin>");
     assert_eq!(f["line"], line);
     // Bad values on stdin are rejected with their line too, and write nothing.
-    let (code, out, _) = run(bin()
+    let (code, out, err) = run(bin()
         .args(["render", "-", "--env", "prod"])
         .write_stdin("app: a\nreplcias: 3\n"));
     assert_eq!(code, 1);
-    assert!(out.contains("--> <stdin>:2:1"), "{out}");
+    assert_eq!(out, "");
+    assert!(err.contains("--> <stdin>:2:1"), "{err}");
 }
 
 /// An object that claims a team nobody registered, pulling from a registry no team

@@ -232,12 +232,13 @@ fn rollback_restores_the_exact_files_and_holds_until_a_deploy_releases_it() {
         "{}",
         run.stdout
     );
-    // The -m text is the body of the commit message, above the trailers.
+    // The -m text is the body of the commit message, above the trailers, indented two
+    // spaces so no line of it can read as a scissors line or a trailer.
     assert_eq!(
         message(&sb, "gitops", "main")
             .split("\n\nGitops-App:")
             .next(),
-        Some("rollback(payments-api/prod): 1.4.2\n\n1.4.3 leaks memory")
+        Some("rollback(payments-api/prod): 1.4.2\n\n  1.4.3 leaks memory")
     );
     assert_eq!(blobs(&sb, "main", dir), blobs(&sb, &v142, dir));
     let t = trailers(&sb, "gitops", "main");

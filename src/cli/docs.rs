@@ -161,6 +161,11 @@ pub const OTHER_VARIABLES: &[(&str, &str, &str)] = &[
         "deploy",
         "For the crash-safety tests only: stop at a named step of a commit and wait to be killed. Never set them otherwise.",
     ),
+    (
+        "GITOPS_RENDER_TEST_WAIT, GITOPS_RENDER_TEST_WAIT_FILE",
+        "rollback",
+        "For the concurrency tests only: stop after deciding the rollback target until a file appears. Never set them otherwise.",
+    ),
 ];
 
 struct Row {

@@ -589,18 +589,23 @@ impl Repo {
             .detach())
     }
 
-    /// A stored file's bytes; one over `trust::MAX_STORED_FILE` is refused unread.
-    pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>> {
+    /// A stored file's size, from its header; a partial cache fetches what it lacks first.
+    pub fn blob_size(&self, id: ObjectId) -> Result<u64> {
         if self.remote.is_some() && !self.git.has_object(id) {
             // Not in a directory this command prepared: it reads more of the tree.
             self.ensure_whole_tree()?;
             self.ensure_objects([id])?;
         }
-        let size = self
+        Ok(self
             .git
             .find_header(id)
             .map_err(git_err("read a file"))?
-            .size();
+            .size())
+    }
+
+    /// A stored file's bytes; one over `trust::MAX_STORED_FILE` is refused unread.
+    pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>> {
+        let size = self.blob_size(id)?;
         if size > trust::MAX_STORED_FILE {
             return Err(Error::rejected(format!(
                 "a stored file ({id}) is {size} bytes, over the {} byte bound: not read",

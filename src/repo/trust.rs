@@ -45,11 +45,7 @@ pub const MAX_STORED_FILE: u64 = 1024 * 1024;
 
 /// The bytes of a stored file, or `Err(size)` when it is over `MAX_STORED_FILE`.
 pub fn blob_bounded(repo: &Repo, id: ObjectId) -> Result<std::result::Result<Vec<u8>, u64>> {
-    let size = repo
-        .git
-        .find_header(id)
-        .map_err(git_err("read a file"))?
-        .size();
+    let size = repo.blob_size(id)?;
     if size > MAX_STORED_FILE {
         return Ok(Err(size));
     }

@@ -340,12 +340,7 @@ fn size_at(repo: &Repo, root: &BTreeMap<String, Item>, path: &str) -> Result<Opt
     if !matches!(item.kind, EntryKind::Blob | EntryKind::BlobExecutable) {
         return Ok(None);
     }
-    Ok(Some(
-        repo.git
-            .find_header(item.oid)
-            .map_err(git_err("read a file"))?
-            .size(),
-    ))
+    Ok(Some(repo.blob_size(item.oid)?))
 }
 
 /// A tree's entries, sorted by name.
