@@ -7,8 +7,10 @@ import data.gitops.lib
 # resources-requests: every container (and init container) requests CPU and memory, so
 # the scheduler places it on a node that has room for it.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in sized_containers(obj)
+	some e in lib.all_containers
+	sized(e)
+	i := e.i
+	obj := e.obj
 	some r in ["cpu", "memory"]
 	not has_quantity(e.container, "requests", r)
 	f := lib.finding_at(
@@ -21,8 +23,10 @@ deny contains f if {
 # resources-limits: every container (and init container) has CPU and memory limits, so
 # one app cannot starve its neighbours on the node.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in sized_containers(obj)
+	some e in lib.all_containers
+	sized(e)
+	i := e.i
+	obj := e.obj
 	some r in ["cpu", "memory"]
 	not has_quantity(e.container, "limits", r)
 	f := lib.finding_at(
@@ -33,10 +37,7 @@ deny contains f if {
 }
 
 # Ephemeral (debug) containers cannot have resources, so they are not checked.
-sized_containers(obj) := [e |
-	some e in lib.pod_containers(obj)
-	e.path[count(e.path) - 2] != "ephemeralContainers"
-]
+sized(e) if e.path[count(e.path) - 2] != "ephemeralContainers"
 
 has_quantity(c, kind, r) if {
 	q := lib.object_at(c, ["resources", kind])[r]

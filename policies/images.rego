@@ -10,8 +10,9 @@ import data.gitops.lib
 # image-registry: the image comes from one of the team's registries (prefix match on
 # the repository, Docker Hub short names expanded).
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	c := e.container
 	is_string(c.image)
 	ref := lib.image_parts(c.image)
@@ -57,8 +58,9 @@ under(repo, prefix) if {
 # image-tag-latest: `latest` moves; what runs would change without a deploy, and a
 # rollback could not return to it.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	c := e.container
 	is_string(c.image)
 	ref := lib.image_parts(c.image)
@@ -73,8 +75,9 @@ deny contains f if {
 
 # image-tag-missing: no tag and no digest means `latest`.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	c := e.container
 	is_string(c.image)
 	ref := lib.image_parts(c.image)

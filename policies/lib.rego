@@ -180,6 +180,14 @@ pod_containers(obj) := [{"container": c, "path": array.concat(pod_spec_path(obj)
 	is_object(c)
 ]
 
+# Every container of every manifest, gathered once per evaluation (rules iterate this
+# list instead of walking every object's pod spec again):
+# [{"i": index in manifests, "obj": object, "spec": pod spec, "container": c, "path": [...]}].
+all_containers := [{"i": i, "obj": obj, "spec": pod_spec(obj), "container": e.container, "path": e.path} |
+	some i, obj in manifests
+	some e in pod_containers(obj)
+]
+
 # A container's name for messages.
 container_name(c) := n if {
 	n := c.name

@@ -12,9 +12,10 @@ import data.gitops.lib
 
 # pss-run-as-non-root: every container must be kept from running as root.
 deny contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
+	spec := e.spec
 	not lib.effective(spec, e.container, "runAsNonRoot") == true
 	f := lib.finding_at(
 		"pss-run-as-non-root",
@@ -29,9 +30,10 @@ runs_as_non_root(spec, c) := v if {
 
 # pss-run-as-user-root: no container may ask for UID 0.
 deny contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
+	spec := e.spec
 	lib.effective(spec, e.container, "runAsUser") == 0
 	f := lib.finding_at(
 		"pss-run-as-user-root",
@@ -42,8 +44,9 @@ deny contains f if {
 
 # pss-privileged: no privileged containers.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	lib.object_at(e.container, ["securityContext"]).privileged == true
 	f := lib.finding_at(
 		"pss-privileged",
@@ -54,8 +57,9 @@ deny contains f if {
 
 # pss-privilege-escalation: allowPrivilegeEscalation must be set, and to false.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	not lib.object_at(e.container, ["securityContext"]).allowPrivilegeEscalation == false
 	f := lib.finding_at(
 		"pss-privilege-escalation",
@@ -66,8 +70,9 @@ deny contains f if {
 
 # pss-capabilities-drop-all: every container drops ALL capabilities.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	not drops_all(e.container)
 	f := lib.finding_at(
 		"pss-capabilities-drop-all",
@@ -83,8 +88,9 @@ drops_all(c) if {
 
 # pss-capabilities-add: the only capability a container may add back is NET_BIND_SERVICE.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	some j, cap in lib.array_at(e.container, ["securityContext", "capabilities", "add"])
 	cap != "NET_BIND_SERVICE"
 	f := lib.finding_at(
@@ -96,9 +102,10 @@ deny contains f if {
 
 # pss-seccomp: every container runs under the RuntimeDefault or a Localhost profile.
 deny contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
+	spec := e.spec
 	not seccomp_profile(spec, e.container) in {"RuntimeDefault", "Localhost"}
 	f := lib.finding_at(
 		"pss-seccomp",
@@ -161,8 +168,9 @@ deny contains f if {
 
 # pss-host-ports: no container binds a port on the node.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	some j, p in lib.array_at(e.container, ["ports"])
 	lib.get(p, ["hostPort"], 0) != 0
 	f := lib.finding_at(
@@ -175,8 +183,9 @@ deny contains f if {
 # pss-read-only-root-filesystem: the image's filesystem cannot be written to; writable
 # paths are explicit volumes (the standard templates mount /tmp as an emptyDir).
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in lib.pod_containers(obj)
+	some e in lib.all_containers
+	i := e.i
+	obj := e.obj
 	not lib.object_at(e.container, ["securityContext"]).readOnlyRootFilesystem == true
 	f := lib.finding_at(
 		"pss-read-only-root-filesystem",
