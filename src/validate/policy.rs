@@ -39,11 +39,11 @@ pub struct Hit {
 /// requires the default to agree with the whole-tree query it replaced; `benches/` and
 /// `GITOPS_RENDER_POLICY_EVALUATOR` compare their speed.
 ///
-/// The compiled form is not the default because its verdicts differ: regorus 0.14's VM
-/// drops the findings of a rule whose body negates a function call that is undefined
-/// (`not lib.effective(spec, c, "runAsNonRoot") == true` on a pod without a
-/// securityContext, in pss.rego), which the interpreter, like OPA, reports. The test
-/// prints where they differ; it refuses a default whose verdicts differ.
+/// The compiled form is not the default because its verdicts differ: on a pod without
+/// any securityContext, regorus 0.14's VM drops `pss-run-as-non-root` and `pss-seccomp`,
+/// whose bodies go through `lib.effective` (a function with an `else`, undefined there)
+/// under `not` or inside another function's `else` chain; the interpreter, like OPA,
+/// reports both. The test prints where they differ and refuses a default that differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evaluator {
     /// regorus's compiled form (its register VM, the `rvm` feature): one program whose
