@@ -4,16 +4,32 @@
 #   benches/fleet.sh [N]        (default N=1000; needs a release build and hyperfine)
 #
 # Makes a platform directory whose teams registry owns N apps, N values files (a third
-# each web-service, worker and cronjob), then times:
+# each web-service, worker and cronjob), then times, side by side in one run:
 #   - `check` of one app (one process, one environment and every environment),
 #   - `check` of all N files in one call (every environment and --env prod),
+#   - the same N-file check with each policy evaluator (GITOPS_RENDER_POLICY_EVALUATOR),
 #   - `verify` and `rerender --all --dry-run` of a GitOps repository holding the N apps,
-# and prints peak memory of the N-file check from /usr/bin/time.
+# and prints peak memory of the N-file check from /usr/bin/time and the binary's size.
+#
+# Environment:
+#   BIN=path        the binary to measure (default target/release/gitops-render)
+#   BASELINE=path   another build to time beside it in the same hyperfine runs, e.g. a
+#                   copy of the release binary from before a change
+#   FLEET_REPO=0    skip the GitOps repository part (deploys N apps: slow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000}
-bin=target/release/gitops-render
-[ -x "$bin" ] || cargo build --release
+if ! command -v hyperfine > /dev/null; then
+  echo "fleet.sh needs hyperfine: apt-get install hyperfine (Debian/Ubuntu), or cargo install hyperfine" >&2
+  exit 2
+fi
+if [ ! -x /usr/bin/time ]; then
+  echo "fleet.sh needs GNU time for peak memory: apt-get install time" >&2
+  exit 2
+fi
+bin=${BIN:-target/release/gitops-render}
+[ -n "${BIN:-}" ] || [ -x "$bin" ] || cargo build --release
+base=${BASELINE:-}
 work=${BENCH_DIR:-bench-out/fleet}
 rm -rf "$work" && mkdir -p "$work/values"
 cp -r templates schemas policies "$work/"
@@ -40,19 +56,36 @@ one=$work/values/app-000.yaml
 echo "== sanity: the fleet passes"
 "$bin" check "$work/values" --env prod | tail -1
 
+# Each binary under test, as `label=path`, for the side-by-side runs.
+bins=("new=$bin")
+[ -n "$base" ] && bins+=("baseline=$base")
+cmds() { # cmds ARGS...: one hyperfine command per binary
+  for b in "${bins[@]}"; do printf '%s\n' "-n" "${b%%=*}: $*" "${b#*=} $*"; done
+}
+
+echo "== binary size"
+for b in "${bins[@]}"; do echo "${b%%=*}: $(du -m "${b#*=}" | cut -f1) MB (${b#*=})"; done
+
 echo "== one app, whole process"
-hyperfine -N --warmup 5 --runs 50 \
-  "$bin check $one --env prod" \
-  "$bin check $one" \
-  "$bin check examples/payments-api.yaml --platform . --env prod"
+mapfile -t args < <(cmds check "$one" --env prod; cmds check "$one"; cmds check examples/payments-api.yaml --platform . --env prod)
+hyperfine -N --warmup 5 --runs 50 "${args[@]}"
 
 echo "== $n files in one call"
+mapfile -t args < <(cmds check "$work/values" --env prod; cmds check "$work/values")
+hyperfine -N --warmup 1 --runs 5 "${args[@]}"
+
+echo "== $n files, --env prod, by policy evaluator (GITOPS_RENDER_POLICY_EVALUATOR)"
 hyperfine -N --warmup 1 --runs 5 \
-  "$bin check $work/values --env prod" \
-  "$bin check $work/values"
+  -n compiled "env GITOPS_RENDER_POLICY_EVALUATOR=compiled $bin check $work/values --env prod" \
+  -n interpreter "env GITOPS_RENDER_POLICY_EVALUATOR=interpreter $bin check $work/values --env prod" \
+  -n tree "env GITOPS_RENDER_POLICY_EVALUATOR=tree $bin check $work/values --env prod"
 
 echo "== peak memory, $n files, every environment"
-/usr/bin/time -f "wall %e s, peak RSS %M KiB" "$bin" check "$work/values" > /dev/null
+for b in "${bins[@]}"; do
+  /usr/bin/time -f "${b%%=*}: wall %e s, user %U s, sys %S s, peak RSS %M KiB" "${b#*=}" check "$work/values" > /dev/null
+done
+
+[ "${FLEET_REPO:-1}" = 0 ] && exit 0
 
 echo "== a GitOps repository with the $n apps (prod): verify and rerender --dry-run"
 export HOME=$work GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$work/gitconfig

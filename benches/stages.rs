@@ -1,12 +1,21 @@
 //! In-process cost of each stage of the pipeline, on the example web service:
 //! `cargo bench --bench stages`. Whole-process figures come from `benches/fleet.sh`.
+//!
+//! Every benchmark also reports its allocations (divan's allocation profiler wraps the
+//! allocator the binary uses), and the policy stage runs once per evaluator, so a
+//! change to either shows up here first.
 
 use gitops_render::check::{check, Request};
-use gitops_render::platform::Platform;
-use gitops_render::render;
+use gitops_render::platform::{Platform, PlatformFiles};
+use gitops_render::render::{self, Templates};
+use gitops_render::validate::policy::{Evaluator, Policies};
 use gitops_render::validate::{self, kube, Context};
-use gitops_render::values::{self, Resolve};
+use gitops_render::values::{self, Resolve, ValuesSchema};
 use gitops_render::yaml;
+
+#[global_allocator]
+static ALLOC: divan::AllocProfiler<gitops_render::Allocator> =
+    divan::AllocProfiler::new(gitops_render::ALLOCATOR);
 
 const VALUES: &str = include_str!("../examples/payments-api.yaml");
 
@@ -29,6 +38,34 @@ fn resolve() -> Resolve<'static> {
 #[divan::bench]
 fn load_platform() -> Platform {
     Platform::resolve(None).unwrap()
+}
+
+/// The parts of `load_platform`, to see which one startup pays for.
+mod load {
+    use super::*;
+
+    #[divan::bench]
+    fn files() -> PlatformFiles {
+        PlatformFiles::builtin()
+    }
+
+    #[divan::bench]
+    fn values_schema(bencher: divan::Bencher) {
+        let files = PlatformFiles::builtin();
+        bencher.bench(|| ValuesSchema::load(&files).unwrap());
+    }
+
+    #[divan::bench]
+    fn templates(bencher: divan::Bencher) {
+        let files = PlatformFiles::builtin();
+        bencher.bench(|| Templates::load(&files).unwrap());
+    }
+
+    #[divan::bench]
+    fn policies(bencher: divan::Bencher) {
+        let files = PlatformFiles::builtin();
+        bencher.bench(|| Policies::load(&files).unwrap());
+    }
 }
 
 #[divan::bench]
@@ -64,8 +101,14 @@ fn api_schema(bencher: divan::Bencher) {
     });
 }
 
-#[divan::bench]
-fn policies(bencher: divan::Bencher) {
+/// The policy stage with each evaluator (see `validate::policy::Evaluator`).
+#[divan::bench(args = ["compiled", "interpreter", "tree"])]
+fn policies(bencher: divan::Bencher, evaluator: &str) {
+    let evaluator = match evaluator {
+        "compiled" => Evaluator::Compiled,
+        "interpreter" => Evaluator::Interpreter,
+        _ => Evaluator::WholeTree,
+    };
     let p = platform();
     let (_, _, accepted) = values::load(p, "v.yaml", VALUES.as_bytes(), resolve());
     let accepted = accepted.unwrap();
@@ -78,7 +121,8 @@ fn policies(bencher: divan::Bencher) {
         source_repo: None,
         actor: None,
     };
-    bencher.bench(|| validate::policy_verdict(p, &accepted.effective, &objects, &context).unwrap());
+    let input = validate::policy_input(&accepted.effective, &objects, &context);
+    bencher.bench(|| p.policies.evaluate_with(evaluator, &input).unwrap());
 }
 
 #[divan::bench]

@@ -22,3 +22,8 @@ pub mod server;
 pub mod validate;
 pub mod values;
 pub mod yaml;
+
+/// The allocator of the `gitops-render` binary, here so the stage benchmarks measure
+/// with the same one (see BENCHMARKS.md, check section, for the measurement).
+pub type Allocator = std::alloc::System;
+pub const ALLOCATOR: Allocator = std::alloc::System;

@@ -38,6 +38,15 @@ impl Context {
     }
 }
 
+/// The policies' `input`: `{values, manifests, context}`.
+pub fn policy_input(values: &Value, manifests: &[&Value], context: &Context) -> Value {
+    json!({
+        "values": values,
+        "manifests": manifests,
+        "context": context.to_json(),
+    })
+}
+
 /// The policy verdict on a set of manifests, with waivers applied. Returns the hits that
 /// stand and, separately, notices about expired waivers that matched this app and
 /// environment (they no longer silence anything).
@@ -47,12 +56,9 @@ pub fn policy_verdict(
     manifests: &[&Value],
     context: &Context,
 ) -> Result<(Vec<policy::Hit>, Vec<Finding>)> {
-    let input = json!({
-        "values": values,
-        "manifests": manifests,
-        "context": context.to_json(),
-    });
-    let hits = platform.policies.evaluate(&input)?;
+    let hits = platform
+        .policies
+        .evaluate(&policy_input(values, manifests, context))?;
     Ok(apply_waivers(
         &platform.waivers,
         context.app.as_deref(),

@@ -8,8 +8,10 @@
 //! - every `policies/<name>.yaml` but `exceptions.yaml` is `data.<name>`;
 //! - `policies/<area>_test.rego` holds `test_*` rules, run by `gitops-render policy test`.
 //!
-//! The engine is built once per process, with policies and data loaded, and cloned for
-//! each evaluation: a clone shares the parsed modules and costs little.
+//! The engine is built and prepared once per process, with policies and data loaded and
+//! one generated rule that gathers every `deny` and `warn`; evaluations ask for that
+//! rule only, on engines reused from file to file (see [`Evaluator`], and BENCHMARKS.md
+//! for what each choice was measured at).
 
 use serde_json::Value;
 
@@ -38,13 +40,71 @@ pub struct Hit {
     pub path: Option<String>,
 }
 
+/// How the policies are evaluated. Every command uses [`Evaluator::DEFAULT`], the
+/// interpreter asked for the one rule that gathers every `deny` and `warn`.
+/// `tests/policy_paths.rs` runs every input the project has through all three and
+/// requires the default to agree with the whole-tree query it replaced; `benches/` and
+/// `GITOPS_RENDER_POLICY_EVALUATOR` compare their speed.
+///
+/// The compiled form is not the default because its verdicts differ: on a pod without
+/// any securityContext, regorus 0.14's VM drops `pss-run-as-non-root` and `pss-seccomp`,
+/// whose bodies go through `lib.effective` (a function with an `else`, undefined there)
+/// under `not` or inside another function's `else` chain; the interpreter, like OPA,
+/// reports both. The test prints where they differ and refuses a default that differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluator {
+    /// regorus's compiled form (its register VM, the `rvm` feature): one program whose
+    /// one entry point is the gathering rule, run on VMs reused across files. Built the
+    /// first time it is asked for, so nothing else pays for compiling it.
+    Compiled,
+    /// The interpreter, asked for the gathering rule on an engine reused across files.
+    Interpreter,
+    /// The interpreter, asked for the whole `data.gitops` tree (before issue 13).
+    WholeTree,
+}
+
+impl Evaluator {
+    pub const DEFAULT: Evaluator = Evaluator::Interpreter;
+
+    /// `GITOPS_RENDER_POLICY_EVALUATOR=compiled|interpreter|tree`, to compare the
+    /// evaluators on the real binary (`benches/fleet.sh`); anything else, or nothing, is
+    /// the default.
+    fn from_env() -> Self {
+        match std::env::var("GITOPS_RENDER_POLICY_EVALUATOR").as_deref() {
+            Ok("compiled") => Evaluator::Compiled,
+            Ok("tree") => Evaluator::WholeTree,
+            _ => Evaluator::DEFAULT,
+        }
+    }
+}
+
+/// The package of the one rule that gathers every finding rule: outside `data.gitops`,
+/// so the whole-tree query does not see it, and named so no platform's data collides.
+const GATHER_PACKAGE: &str = "gitops_render_internal_findings";
+const GATHER_RULE: &str = "data.gitops_render_internal_findings.found";
+
 pub struct Policies {
+    /// Policies and data loaded and prepared; the interpreter forms evaluate on clones
+    /// of it (kept in `engines` for reuse), and the compiled form is made from it.
     engine: regorus::Engine,
+    /// The compiled form, built on first use: one program, entry point [`GATHER_RULE`].
+    compiled: std::sync::OnceLock<std::result::Result<Compiled, String>>,
+    evaluator: Evaluator,
+    /// Prepared VMs and engines not in use. A fleet check takes one per rayon thread and
+    /// gives it back, so each thread reuses its VM's buffers instead of building a new
+    /// one per file; there are never more than there were threads at once.
+    vms: std::sync::Mutex<Vec<regorus::rvm::RegoVM>>,
+    engines: std::sync::Mutex<Vec<regorus::Engine>>,
     /// `(path, text)` of the test files, kept for `policy test`.
     tests: Vec<(String, String)>,
     /// `(path, text)` of the policy files.
     sources: Vec<(String, String)>,
     data: regorus::Value,
+}
+
+struct Compiled {
+    policy: regorus::CompiledPolicy,
+    program: std::sync::Arc<regorus::rvm::Program>,
 }
 
 fn is_test(rel: &str) -> bool {
@@ -56,6 +116,59 @@ fn rego_error(files: &PlatformFiles, e: impl std::fmt::Display) -> Error {
     // the display path, so the message already points at the file.
     let _ = files;
     Error::platform(format!("policy error: {e}"))
+}
+
+/// The rule paths of every `deny` and `warn` rule of every `gitops.*` package, sorted:
+/// exactly the sets the whole-tree query used to find.
+fn finding_rules(engine: &regorus::Engine) -> Result<Vec<String>> {
+    let mut paths = std::collections::BTreeSet::new();
+    let packages = engine
+        .get_policy_package_components()
+        .map_err(|e| Error::platform(format!("policy error: {e}")))?;
+    for package in packages {
+        if package.components.first().map(String::as_str) != Some("gitops") {
+            continue;
+        }
+        for root in ["deny", "warn"] {
+            let declared = engine
+                .has_declared_rule_rooted_at(&package.source_file, root)
+                .map_err(|e| Error::platform(format!("policy error: {e}")))?;
+            if declared {
+                let mut path = "data".to_string();
+                for c in package.components.iter().map(String::as_str).chain([root]) {
+                    if !c.is_empty()
+                        && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                        && !c.starts_with(|ch: char| ch.is_ascii_digit())
+                    {
+                        path.push('.');
+                        path.push_str(c);
+                    } else {
+                        path.push_str(&format!("[{}]", Value::String(c.to_string())));
+                    }
+                }
+                paths.insert(path);
+            }
+        }
+    }
+    Ok(paths.into_iter().collect())
+}
+
+/// The gathering module: one partial-object entry per finding rule, keyed by the rule's
+/// path, so one evaluation computes every rule and the helpers they share once.
+fn gather_module(rules: &[String]) -> String {
+    let mut text = format!("package {GATHER_PACKAGE}\n\n");
+    for path in rules {
+        // A variable key makes `found` itself the rule (a constant key would make a
+        // rule of each `found[key]`), one definition per finding rule.
+        text.push_str(&format!(
+            "found[k] := v if {{\n\tk := {}\n\tv := {path}\n}}\n",
+            Value::String(path.clone())
+        ));
+    }
+    if rules.is_empty() {
+        text.push_str("found := {}\n");
+    }
+    text
 }
 
 impl Policies {
@@ -100,41 +213,98 @@ impl Policies {
         engine
             .add_data(data.clone())
             .map_err(|e| rego_error(files, e))?;
-        // Evaluate once on the engine itself: that prepares it (rule analysis, scheduling,
-        // loop hoisting), and the clones made per evaluation inherit the prepared state
-        // instead of redoing it every time. It also makes a policy that fails at
-        // evaluation time (a bad builtin call, a conflict) a platform error now, not
-        // mid-fleet.
-        engine.set_input(regorus::Value::from(
-            serde_json::json!({"values": {}, "manifests": [], "context": {}}),
-        ));
+        let rules = finding_rules(&engine)?;
         engine
-            .eval_query("data.gitops".to_string(), false)
-            .map_err(|e| {
-                Error::platform(format!("policy evaluation failed ({}): {e}", files.origin))
-            })?;
-        let policies = Policies {
+            .add_policy(
+                format!("<gitops-render>/{GATHER_PACKAGE}.rego"),
+                gather_module(&rules),
+            )
+            .map_err(|e| rego_error(files, e))?;
+        let evaluator = Evaluator::from_env();
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::platform(format!("policy evaluation failed ({}): {e}", files.origin))
+        };
+        let mut policies = Policies {
             engine,
+            compiled: Default::default(),
+            evaluator,
+            vms: Default::default(),
+            engines: Default::default(),
             tests,
             sources,
             data,
         };
+        // Evaluate once now: a policy that fails at evaluation time (a bad builtin call,
+        // a conflict) is a platform error before any values file is looked at, not
+        // mid-fleet. On the engine itself this also prepares it (rule analysis,
+        // scheduling, loop hoisting) for every clone made from it.
+        let empty = serde_json::json!({"values": {}, "manifests": [], "context": {}});
+        policies
+            .engine
+            .set_input(regorus::Value::from(empty.clone()));
+        match evaluator {
+            Evaluator::WholeTree => {
+                policies
+                    .engine
+                    .eval_query("data.gitops".to_string(), false)
+                    .map_err(|e| failed(&e))?;
+            }
+            Evaluator::Interpreter => {
+                policies
+                    .engine
+                    .eval_rule(GATHER_RULE.to_string())
+                    .map_err(|e| failed(&e))?;
+            }
+            Evaluator::Compiled => {
+                policies
+                    .evaluate_with(Evaluator::Compiled, &empty)
+                    .map_err(|e| failed(&e))?;
+            }
+        }
         Ok(policies)
     }
 
     /// Evaluates every `gitops.*` package's `deny` and `warn` against one input.
     pub fn evaluate(&self, input: &Value) -> Result<Vec<Hit>> {
-        let mut engine = self.engine.clone();
-        engine.set_input(regorus::Value::from(input.clone()));
-        let results = engine
-            .eval_query("data.gitops".to_string(), false)
-            .map_err(|e| Error::platform(format!("policy evaluation failed: {e}")))?;
+        self.evaluate_with(self.evaluator, input)
+    }
+
+    /// [`Policies::evaluate`] with a chosen evaluator: for the test that proves they
+    /// agree, and for benchmarks.
+    pub fn evaluate_with(&self, evaluator: Evaluator, input: &Value) -> Result<Vec<Hit>> {
+        let failed =
+            |e: &dyn std::fmt::Display| Error::platform(format!("policy evaluation failed: {e}"));
+        let input = regorus::Value::from(input.clone());
         let mut hits = Vec::new();
-        for result in results.result {
-            for expr in result.expressions {
-                let json: Value = serde_json::to_value(&expr.value)
-                    .map_err(|e| Error::internal(format!("policy result is not JSON: {e}")))?;
-                collect_hits(&json, &mut hits)?;
+        match evaluator {
+            Evaluator::Compiled => {
+                let mut vm = self.take_vm()?;
+                vm.set_input(input);
+                let result = vm.execute_entry_point_by_index(0);
+                // Drop the input now rather than hold it until the next file.
+                vm.set_input(regorus::Value::Null);
+                self.vms.lock().expect("not poisoned").push(vm);
+                gathered_hits(&result.map_err(|e| failed(&e))?, &mut hits)?;
+            }
+            Evaluator::Interpreter => {
+                let mut engine = self.take_engine();
+                engine.set_input(input);
+                let result = engine.eval_rule(GATHER_RULE.to_string());
+                engine.set_input(regorus::Value::Null);
+                self.engines.lock().expect("not poisoned").push(engine);
+                gathered_hits(&result.map_err(|e| failed(&e))?, &mut hits)?;
+            }
+            Evaluator::WholeTree => {
+                let mut engine = self.take_engine();
+                engine.set_input(input);
+                let results = engine.eval_query("data.gitops".to_string(), false);
+                engine.set_input(regorus::Value::Null);
+                self.engines.lock().expect("not poisoned").push(engine);
+                for result in results.map_err(|e| failed(&e))?.result {
+                    for expr in result.expressions {
+                        collect_hits(&to_json(&expr.value)?, &mut hits)?;
+                    }
+                }
             }
         }
         hits.sort_by(|a, b| (&a.rule, &a.message).cmp(&(&b.rule, &b.message)));
@@ -142,9 +312,74 @@ impl Policies {
         Ok(hits)
     }
 
+    fn take_vm(&self) -> Result<regorus::rvm::RegoVM> {
+        if let Some(vm) = self.vms.lock().expect("not poisoned").pop() {
+            return Ok(vm);
+        }
+        let compiled = self
+            .compiled
+            .get_or_init(|| {
+                let mut engine = self.engine.clone();
+                let entry: regorus::Rc<str> = GATHER_RULE.into();
+                let policy = engine
+                    .compile_with_entrypoint(&entry)
+                    .map_err(|e| e.to_string())?;
+                let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+                    &policy,
+                    &[GATHER_RULE],
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(Compiled { policy, program })
+            })
+            .as_ref()
+            .map_err(|e| Error::platform(format!("policy compilation failed: {e}")))?;
+        let mut vm = regorus::rvm::RegoVM::new_with_policy(compiled.policy.clone());
+        vm.load_program(compiled.program.clone());
+        vm.set_data(self.data.clone())
+            .map_err(|e| Error::platform(format!("policy data error: {e}")))?;
+        // The interpreter has no instruction budget; the VM's default (25,000) would
+        // fail a large app's policies, so the two would disagree.
+        vm.set_max_instructions(usize::MAX);
+        Ok(vm)
+    }
+
+    fn take_engine(&self) -> regorus::Engine {
+        self.engines
+            .lock()
+            .expect("not poisoned")
+            .pop()
+            .unwrap_or_else(|| self.engine.clone())
+    }
+
     pub fn sources(&self) -> &[(String, String)] {
         &self.sources
     }
+}
+
+fn to_json(value: &regorus::Value) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::internal(format!("policy result is not JSON: {e}")))
+}
+
+/// The gathering rule's object, `{rule path: its value}`: each `deny`/`warn` set (an
+/// array once in JSON) gives its hits; anything else is no finding, as in the whole tree.
+fn gathered_hits(found: &regorus::Value, hits: &mut Vec<Hit>) -> Result<()> {
+    let Value::Object(map) = to_json(found)? else {
+        return Ok(());
+    };
+    for (path, value) in map {
+        let severity = if path.ends_with(".warn") || path.ends_with("[\"warn\"]") {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        if let Value::Array(entries) = value {
+            for entry in &entries {
+                hits.push(hit_from(entry, severity)?);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Walks `data.gitops` for `deny` and `warn` sets, in every package and subpackage.
