@@ -313,6 +313,9 @@ fn commits_are_signed_with_openpgp_when_git_is_configured_to_and_git_verifies_th
         "dev",
         "--to",
         "1.4.2",
+        // Rollback targets only commits made as the bot's current identity.
+        "--committer",
+        "Deploy Bot <bot@example.com>",
     ])
     .code(0);
     deploy(&sb, "prod", &["--repo", "gitops"], &[]).ok();
