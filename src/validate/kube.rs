@@ -301,7 +301,7 @@ pub fn check(object: &Value) -> Vec<Issue> {
     if let Some(k) = builtin(api_version, kind) {
         let mut issues = (k.check)(object);
         let root = cached_schema(k);
-        missing_required(object, &root, &root, &mut String::new(), &mut issues);
+        missing_required(object, root, root, &mut String::new(), &mut issues);
         if root.pointer("/properties/metadata").is_some() {
             issues.extend(check_metadata(object, k));
         }
@@ -340,9 +340,9 @@ pub fn expects_string(api_version: &str, kind: &str, pointer: &str) -> bool {
         return false;
     };
     let root = cached_schema(k);
-    let mut schema: &Value = &root;
+    let mut schema: &Value = root;
     for segment in pointer.split('/').skip(1) {
-        schema = deref(&root, schema);
+        schema = deref(root, schema);
         let segment = segment.replace("~1", "/").replace("~0", "~");
         let next = schema
             .get("properties")
@@ -358,7 +358,7 @@ pub fn expects_string(api_version: &str, kind: &str, pointer: &str) -> bool {
             None => return false,
         }
     }
-    let schema = deref(&root, schema);
+    let schema = deref(root, schema);
     match schema.get("type") {
         Some(Value::String(t)) => t == "string",
         Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
@@ -471,7 +471,7 @@ fn cached_schema(k: &'static Kind) -> &'static Value {
     // Made outside the lock; a race makes the schema twice and keeps one. Leaked on
     // purpose: at most one per kind of the release, for the life of the process.
     let made: &'static Value = Box::leak(Box::new((k.schema)()));
-    *cache
+    cache
         .lock()
         .expect("schema cache")
         .entry(key)
