@@ -162,6 +162,16 @@ pub const OTHER_VARIABLES: &[(&str, &str, &str)] = &[
         "For the crash-safety tests only: stop at a named step of a commit and wait to be killed. Never set them otherwise.",
     ),
     (
+        "GIT_ALLOW_PROTOCOL",
+        "every command with `--repo` on a remote",
+        "The transports the git that gitops-render runs may use. Unset, gitops-render sets it to `file:git:http:https:ssh`, so no transport that runs commands (`ext::`) is ever used; set, git's own meaning applies.",
+    ),
+    (
+        "GITOPS_RENDER_POLICY_EVALUATOR",
+        "every command that runs policies",
+        "For benchmarks only: `interpreter` (the default: only the deny and warn rules), `tree` (the whole data.gitops tree, the reference the equivalence test compares with) or `compiled` (regorus's VM, whose verdicts differ today; see BENCHMARKS.md).",
+    ),
+    (
         "GITOPS_RENDER_TEST_WAIT, GITOPS_RENDER_TEST_WAIT_FILE",
         "rollback",
         "For the concurrency tests only: stop after deciding the rollback target until a file appears. Never set them otherwise.",
