@@ -7,6 +7,7 @@
 # cache; and the throughput of 16 concurrent writers.
 #
 #   cargo build --release && benches/repo.sh [path/to/gitops-render]
+#   SECTIONS="writers crowd" benches/repo.sh    # only some parts: latency remote writers crowd
 #
 # Needs git (with git-http-backend) and python3 (the smart-HTTP server and the timer:
 # wall time and peak RSS of the largest process, gitops-render or a git it ran).
@@ -21,6 +22,9 @@ COMMITS=${COMMITS:-20000}
 RUNS=${RUNS:-11}
 WRITERS=${WRITERS:-16}
 PER_WRITER=${PER_WRITER:-8}
+# Which parts to run (all by default): latency remote writers crowd.
+SECTIONS=" ${SECTIONS:-latency remote writers crowd} "
+section() { [[ $SECTIONS == *" $1 "* ]]; }
 
 for tool in git python3; do
   command -v "$tool" >/dev/null || { echo "benches/repo.sh needs $tool" >&2; exit 2; }
@@ -108,11 +112,13 @@ series() {
 APP=$ROOT/examples/payments-api.yaml
 deploy_cmd() { echo "$BIN" deploy "$APP" --env dev --repo "$1" --tag "$2.{i}"; }
 
-echo "deploy latency (one process per deploy: check + render + commit [+ fetch + push]):"
 "$BIN" check "$APP" --env dev >/dev/null   # warm the page cache
-empty=$(series "local, empty repository" "" $(deploy_cmd "$WORK/empty" 2.0))
-big=$(series "local, 5,000 apps / 20,000 commits" "" $(deploy_cmd "$WORK/big.git" 2.1))
-echo "  ratio big/empty: $(awk -v a="$big" -v b="$empty" 'BEGIN { printf "%.2f", a / b }')"
+if section latency; then
+  echo "deploy latency (one process per deploy: check + render + commit [+ fetch + push]):"
+  empty=$(series "local, empty repository" "" $(deploy_cmd "$WORK/empty" 2.0))
+  big=$(series "local, 5,000 apps / 20,000 commits" "" $(deploy_cmd "$WORK/big.git" 2.1))
+  echo "  ratio big/empty: $(awk -v a="$big" -v b="$empty" 'BEGIN { printf "%.2f", a / b }')"
+fi
 
 # Smart HTTP: git http-backend behind a small threaded server, protocol v2 and partial
 # clone allowed (uploadpack.allowFilter), pushes accepted.
@@ -209,31 +215,83 @@ remote_series() {
   unset GITOPS_RENDER_CACHE_DIR
 }
 
-remote_series "file://" "file://$WORK/file-big.git" "file://$WORK/file-empty.git"
-remote_series "smart HTTP (partial clone allowed)" "http://127.0.0.1:$PORT/big.git" "http://127.0.0.1:$PORT/empty.git"
+if section remote; then
+  remote_series "file://" "file://$WORK/file-big.git" "file://$WORK/file-empty.git"
+  remote_series "smart HTTP (partial clone allowed)" "http://127.0.0.1:$PORT/big.git" "http://127.0.0.1:$PORT/empty.git"
+fi
 
 writers() {
   local repo=$1 label=$2
   local t=$(now_ms)
+  local pids=()
   for w in $(seq -w 0 $(( WRITERS - 1 ))); do
     (
       for k in $(seq 1 "$PER_WRITER"); do
         "$BIN" --platform platform deploy "w$w.yaml" --env dev --repo "$repo" --tag "3.0.$k" >/dev/null
       done
     ) &
+    pids+=($!)
   done
-  wait
+  # Only the writers: a bare `wait` would also wait for the smart-HTTP server.
+  wait "${pids[@]}"
   local ms=$(( $(now_ms) - t ))
   local n=$(( WRITERS * PER_WRITER ))
   echo "  $label: $n deploys by $WRITERS concurrent writers in $ms ms = $(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%.1f", n * 1000 / ms }') deploys/s"
 }
 
-echo "throughput, $WRITERS concurrent writers x $PER_WRITER deploys each:"
-before=$(git -C big.git rev-list --count main)
-writers "$WORK/big.git" "local, big repository   "
-after=$(git -C big.git rev-list --count main)
-echo "    landed $(( after - before )) commits; merges: $(git -C big.git rev-list --merges --count main); fsck: $(git -C big.git fsck --strict --no-dangling >/dev/null 2>&1 && echo clean || echo FAILED)"
-git init -q --bare -b main remote.git
-export GITOPS_RENDER_CACHE_DIR=$WORK/cache
-writers "file://$WORK/remote.git" "file:// remote, empty   "
-echo "    landed $(git -C remote.git rev-list --count main) commits; merges: $(git -C remote.git rev-list --merges --count main)"
+if section writers; then
+  echo "throughput, $WRITERS concurrent writers x $PER_WRITER deploys each:"
+  before=$(git -C big.git rev-list --count main)
+  writers "$WORK/big.git" "local, big repository   "
+  after=$(git -C big.git rev-list --count main)
+  echo "    landed $(( after - before )) commits; merges: $(git -C big.git rev-list --merges --count main); fsck: $(git -C big.git fsck --strict --no-dangling >/dev/null 2>&1 && echo clean || echo FAILED)"
+  git init -q --bare -b main remote.git
+  export GITOPS_RENDER_CACHE_DIR=$WORK/cache
+  writers "file://$WORK/remote.git" "file:// remote, empty   "
+  echo "    landed $(git -C remote.git rev-list --count main) commits; merges: $(git -C remote.git rev-list --merges --count main)"
+  unset GITOPS_RENDER_CACHE_DIR
+fi
+
+# Issue 9 item 10: a crowd of pipelines at once. CROWD deploys of different apps (each a
+# new version) through one file:// remote, and at the same time one `rerender --all` of a
+# platform upgrade (a longer termination grace period, so it commits every app): once
+# with one shared cache (one runner), once with a cold cache per deploy (one runner per
+# pipeline). Every one must land.
+CROWD=${CROWD:-64}
+cp -r platform platform-v2
+sed -i 's/termination_grace_period_seconds = 30/termination_grace_period_seconds = 45/' \
+  platform-v2/templates/_common/platform.j2
+crowd() {
+  local label=$1 shared=$2
+  rm -rf crowd.git crowd-cache* rc.*
+  git init -q --bare -b main crowd.git
+  for w in $(seq -w 0 $(( CROWD - 1 ))); do
+    GITOPS_RENDER_CACHE_DIR=$WORK/crowd-cache "$BIN" --platform platform deploy "w$w.yaml" \
+      --env dev --repo "file://$WORK/crowd.git" --tag 1.0.0 >/dev/null
+  done
+  local before=$(git -C crowd.git rev-list --count main) t=$(now_ms) pids=()
+  for w in $(seq -w 0 $(( CROWD - 1 ))); do
+    local cache=$WORK/crowd-cache; [ "$shared" = 1 ] || cache=$WORK/crowd-cache-$w
+    # `set +e`: the subshell inherits errexit, which would skip writing a failure's code.
+    ( set +e; GITOPS_RENDER_CACHE_DIR=$cache "$BIN" --platform platform deploy "w$w.yaml" --env dev \
+        --repo "file://$WORK/crowd.git" --tag 2.0.0 >"out.$w" 2>&1; echo $? > "rc.$w" ) &
+    pids+=($!)
+  done
+  ( set +e; GITOPS_RENDER_CACHE_DIR=$WORK/crowd-cache-rerender "$BIN" --platform platform-v2 rerender \
+      --all --repo "file://$WORK/crowd.git" >out.rerender 2>&1; echo $? > rc.rerender ) &
+  pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  # Every process writes its rc file last: count them, so none is missed however the
+  # shell reaped it.
+  while [ "$(ls rc.* 2>/dev/null | wc -l)" -lt $(( CROWD + 1 )) ]; do sleep 0.1; done
+  local ms=$(( $(now_ms) - t ))
+  local failed=$(grep -Lx 0 rc.* | wc -l)
+  local landed=$(( $(git -C crowd.git rev-list --count main) - before ))
+  echo "  $label: $CROWD deploys + rerender --all in $ms ms; failed: $failed; commits landed: $landed; fsck: $(git -C crowd.git fsck --strict --no-dangling >/dev/null 2>&1 && echo clean || echo FAILED)"
+  for f in $(grep -Lx 0 rc.* || true); do echo "    $f: exit $(cat "$f"): $(tail -1 "out.${f#rc.}")"; done
+}
+if section crowd; then
+  echo "a crowd: $CROWD concurrent deploys of different apps + one rerender --all, file:// remote:"
+  crowd "one shared cache        " 1
+  crowd "a cold cache per deploy " 0
+fi

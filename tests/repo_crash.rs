@@ -252,3 +252,90 @@ fn a_ref_lock_left_by_a_killed_deploy_is_cleared_by_the_next_one() {
         2
     );
 }
+
+/// A crowd of pipelines adds packs to the repository while a deploy has it open (every
+/// push of another writer, every fetch into a shared cache). gix sizes its table of pack
+/// indexes when it opens a repository; 64 concurrent deploys overran it ("too few index
+/// slots", exit 3). Here one deploy waits after planning while 48 packs and a competing
+/// commit (itself in a pack) land, then goes on: it must lose the race, read the new
+/// tip from the new pack, and land on it.
+#[test]
+fn a_deploy_lands_after_other_writers_add_many_packs_while_it_runs() {
+    let sb = Sandbox::new();
+    deploy(&sb, "gitops", "w60", "1.0.0").ok();
+    let repo = sb.path().join("gitops");
+    let g = repo.to_str().unwrap();
+    let mut child = spawn_deploy(&sb, "gitops", "w01", "1.0.0", "planned");
+    let paused = marker(&sb, "w01", "planned");
+    wait_for(&mut child, &paused);
+
+    let pack = |oid: &str| {
+        let mut p = std::process::Command::new("git")
+            .args(["-C", g, "pack-objects", "-q", "objects/pack/pack"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(p.stdin.as_mut().unwrap(), format!("{oid}\n").as_bytes())
+            .unwrap();
+        assert!(p.wait().unwrap().success());
+    };
+    for i in 0..48 {
+        let file = sb.path().join(format!("blob-{i}"));
+        std::fs::write(&file, format!("pack {i}\n")).unwrap();
+        let blob = sb.git(&["-C", g, "hash-object", "-w", file.to_str().unwrap()]);
+        pack(blob.trim());
+    }
+    let old = tip(&sb, &repo);
+    let tree = sb.git(&["-C", g, "rev-parse", "main^{tree}"]);
+    let commit = sb.git(&[
+        "-C",
+        g,
+        "-c",
+        "user.name=other",
+        "-c",
+        "user.email=other@example.com",
+        "commit-tree",
+        tree.trim(),
+        "-p",
+        &old,
+        "-m",
+        "another writer",
+    ]);
+    pack(commit.trim());
+    sb.git(&["-C", g, "prune-packed"]);
+    sb.git(&[
+        "-C",
+        g,
+        "update-ref",
+        "refs/heads/main",
+        commit.trim(),
+        &old,
+    ]);
+    let packs = std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("idx".as_ref()))
+        .count();
+    assert!(packs > 40, "{packs} packs");
+
+    // Go on; it stops at the same step on its next attempt too (after the lost race).
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        let _ = std::fs::remove_file(&paused);
+        assert!(start.elapsed() < Duration::from_secs(60), "never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sb.git(&["-C", g, "rev-parse", "main^"]).trim(),
+        commit.trim(),
+        "the deploy landed on the other writer's commit"
+    );
+    fsck(&sb, &repo);
+}

@@ -353,10 +353,21 @@ impl Repo {
                 (dir, Some(session))
             }
         };
-        let mut git = gix::open_opts(&path, gix::open::Options::default().strict_config(false))
-            .map_err(|e| {
-                Error::usage(format!("{} is not a git repository: {e}", location.shown()))
-            })?;
+        // Other processes add packs while we hold the repository open (every fetch into a
+        // shared cache, every push a crowd of pipelines makes to a local bare
+        // repository), and gix sizes its pack-index table from what is on disk at open:
+        // 64 concurrent deploys overran the default (+10%, at least 32) with "too few
+        // index slots". A slot costs a few pointers, so leave room for thousands.
+        let slots = gix::odb::store::init::Slots::AsNeededByDiskState {
+            multiplier: 2.0,
+            minimum: 4096,
+        };
+        let options = gix::open::Options::default()
+            .strict_config(false)
+            .object_store_slots(slots);
+        let mut git = gix::open_opts(&path, options).map_err(|e| {
+            Error::usage(format!("{} is not a git repository: {e}", location.shown()))
+        })?;
         if remote.is_none() {
             refuse_checked_out(&git, &opts.branch, &location.shown())?;
         }
@@ -1262,15 +1273,22 @@ pub(crate) fn git_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) ->
 
 /// For tests of crash safety only: with `GITOPS_RENDER_TEST_PAUSE=<point>`, the process
 /// creates the file named by `GITOPS_RENDER_TEST_PAUSE_FILE` when it reaches `point`
-/// and waits there to be killed.
+/// and waits there to be killed, or to go on when the test deletes that file.
 fn pause(point: &str) {
     if std::env::var("GITOPS_RENDER_TEST_PAUSE").as_deref() != Ok(point) {
         return;
     }
-    if let Some(file) = std::env::var_os("GITOPS_RENDER_TEST_PAUSE_FILE") {
-        let _ = std::fs::write(file, point);
+    let Some(file) = std::env::var_os("GITOPS_RENDER_TEST_PAUSE_FILE") else {
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    };
+    let file = std::path::PathBuf::from(file);
+    let _ = std::fs::write(&file, point);
+    // The test resumes the process by deleting the marker (or kills it meanwhile).
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while file.exists() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_secs(60));
 }
 
 #[cfg(test)]
