@@ -12,6 +12,7 @@ mod check;
 mod docs;
 mod hardening;
 mod injection;
+mod output;
 mod policy_paths;
 mod rendered;
 mod repo;
