@@ -667,7 +667,7 @@ fn every_broken_platform_file_is_exit_2_with_file_and_line_under_every_command()
             Box::new(|_| {
                 "waivers:\n  - rule: pss-privileged\n    app: payments-api\n    env: dev\n    reason: vendor\n    expires: next week\n".into()
             }),
-            "exceptions.yaml:2:".into(),
+            "exceptions.yaml:6:".into(),
         ),
         (
             "platform",

@@ -112,7 +112,7 @@ fn leaves(v: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
             for (k, child) in m {
                 leaves(
                     child,
-                    format!("{prefix}/{}", yaml::escape_pointer(k)),
+                    format!("{prefix}/{}", gitops_render::pointer::escape(k)),
                     out,
                 );
             }
