@@ -1,7 +1,7 @@
 //! Benchmark (not a test) of `gitops-render serve`: how long from a delivery to its
 //! completed check run, how many deliveries a second the server absorbs, and how much
 //! memory unsigned slow uploads can make it hold. It drives the real binary against the
-//! local GitHub API stand-in of tests/common/github.rs, on loopback only, with bounded
+//! local GitHub API stand-in of tests/it/common/github.rs, on loopback only, with bounded
 //! loops.
 //!
 //! cargo bench --bench webhook                       # defaults
@@ -17,7 +17,7 @@
 //!   deliveries are absorbed; with the default (1000) a burst over 1000 would make the
 //!   senders wait for room, which is the designed behaviour but not what this measures.
 
-#[path = "../tests/common/github.rs"]
+#[path = "../tests/it/common/github.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

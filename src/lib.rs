@@ -15,6 +15,7 @@ pub mod error;
 pub mod findings;
 pub mod output;
 pub mod platform;
+pub mod pointer;
 pub mod render;
 pub mod repo;
 pub mod rules;

@@ -190,21 +190,31 @@ pub struct CpuMemory {
 #[serde(deny_unknown_fields)]
 struct ExceptionsFile {
     #[serde(default)]
-    waivers: Vec<Waiver>,
+    waivers: Vec<WaiverEntry>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// A waiver as written; `expires` becomes a date in `load_waivers`, where a bad one is
+/// reported with its file and line.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WaiverEntry {
+    rule: String,
+    app: String,
+    env: String,
+    reason: String,
+    expires: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiver {
     pub rule: String,
     pub app: String,
     /// An environment name, or `*` for all of them.
     pub env: String,
     pub reason: String,
-    /// The last day the waiver applies (YYYY-MM-DD).
-    pub expires: String,
+    /// The last day the waiver applies.
+    pub expires: jiff::civil::Date,
     /// Where it is written, for messages (1-based line in exceptions.yaml).
-    #[serde(skip)]
     pub line: u32,
 }
 
@@ -306,7 +316,7 @@ fn load_settings(files: &PlatformFiles) -> Result<Settings> {
         .map(|d| yaml::to_json(&d.root))
         .unwrap_or(Value::Null);
     let settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
-        let pointer = path_to_pointer(&e.path().to_string());
+        let pointer = crate::pointer::from_path(e.path());
         Error::platform(format!("{}: {}", at(&pointer), e.inner()))
     })?;
     if settings.environments.is_empty() {
@@ -343,7 +353,7 @@ fn load_waivers(files: &PlatformFiles) -> Result<Vec<Waiver>> {
     }
     let positions = yaml::Positions::of(&doc.root);
     let parsed: ExceptionsFile = serde_path_to_error::deserialize(value).map_err(|e| {
-        let pointer = path_to_pointer(&e.path().to_string());
+        let pointer = crate::pointer::from_path(e.path());
         Error::platform(format!(
             "{}:{}: {}",
             files.display_path(rel),
@@ -351,60 +361,40 @@ fn load_waivers(files: &PlatformFiles) -> Result<Vec<Waiver>> {
             e.inner()
         ))
     })?;
-    let mut waivers = parsed.waivers;
-    for (i, w) in waivers.iter_mut().enumerate() {
-        w.line = positions.value(&format!("/waivers/{i}")).line;
-        if w.expires.parse::<jiff::civil::Date>().is_err() {
-            return Err(Error::platform(format!(
-                "{}:{}: waiver for `{}` has expires {:?}; write a date as YYYY-MM-DD",
-                files.display_path(rel),
-                w.line,
-                w.rule,
-                w.expires
-            )));
-        }
+    let mut waivers = Vec::with_capacity(parsed.waivers.len());
+    for (i, w) in parsed.waivers.into_iter().enumerate() {
+        let line = positions.value(&format!("/waivers/{i}")).line;
+        // A plain date only: jiff would also take a datetime here.
+        let expires = (w.expires.len() == 10)
+            .then(|| w.expires.parse::<jiff::civil::Date>().ok())
+            .flatten()
+            .ok_or_else(|| {
+                Error::platform(format!(
+                    "{}:{}: waiver for `{}` has expires {:?}; write a date as YYYY-MM-DD",
+                    files.display_path(rel),
+                    positions.value(&format!("/waivers/{i}/expires")).line,
+                    w.rule,
+                    w.expires
+                ))
+            })?;
         if w.reason.trim().is_empty() {
             return Err(Error::platform(format!(
                 "{}:{}: waiver for `{}` needs a reason",
                 files.display_path(rel),
-                w.line,
+                line,
                 w.rule
             )));
         }
+        waivers.push(Waiver {
+            rule: w.rule,
+            app: w.app,
+            env: w.env,
+            reason: w.reason,
+            expires,
+            line,
+        });
     }
     Ok(waivers)
-}
-
-/// serde_path_to_error's `a.b[0].c` as a JSON pointer `/a/b/0/c`.
-pub fn path_to_pointer(path: &str) -> String {
-    let mut out = String::new();
-    if path == "." {
-        return out;
-    }
-    for part in path.split('.') {
-        let mut rest = part;
-        while !rest.is_empty() {
-            match rest.find('[') {
-                Some(0) => {
-                    let end = rest.find(']').unwrap_or(rest.len() - 1);
-                    out.push('/');
-                    out.push_str(&rest[1..end]);
-                    rest = &rest[end + 1..];
-                }
-                Some(i) => {
-                    out.push('/');
-                    out.push_str(&rest[..i]);
-                    rest = &rest[i..];
-                }
-                None => {
-                    out.push('/');
-                    out.push_str(rest);
-                    rest = "";
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -417,15 +407,5 @@ mod tests {
         assert!(files.files.contains_key("templates/platform.yaml"));
         assert!(files.files.contains_key("schemas/values.schema.json"));
         assert!(files.files.contains_key("policies/teams.yaml"));
-    }
-
-    #[test]
-    fn serde_paths_become_pointers() {
-        assert_eq!(path_to_pointer("waivers[2].expires"), "/waivers/2/expires");
-        assert_eq!(
-            path_to_pointer("spec.template.spec.containers[0].name"),
-            "/spec/template/spec/containers/0/name"
-        );
-        assert_eq!(path_to_pointer("."), "");
     }
 }

@@ -3,12 +3,16 @@
 //!
 //! A finding's rule id is what users search for, waive (`policies/exceptions.yaml`) and
 //! count in reports, so each id is a promise: this table is the one list of them. It
-//! feeds the SARIF rule descriptors (`helpUri`), and a test scans the Rust sources and
+//! feeds the SARIF rule descriptors (summary, help from docs/rules.md, and `helpUri`
+//! when `--rules-url` says where the docs are published), and a test scans the Rust sources and
 //! the Rego policies for the ids they can emit and fails when one is missing here or in
 //! `docs/rules.md` (whose summary table must match this one row for row).
 //!
 //! A platform team's own policies may add ids of their own; those are not listed here
 //! and are reported without a documentation link.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use crate::findings::Severity;
 
@@ -192,15 +196,85 @@ pub fn find(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)
 }
 
-/// The project's repository (`repository` in Cargo.toml), where `docs/rules.md` is read
-/// online. SARIF wants an absolute URI for a rule's help, so without it there is none.
-const REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
+/// docs/rules.md, built in: each rule's section there is its full help (SARIF's
+/// `help`), so the page people read and what a code-scanning UI shows beside a result
+/// are one text, and the test below that checks the page checks the help too.
+const RULES_MD: &str = include_str!("../docs/rules.md");
 
-/// The documentation of a rule: its section of `docs/rules.md` (the heading is the id,
-/// so the anchor is the id too).
-pub fn docs_url(id: &str) -> Option<String> {
-    let rule = find(id)?;
-    (!REPOSITORY.is_empty()).then(|| format!("{REPOSITORY}/blob/main/docs/rules.md#{}", rule.id))
+/// A rule's documentation, in markdown: its section of docs/rules.md without the
+/// heading (what it checks, why, what fails, the fix). `None` for an id that is not
+/// registered (a platform's own rule).
+pub fn help(id: &str) -> Option<&'static str> {
+    static SECTIONS: LazyLock<BTreeMap<&'static str, &'static str>> =
+        LazyLock::new(|| sections(RULES_MD));
+    find(id)?;
+    SECTIONS.get(id).copied()
+}
+
+/// The `## id` sections of a rules page: each runs to the next heading or thematic
+/// break (`---`) outside a fenced code block.
+fn sections(md: &str) -> BTreeMap<&str, &str> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<(&str, usize)> = None;
+    let mut in_fence = false;
+    let mut offset = 0;
+    for line in md.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let bare = line.trim_end();
+        if bare.starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        let heading = bare.starts_with("# ") || bare.starts_with("## ");
+        if heading || bare == "---" {
+            if let Some((id, from)) = current.take() {
+                out.insert(id, md[from..start].trim());
+            }
+        }
+        if let Some(id) = bare.strip_prefix("## ") {
+            current = Some((id.trim(), offset));
+        }
+    }
+    if let Some((id, from)) = current {
+        out.insert(id, md[from..].trim());
+    }
+    out
+}
+
+/// Markdown as plain text, for SARIF viewers that do not render markdown: the text of
+/// paragraphs, list items and code blocks, without the markup.
+pub fn help_text(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = String::new();
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Text(t) | Event::Code(t) => out.push_str(&t),
+            Event::SoftBreak => out.push(' '),
+            Event::HardBreak => out.push('\n'),
+            Event::Start(Tag::Item) => out.push_str("- "),
+            Event::Start(Tag::CodeBlock(_)) => {
+                if !out.ends_with('\n') && !out.is_empty() {
+                    out.push('\n');
+                }
+            }
+            Event::End(TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::List(_)) => {
+                while !out.ends_with("\n\n") {
+                    out.push('\n');
+                }
+            }
+            Event::End(TagEnd::Item) => {
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            _ => {}
+        }
+    }
+    out.trim_end().to_string()
 }
 
 #[cfg(test)]
@@ -401,6 +475,36 @@ mod tests {
                 r.id
             );
         }
+    }
+
+    /// SARIF's help is each rule's own section: what it checks and the fix, never the
+    /// neighbour's text or the page's prose between sections.
+    #[test]
+    fn every_rule_has_its_docs_section_as_help() {
+        for r in RULES {
+            let md = help(r.id).unwrap_or_else(|| panic!("no help for {}", r.id));
+            assert!(md.len() > 40, "{}: {md:?}", r.id);
+            assert!(
+                !md.contains("\n## ") && !md.contains("\n# "),
+                "{}: {md}",
+                r.id
+            );
+            assert!(!md.ends_with("---"), "{}", r.id);
+            let text = help_text(md);
+            assert!(
+                !text.contains("**") && !text.contains("```"),
+                "{}: {text}",
+                r.id
+            );
+        }
+        assert_eq!(help("no-such-rule"), None);
+        // A fence's `# comment` is not a heading, and the section ends at `---`.
+        let md = "## a\n\nx\n```sh\n# comment\n```\ny\n\n---\n\nprose\n## b\n\n**z** `c`\n";
+        let s = sections(md);
+        assert_eq!(s["a"], "x\n```sh\n# comment\n```\ny");
+        assert_eq!(s["b"], "**z** `c`");
+        assert_eq!(help_text(s["b"]), "z c");
+        assert_eq!(help_text(s["a"]), "x\n\n# comment\n\ny");
     }
 
     /// docs/rules.md: its table lists exactly the registry's rules, with the same

@@ -58,17 +58,8 @@ impl ValuesSchema {
     }
 
     /// Follows a local `$ref` (`#/$defs/x`) until it reaches a schema without one.
-    fn deref<'a>(&'a self, mut schema: &'a Value) -> &'a Value {
-        for _ in 0..16 {
-            match schema.get("$ref").and_then(Value::as_str) {
-                Some(r) => match r.strip_prefix('#').and_then(|p| self.raw.pointer(p)) {
-                    Some(target) => schema = target,
-                    None => return schema,
-                },
-                None => return schema,
-            }
-        }
-        schema
+    fn deref<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        crate::pointer::resolve_ref(&self.raw, schema)
     }
 
     /// The subschema for a child of `schema`: a named property, else the schema for
@@ -149,14 +140,13 @@ impl ValuesSchema {
     /// The schema node a validation error's schema path points at, following `$ref`s.
     fn at_schema_path(&self, path: &str) -> Option<&Value> {
         let mut node = &self.raw;
-        for seg in path.split('/').skip(1) {
+        for seg in crate::pointer::segments(path) {
             if seg == "$ref" {
                 node = self.deref(node);
                 continue;
             }
-            let seg = seg.replace("~1", "/").replace("~0", "~");
             node = match node {
-                Value::Object(m) => m.get(&seg)?,
+                Value::Object(m) => m.get(seg.as_ref())?,
                 Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
                 _ => return None,
             };
@@ -235,7 +225,11 @@ impl Accepted {
     /// environment override if that is where the value came from, else the field itself.
     pub fn locate(&self, field: &str) -> yaml::Pos {
         let first = field.split('.').next().unwrap_or("");
-        let via_env = format!("/environments/{}/{}", self.env, yaml::escape_pointer(first));
+        let via_env = format!(
+            "/environments/{}/{}",
+            self.env,
+            crate::pointer::escape(first)
+        );
         if self.positions.contains(&via_env) {
             let rest = yaml::dotted_to_pointer(field);
             let full = format!("/environments/{}{}", self.env, rest);
@@ -397,7 +391,7 @@ fn parse_and_check(
                     )
                     .at(
                         path,
-                        positions.key(&format!("/environments/{}", yaml::escape_pointer(name))),
+                        positions.key(&format!("/environments/{}", crate::pointer::escape(name))),
                     )
                     .help(format!(
                         "this platform has: {}",
@@ -501,7 +495,7 @@ fn schema_findings(
             unexpected
                 .iter()
                 .map(|key| {
-                    let key_ptr = format!("{pointer}/{}", yaml::escape_pointer(key));
+                    let key_ptr = format!("{pointer}/{}", crate::pointer::escape(key));
                     let mut f = Finding::error(
                         "values-unknown-field",
                         format!("unknown field `{}`", join_dotted(&field, key)),
@@ -546,7 +540,7 @@ fn schema_findings(
         }
         ValidationErrorKind::PropertyNames { error } => {
             let key = error.instance().as_str().unwrap_or_default().to_string();
-            let key_ptr = format!("{pointer}/{}", yaml::escape_pointer(&key));
+            let key_ptr = format!("{pointer}/{}", crate::pointer::escape(&key));
             let allowed = schema
                 .at_instance(&pointer)
                 .map(|s| schema.property_names(s))
@@ -670,10 +664,7 @@ fn article(t: &str) -> String {
 }
 
 pub fn pointer_to_dotted(pointer: &str) -> String {
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+    crate::pointer::segments(pointer)
         .collect::<Vec<_>>()
         .join(".")
 }

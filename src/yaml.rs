@@ -494,12 +494,7 @@ impl Node {
     pub fn locate(&self, pointer: &str) -> (Pos, Pos) {
         let mut node = self;
         let mut found = (self.pos, self.pos);
-        for raw in pointer.split('/').skip(1) {
-            let segment: Cow<'_, str> = if raw.contains('~') {
-                Cow::Owned(raw.replace("~1", "/").replace("~0", "~"))
-            } else {
-                Cow::Borrowed(raw)
-            };
+        for segment in crate::pointer::segments(pointer) {
             let next = match &node.kind {
                 NodeKind::Mapping(entries) => entries
                     .iter()
@@ -784,7 +779,7 @@ impl Positions {
             NodeKind::Mapping(entries) => {
                 for (k, v) in entries {
                     pointer.push('/');
-                    pointer.push_str(&escape_pointer(&k.text));
+                    pointer.push_str(&crate::pointer::escape(&k.text));
                     self.map.insert(pointer.clone(), (k.pos, v.pos));
                     self.walk(v, pointer);
                     pointer.truncate(len);
@@ -821,15 +816,6 @@ impl Positions {
     }
 }
 
-/// Escapes one JSON pointer segment (RFC 6901).
-pub fn escape_pointer(segment: &str) -> Cow<'_, str> {
-    if segment.contains(['~', '/']) {
-        Cow::Owned(segment.replace('~', "~0").replace('/', "~1"))
-    } else {
-        Cow::Borrowed(segment)
-    }
-}
-
 /// Turns a dotted values path (`ingress.host`, `env.LOG_LEVEL`) into a JSON pointer.
 pub fn dotted_to_pointer(dotted: &str) -> String {
     if dotted.is_empty() {
@@ -837,7 +823,7 @@ pub fn dotted_to_pointer(dotted: &str) -> String {
     }
     dotted
         .split('.')
-        .map(|s| format!("/{}", escape_pointer(s)))
+        .map(|s| format!("/{}", crate::pointer::escape(s)))
         .collect()
 }
 

@@ -110,6 +110,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         args.commit.dry_run,
         checked.report,
         args.output,
+        &globals.output(false),
     )
 }
 
@@ -132,6 +133,7 @@ pub(super) fn land(
     dry_run: bool,
     report: FileReport,
     output: Format,
+    options: &crate::output::Options,
 ) -> Result<i32> {
     let files: Files = rendering
         .files
@@ -163,7 +165,7 @@ pub(super) fn land(
             let r = Report {
                 files: vec![report],
             };
-            print!("{}", crate::output::render(&r, output, false));
+            print!("{}", crate::output::render(&r, output, options));
             return Ok(exit::REJECTED);
         }
         (Err(e), _) => return Err(e),
@@ -173,9 +175,12 @@ pub(super) fn land(
         let r = Report {
             files: vec![report.clone()],
         };
-        eprint!("{}", crate::output::render(&r, Format::Text, false));
+        eprint!(
+            "{}",
+            crate::output::render(&r, Format::Text, &crate::output::Options::default())
+        );
     }
-    print_outcome(repo, change, &outcome, report, output);
+    print_outcome(repo, change, &outcome, report, output, options);
     Ok(exit::OK)
 }
 
@@ -205,6 +210,7 @@ pub(super) fn print_outcome(
     outcome: &Outcome,
     report: FileReport,
     output: Format,
+    options: &crate::output::Options,
 ) {
     let what = format!("{}/{}", change.app, change.env);
     let (commit, changed, text) = match outcome {
@@ -259,7 +265,7 @@ pub(super) fn print_outcome(
                     files: vec![report],
                 },
                 Format::Json,
-                false,
+                options,
             );
             let mut value: serde_json::Value =
                 serde_json::from_str(&rendered).unwrap_or_else(|_| json!({"ok": true}));
@@ -288,7 +294,7 @@ pub(super) fn print_outcome(
             let r = Report {
                 files: vec![report],
             };
-            print!("{}", crate::output::render(&r, other, false));
+            print!("{}", crate::output::render(&r, other, options));
             eprint!("{text}");
         }
     }

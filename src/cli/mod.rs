@@ -4,6 +4,7 @@
 mod check;
 mod deploy;
 mod docs;
+mod format;
 mod history;
 mod inputs;
 mod policy;
@@ -50,6 +51,18 @@ pub struct Cli {
     )]
     color: ColorChoice,
 
+    /// Where docs/rules.md is published (an http(s) URL): SARIF output then links each
+    /// rule to its section there (`<URL>#<rule-id>`). Without it, SARIF rules carry
+    /// their summary and help but no link.
+    #[arg(
+        long,
+        global = true,
+        env = "GITOPS_RENDER_RULES_URL",
+        value_name = "URL",
+        value_parser = format::rules_url
+    )]
+    rules_url: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -88,12 +101,21 @@ pub struct Globals {
     platform_dir: Option<PathBuf>,
     /// Whether text output to stdout is colored.
     pub color: bool,
+    rules_url: Option<String>,
 }
 
 impl Globals {
     /// Loads the platform (built-in or `--platform`); an error is exit 2.
     pub fn platform(&self) -> Result<Platform> {
         Platform::resolve(self.platform_dir.as_deref())
+    }
+
+    /// How to render a report; `color` only where the text goes to a terminal.
+    pub fn output(&self, color: bool) -> crate::output::Options {
+        crate::output::Options {
+            color,
+            rules_url: self.rules_url.clone(),
+        }
     }
 }
 
@@ -126,6 +148,7 @@ pub fn main() -> i32 {
     let globals = Globals {
         platform_dir: cli.platform,
         color,
+        rules_url: cli.rules_url,
     };
     let result = match cli.command {
         Command::Check(args) => check::run(&globals, args),
@@ -166,7 +189,10 @@ pub(crate) fn emit(
     format: crate::output::Format,
 ) -> i32 {
     let color = globals.color && format == crate::output::Format::Text;
-    print!("{}", crate::output::render(report, format, color));
+    print!(
+        "{}",
+        crate::output::render(report, format, &globals.output(color))
+    );
     if report.ok() {
         exit::OK
     } else {

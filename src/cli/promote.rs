@@ -144,5 +144,6 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         args.commit.dry_run,
         checked.report,
         args.output,
+        &globals.output(false),
     )
 }

@@ -70,7 +70,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             // error, so `render ... | kubectl apply -f -` never receives it. A document
             // asked for with --output (json, sarif, junit, github) is data: stdout.
             if args.output == Format::Text {
-                eprint!("{}", crate::output::render(&report, Format::Text, false));
+                eprint!(
+                    "{}",
+                    crate::output::render(&report, Format::Text, &Default::default())
+                );
                 return Ok(exit::REJECTED);
             }
             let code = emit(globals, &report, args.output);
@@ -82,7 +85,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         let report = Report {
             files: vec![checked.report.clone()],
         };
-        eprint!("{}", crate::output::render(&report, Format::Text, false));
+        eprint!(
+            "{}",
+            crate::output::render(&report, Format::Text, &Default::default())
+        );
     }
     match &args.out {
         None => {

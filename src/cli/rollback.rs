@@ -264,7 +264,14 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         Ok(files.clone())
     })?;
     let report = FileReport::new(dir_path, None);
-    print_outcome(&repo, &change, &outcome, report, args.output);
+    print_outcome(
+        &repo,
+        &change,
+        &outcome,
+        report,
+        args.output,
+        &globals.output(false),
+    );
     Ok(exit::OK)
 }
 

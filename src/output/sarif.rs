@@ -1,32 +1,35 @@
 //! SARIF 2.1.0 via serde-sarif. Each result's location is the real line and column in
-//! the values (or manifest) file, which is what code-scanning UIs annotate; rules are
-//! listed once each in the driver.
+//! the values (or manifest) file, which is what code-scanning UIs annotate. Each rule
+//! that has a finding is described once in the driver, from the registry
+//! (`crate::rules`): its summary, its section of docs/rules.md as help (markdown, and
+//! plain text for viewers without markdown), its default level, and a link to the
+//! rule's documentation when a docs base URL is configured (`--rules-url`); a
+//! platform's own rule is described by its id alone. Results point at their rule by id
+//! and by index, as GitHub code scanning and the SARIF viewers expect.
 
 use std::collections::BTreeMap;
 
 use serde_sarif::sarif::{
     ArtifactLocation, Location, Message, MultiformatMessageString, PhysicalLocation, Region,
-    ReportingDescriptor, Result as SarifResult, ResultLevel, Run, Sarif, Tool, ToolComponent,
+    ReportingConfiguration, ReportingDescriptor, Result as SarifResult, ResultLevel, Run, Sarif,
+    Tool, ToolComponent,
 };
 
-use crate::findings::{Report, Severity};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-pub fn render(report: &Report) -> String {
-    let mut rules: BTreeMap<&str, ReportingDescriptor> = BTreeMap::new();
+use super::Options;
+use crate::findings::{Report, Severity};
+use crate::rules;
+
+pub fn render(report: &Report, options: &Options) -> String {
+    // Rules in order of first appearance, so `ruleIndex` follows the results.
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut descriptors = Vec::new();
     let mut results = Vec::new();
     for f in report.findings() {
-        rules.entry(f.rule.as_str()).or_insert_with(|| {
-            // A registered rule gets its summary and its section of docs/rules.md (which
-            // code-scanning UIs link as "learn more"); a platform's own rule, its id.
-            let known = crate::rules::find(&f.rule);
-            let summary = known.map_or_else(|| f.rule.clone(), |r| r.summary.to_string());
-            let descriptor = ReportingDescriptor::builder()
-                .id(f.rule.clone())
-                .short_description(MultiformatMessageString::builder().text(summary).build());
-            match crate::rules::docs_url(&f.rule) {
-                Some(uri) => descriptor.help_uri(uri).build(),
-                None => descriptor.build(),
-            }
+        let rule_index = *index.entry(f.rule.as_str()).or_insert_with(|| {
+            descriptors.push(descriptor(&f.rule, options));
+            descriptors.len() - 1
         });
         let mut text = f.message.clone();
         if let Some(help) = &f.help {
@@ -34,13 +37,9 @@ pub fn render(report: &Report) -> String {
             text.push_str(help);
             text.push(')');
         }
-        let level = match f.severity {
-            Severity::Error => ResultLevel::Error,
-            Severity::Warning => ResultLevel::Warning,
-        };
         let mut locations = Vec::new();
         if let Some(file) = &f.file {
-            let artifact = ArtifactLocation::builder().uri(file.clone()).build();
+            let artifact = ArtifactLocation::builder().uri(uri_of(file)).build();
             let physical = match f.line {
                 Some(line) => PhysicalLocation::builder()
                     .artifact_location(artifact)
@@ -60,7 +59,8 @@ pub fn render(report: &Report) -> String {
         results.push(
             SarifResult::builder()
                 .rule_id(f.rule.clone())
-                .level(level)
+                .rule_index(rule_index as i64)
+                .level(level(f.severity))
                 .message(Message::builder().text(text).build())
                 .locations(locations)
                 .build(),
@@ -69,7 +69,7 @@ pub fn render(report: &Report) -> String {
     let driver = ToolComponent::builder()
         .name("gitops-render".to_string())
         .version(env!("CARGO_PKG_VERSION").to_string())
-        .rules(rules.into_values().collect::<Vec<_>>())
+        .rules(descriptors)
         .build();
     let run = Run::builder()
         .tool(Tool::builder().driver(driver).build())
@@ -83,4 +83,61 @@ pub fn render(report: &Report) -> String {
     let mut s = serde_json::to_string_pretty(&sarif).expect("SARIF serialises");
     s.push('\n');
     s
+}
+
+/// A file path as SARIF's `artifactLocation.uri`, which is a URI reference: a
+/// relative path stays relative (code-scanning UIs resolve it against the checkout),
+/// and every character outside RFC 3986's unreserved set and `/` is percent-encoded,
+/// so a space, `#`, `?` or `%` in a file name cannot change what it refers to.
+fn uri_of(path: &str) -> String {
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    utf8_percent_encode(path, KEEP).to_string()
+}
+
+fn level(severity: Severity) -> ResultLevel {
+    match severity {
+        Severity::Error => ResultLevel::Error,
+        Severity::Warning => ResultLevel::Warning,
+    }
+}
+
+/// The rule as the driver describes it: everything the registry knows about it.
+fn descriptor(id: &str, options: &Options) -> ReportingDescriptor {
+    let Some(rule) = rules::find(id) else {
+        return ReportingDescriptor::builder().id(id.to_string()).build();
+    };
+    let short = MultiformatMessageString::builder()
+        .text(rule.summary.to_string())
+        .build();
+    let help = rules::help(id).map(|markdown| {
+        MultiformatMessageString::builder()
+            .text(rules::help_text(markdown))
+            .markdown(markdown.to_string())
+            .build()
+    });
+    // `policy` takes whatever severity the policy gave it: no default to state.
+    let configuration = rule.severity.map(|s| {
+        ReportingConfiguration::builder()
+            .level(serde_json::json!(s.as_str()))
+            .build()
+    });
+    let uri = options
+        .rules_url
+        .as_deref()
+        .map(|base| format!("{base}#{}", rule.id));
+    // serde-sarif's builder types each optional field into the builder's type, so the
+    // optional parts are set on the built value.
+    let mut d = ReportingDescriptor::builder()
+        .id(id.to_string())
+        .short_description(short)
+        .build();
+    d.help = help;
+    d.default_configuration = configuration;
+    d.help_uri = uri;
+    d
 }

@@ -32,6 +32,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -276,7 +277,7 @@ impl Client {
         let route = format!(
             "{}/commits/{}/pulls?per_page=100",
             repo_route(repo),
-            encode_path(sha)
+            utf8_percent_encode(sha, SEGMENT)
         );
         let body = self
             .call("commits.pulls", Method::GET, &route, None, JSON, true)
@@ -684,33 +685,40 @@ fn parse_json<T: serde::de::DeserializeOwned>(route: &str, body: &[u8]) -> Resul
 fn repo_route(repo: &Repo) -> String {
     format!(
         "/repos/{}/{}",
-        encode_path(repo.owner()),
-        encode_path(repo.name())
+        utf8_percent_encode(repo.owner(), SEGMENT),
+        utf8_percent_encode(repo.name(), SEGMENT)
     )
 }
 
 fn contents_route(repo: &Repo, path: &str, git_ref: Option<&str>) -> String {
-    let mut route = format!("{}/contents/{}", repo_route(repo), encode_path(path));
+    let mut route = format!(
+        "{}/contents/{}",
+        repo_route(repo),
+        utf8_percent_encode(path, PATH)
+    );
     if let Some(r) = git_ref {
         route.push_str("?ref=");
-        route.push_str(&encode_path(r).replace('/', "%2F"));
+        route.push_str(&utf8_percent_encode(r, SEGMENT).to_string());
     }
     route
 }
 
-/// Percent-encodes a repository path for a URL, keeping `/`.
-fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+/// What stays as is in a repository path in a URL: RFC 3986's unreserved characters
+/// and `/`, which separates the path's directories; everything else is percent-encoded.
+const PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// One path segment (owner, name, commit) or a query value such as a ref: unreserved
+/// characters only (`feature/x` is `feature%2Fx`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 #[cfg(test)]
 mod tests {
@@ -750,8 +758,10 @@ mod tests {
 
     #[test]
     fn paths_are_encoded_but_keep_slashes() {
-        assert_eq!(encode_path(".gitops/a b.yaml"), ".gitops/a%20b.yaml");
-        assert_eq!(encode_path("../x?y#z"), "../x%3Fy%23z");
+        let encode = |p| utf8_percent_encode(p, PATH).to_string();
+        assert_eq!(encode(".gitops/a b.yaml"), ".gitops/a%20b.yaml");
+        assert_eq!(encode("../x?y#z"), "../x%3Fy%23z");
+        assert_eq!(encode("ünï/%2F"), "%C3%BCn%C3%AF/%252F");
     }
 
     #[test]

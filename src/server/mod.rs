@@ -34,7 +34,6 @@ pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,7 +45,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tracing::Instrument;
 
@@ -126,7 +126,8 @@ pub struct App {
     permits: Arc<Semaphore>,
     /// Checks waiting for a run permit: `--max-queued`.
     queue: Arc<Semaphore>,
-    in_flight: InFlight,
+    /// Accepted checks not yet finished, so shutdown can wait for them.
+    in_flight: TaskTracker,
 }
 
 // The platform is shared by every check, across threads.
@@ -135,35 +136,6 @@ const _: () = {
     shared::<Platform>();
     shared::<App>();
 };
-
-/// Counts accepted checks not yet finished, so shutdown can wait for them.
-#[derive(Default)]
-struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-struct InFlightGuard<'a>(&'a InFlight);
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl InFlight {
-    async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes the checks in flight.
 pub fn serve(config: Config, platform: Platform) -> Result<()> {
@@ -214,7 +186,7 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         seen: Mutex::new(webhook::Seen::new(50_000)),
         permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),
         queue: Arc::new(Semaphore::new(config.max_queued.max(1))),
-        in_flight: InFlight::default(),
+        in_flight: TaskTracker::new(),
     });
     // Limits that hold before the signature is checked (see the module's header).
     let webhook_limits = ServiceBuilder::new()
@@ -293,7 +265,9 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
     // New connections are refused from here on.
     drop(listener);
     let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
-    let pending = app.in_flight.count.load(Ordering::Acquire);
+    // Checks accepted from here on are still tracked: `wait` waits for those too.
+    app.in_flight.close();
+    let pending = app.in_flight.len();
     tracing::info!(
         pending,
         "shutting down: finishing the requests and checks in flight"
@@ -304,12 +278,12 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
     {
         tracing::warn!("shutdown timeout: closing connections still open");
     }
-    if tokio::time::timeout_at(deadline, app.in_flight.wait_idle())
+    if tokio::time::timeout_at(deadline, app.in_flight.wait())
         .await
         .is_err()
     {
         tracing::warn!(
-            left = app.in_flight.count.load(Ordering::Acquire),
+            left = app.in_flight.len(),
             "shutdown timeout: abandoning checks still running"
         );
     }
@@ -472,7 +446,6 @@ async fn accept(
             }
         }
     };
-    app.in_flight.count.fetch_add(1, Ordering::AcqRel);
     app.metrics.delivery(event, "accepted");
     app.metrics.in_flight(1);
     tracing::info!(repo = %target.repo.full_name(), pr = ?target.pull_request, sha = %target.head_sha, "check queued");
@@ -480,10 +453,9 @@ async fn accept(
     // The check's logs carry the delivery id, so one delivery can be followed through.
     let task_span = tracing::Span::current();
     let id = delivery.clone();
-    tokio::spawn(
+    app.in_flight.spawn(
         async move {
             let app = task_app;
-            let _guard = InFlightGuard(&app.in_flight);
             let conclusion = {
                 let permit = app.permits.clone().acquire_owned().await;
                 // Running now: no longer waiting, so the queue has room for another.

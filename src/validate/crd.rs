@@ -146,7 +146,7 @@ impl Crds {
                         at_key: true,
                         ..Issue::error(
                             "kube-unknown-field",
-                            format!("{pointer}/{}", crate::yaml::escape_pointer(key)),
+                            format!("{pointer}/{}", crate::pointer::escape(key)),
                             format!("unknown field `{key}`"),
                         )
                     });

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::kube::{is_dns_label, is_dns_subdomain, Issue};
-use crate::yaml::escape_pointer;
+use crate::pointer::escape as escape_pointer;
 
 /// Where each workload kind keeps its pod template (the same table as policies/lib.rego).
 pub fn pod_template_path(kind: &str) -> Option<&'static str> {

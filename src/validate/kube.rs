@@ -10,6 +10,7 @@
 //! against the `required` lists of the same upstream document, which k8s-openapi
 //! carries in its schemars impls. No schema here is written by hand.
 
+use crate::pointer::resolve_ref as deref;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -341,12 +342,11 @@ pub fn expects_string(api_version: &str, kind: &str, pointer: &str) -> bool {
     };
     let root = cached_schema(k);
     let mut schema: &Value = root;
-    for segment in pointer.split('/').skip(1) {
+    for segment in crate::pointer::segments(pointer) {
         schema = deref(root, schema);
-        let segment = segment.replace("~1", "/").replace("~0", "~");
         let next = schema
             .get("properties")
-            .and_then(|p| p.get(&segment))
+            .and_then(|p| p.get(segment.as_ref()))
             .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))
             .or_else(|| {
                 schema
@@ -381,29 +381,13 @@ fn check_as<T: DeserializeOwned>(object: &Value) -> Vec<Issue> {
                 ..Issue::error(
                     "kube-unknown-field",
                     pointer,
-                    format!(
-                        "unknown field `{}`",
-                        field.replace("~1", "/").replace("~0", "~")
-                    ),
+                    format!("unknown field `{}`", crate::pointer::unescape(&field)),
                 )
             });
         })
     };
     if let Err(e) = result {
-        let path = track.path();
-        let mut pointer = String::new();
-        for seg in path.iter() {
-            match seg {
-                serde_path_to_error::Segment::Seq { index } => {
-                    pointer.push_str(&format!("/{index}"))
-                }
-                serde_path_to_error::Segment::Map { key } => {
-                    pointer.push('/');
-                    pointer.push_str(&crate::yaml::escape_pointer(key));
-                }
-                _ => {}
-            }
-        }
+        let pointer = crate::pointer::from_path(&track.path());
         let message = e.to_string();
         let rule = if message.starts_with("missing field") {
             "kube-required-field"
@@ -478,19 +462,6 @@ fn cached_schema(k: &'static Kind) -> &'static Value {
         .or_insert(made)
 }
 
-fn deref<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
-    for _ in 0..32 {
-        match schema.get("$ref").and_then(Value::as_str) {
-            Some(r) => match r.strip_prefix('#').and_then(|p| root.pointer(p)) {
-                Some(next) => schema = next,
-                None => break,
-            },
-            None => break,
-        }
-    }
-    schema
-}
-
 /// Walks an object with its schema and reports every required field that is absent.
 fn missing_required(
     value: &Value,
@@ -531,7 +502,7 @@ fn missing_required(
                 };
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&crate::yaml::escape_pointer(k));
+                pointer.push_str(&crate::pointer::escape(k));
                 missing_required(v, sub, root, pointer, issues);
                 pointer.truncate(len);
             }
@@ -560,7 +531,7 @@ fn collect_ignored(path: &serde_ignored::Path<'_>, out: &mut Vec<String>) {
         }
         Path::Map { parent, key } => {
             collect_ignored(parent, out);
-            out.push(crate::yaml::escape_pointer(key).into_owned());
+            out.push(crate::pointer::escape(key).into_owned());
         }
         Path::Some { parent }
         | Path::NewtypeStruct { parent }

@@ -459,7 +459,7 @@ fn walk_scalars(node: &Node, pointer: &mut String, visit: &mut impl FnMut(&str, 
             for (k, v) in entries {
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&yaml::escape_pointer(&k.text));
+                pointer.push_str(&crate::pointer::escape(&k.text));
                 walk_scalars(v, pointer, visit);
                 pointer.truncate(len);
             }

@@ -42,7 +42,7 @@ pub struct Hit {
 
 /// How the policies are evaluated. Every command uses [`Evaluator::DEFAULT`], the
 /// interpreter asked for the one rule that gathers every `deny` and `warn`.
-/// `tests/policy_paths.rs` runs every input the project has through all three and
+/// `tests/it/policy_paths.rs` runs every input the project has through all three and
 /// requires the default to agree with the whole-tree query it replaced; `benches/` and
 /// `GITOPS_RENDER_POLICY_EVALUATOR` compare their speed.
 ///
@@ -452,7 +452,7 @@ fn hit_location(entry: &Value) -> (Option<usize>, Option<String>) {
         for s in segments {
             pointer.push('/');
             match s {
-                Value::String(k) => pointer.push_str(&crate::yaml::escape_pointer(k)),
+                Value::String(k) => pointer.push_str(&crate::pointer::escape(k)),
                 Value::Number(n) => pointer.push_str(&n.to_string()),
                 other => pointer.push_str(&other.to_string()),
             }
