@@ -165,6 +165,10 @@ pub struct Settings {
     /// be the version compiled into this binary (`validate::kube::KUBERNETES_VERSION`).
     pub kubernetes_version: String,
     pub environments: Vec<String>,
+    /// The environments the DORA report counts deployments in by default; absent:
+    /// the last of `environments` (they are listed in promotion order).
+    #[serde(default)]
+    pub production: Option<Vec<String>>,
     pub sizes: BTreeMap<String, Resources>,
     #[serde(default)]
     pub defaults: BTreeMap<String, serde_json::Map<String, Value>>,
@@ -246,6 +250,21 @@ impl Platform {
             waivers,
             files,
         })
+    }
+
+    /// The production environments, as the platform names them (`production:`), else
+    /// the last environment.
+    pub fn production_environments(&self) -> Vec<String> {
+        match &self.settings.production {
+            Some(p) => p.clone(),
+            None => self
+                .settings
+                .environments
+                .last()
+                .cloned()
+                .into_iter()
+                .collect(),
+        }
     }
 
     pub fn check_env(&self, env: &str) -> Result<()> {

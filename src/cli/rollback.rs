@@ -219,6 +219,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             .clone()
             .or(target.source_time.clone()),
         platform: digest,
+        fix: false,
     };
     let hold_file = hold::Hold {
         version: version.clone(),
@@ -265,6 +266,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     })?;
     let report = FileReport::new(dir_path, None);
     print_outcome(&repo, &change, &outcome, report, args.output);
+    super::events::landed(globals, &repo, &outcome);
     Ok(exit::OK)
 }
 
