@@ -334,6 +334,15 @@ fn load_settings(files: &PlatformFiles) -> Result<Settings> {
             at("/environments")
         )));
     }
+    for (i, env) in settings.production.iter().flatten().enumerate() {
+        if !settings.environments.contains(env) {
+            return Err(Error::platform(format!(
+                "{}: production environment `{env}` is not one of `environments` ({})",
+                at(&format!("/production/{i}")),
+                settings.environments.join(", ")
+            )));
+        }
+    }
     let compiled = crate::validate::kube::KUBERNETES_VERSION;
     if settings.kubernetes_version != compiled {
         return Err(Error::platform(format!(

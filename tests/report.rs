@@ -3,6 +3,8 @@
 //! PostgreSQL, and again after `events import` from the repository alone; the HTML
 //! page parsed as HTML, its charts counted, and loaded in headless Chromium.
 
+#[path = "common/github.rs"]
+mod github;
 #[path = "common/gitops.rs"]
 mod gitops;
 #[path = "common/postgres.rs"]
@@ -485,4 +487,46 @@ fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_offers_the_same_report_and_counts_events_on_metrics() {
+    let sb = Sandbox::new();
+    let repo = sb.bare("gitops.git");
+    let db = sb.path().join("events.sqlite");
+    let db = db.to_str().unwrap().to_string();
+    let (sb, db) = tokio::task::spawn_blocking(move || {
+        play(&sb, &repo, &db);
+        (sb, db)
+    })
+    .await
+    .unwrap();
+    let cli = report_json(&sb, &db);
+    let fake = github::FakeGitHub::start().await;
+    let server = github::Server::start(&fake.url, &["--database", &db]);
+    let (status, body) = server
+        .get(&format!("/api/v1/report?since={SINCE}&until={UNTIL}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api, cli);
+    let (status, page) = server
+        .get(&format!("/report?since={SINCE}&until={UNTIL}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page, report(&sb, &db, "html"));
+    let (status, _) = server.get("/api/v1/report?since=yesterday").await;
+    assert_eq!(status, 400);
+    // All time, per team, environment and outcome: 8 deploys and promotes in prod
+    // (one before the window), 3 in staging; a rollback in each; 2 rejections in prod.
+    let (_, metrics) = server.get("/metrics").await;
+    for line in [
+        r#"gitops_render_deploys_total{team="payments",env="prod",outcome="landed"} 8"#,
+        r#"gitops_render_deploys_total{team="payments",env="staging",outcome="landed"} 3"#,
+        r#"gitops_render_rollbacks_total{team="payments",env="prod",outcome="landed"} 1"#,
+        r#"gitops_render_rollbacks_total{team="payments",env="staging",outcome="landed"} 1"#,
+        r#"gitops_render_rejections_total{team="payments",env="prod",outcome="rejected"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
 }

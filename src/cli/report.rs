@@ -13,11 +13,11 @@ use crate::events::report::{self, Query};
 pub struct Args {
     /// Start of the window: RFC 3339 (`2026-11-01T00:00:00Z`) or a date (`2026-11-01`,
     /// midnight UTC); default: 30 days before --until.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = report::parse_time)]
     since: Option<i64>,
 
     /// End of the window (exclusive), same forms; default: now.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = report::parse_time)]
     until: Option<i64>,
 
     /// Only this team.
@@ -45,22 +45,6 @@ pub enum Format {
     Json,
     Csv,
     Html,
-}
-
-/// Milliseconds since the epoch of an RFC 3339 time or a date at midnight UTC.
-fn parse_time(s: &str) -> std::result::Result<i64, String> {
-    let s = s.trim();
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return Ok(ts.as_millisecond());
-    }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
-            return Ok(z.timestamp().as_millisecond());
-        }
-    }
-    Err(format!(
-        "{s:?} is neither an RFC 3339 time (2026-11-29T10:02:11Z) nor a date (2026-11-29)"
-    ))
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {

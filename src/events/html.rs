@@ -240,6 +240,7 @@ fn bars(values: &[(String, f64)], y_desc: &str) -> String {
                 let _ = chart
                     .configure_mesh()
                     .disable_x_mesh()
+                    .light_line_style(TRANSPARENT)
                     .x_labels(n.min(12))
                     .x_label_formatter(&|x| {
                         let i = x.floor() as usize;
@@ -293,6 +294,7 @@ fn points(weeks: &[Week], value: impl Fn(&Week) -> Option<f64>, y_desc: &str) ->
             {
                 let _ = chart
                     .configure_mesh()
+                    .light_line_style(TRANSPARENT)
                     .x_labels(n.min(12))
                     .x_label_formatter(&|x| {
                         let i = x.floor() as usize;

@@ -35,8 +35,9 @@ pub fn import(repo: &mut Repo) -> Result<Vec<Event>> {
         Ok(true)
     })?;
     entries.reverse();
-    let mut teams = Teams::default();
-    // Newest first, so each app and environment is read at its newest commit.
+    // The tip's tree in one pass; an app or environment gone since is read at its
+    // newest commit (newest first, so the first commit seen is that one).
+    let mut teams = Teams::at_tip(repo, tip);
     for e in entries.iter().rev() {
         teams.learn(repo, e);
     }
@@ -165,6 +166,40 @@ struct Teams {
 }
 
 impl Teams {
+    /// Every `apps/<app>/<env>/values.yaml` of the tip: one read of each tree, instead
+    /// of a lookup from the root per directory (which reads the `apps` tree, thousands
+    /// of entries, every time). Directories whose values are not at hand (a partial
+    /// cache) are left to `learn`.
+    fn at_tip(repo: &Repo, tip: ObjectId) -> Teams {
+        let mut known = HashMap::new();
+        let apps = repo
+            .commit_tree(tip)
+            .and_then(|root| repo.subtrees_of(root))
+            .ok()
+            .and_then(|root| root.get("apps").copied());
+        let Some(apps) = apps else {
+            return Teams { known };
+        };
+        for (app, app_tree) in repo.subtrees_of(apps).unwrap_or_default() {
+            for (env, env_tree) in repo.subtrees_of(app_tree).unwrap_or_default() {
+                let Some(values) = repo
+                    .blobs_of(env_tree)
+                    .ok()
+                    .and_then(|files| files.get("values.yaml").copied())
+                else {
+                    continue;
+                };
+                if !repo.git.has_object(values) {
+                    continue;
+                }
+                if let Ok(bytes) = repo.blob(values) {
+                    known.insert((app.clone(), env), team_of(&bytes));
+                }
+            }
+        }
+        Teams { known }
+    }
+
     fn learn(&mut self, repo: &Repo, e: &Entry) {
         let key = (e.app.clone(), e.env.clone());
         if self.known.contains_key(&key) {
@@ -190,8 +225,11 @@ fn team_at(repo: &Repo, e: &Entry) -> Option<String> {
         .dir_at(commit, &format!("apps/{}/{}", e.app, e.env))
         .ok()??;
     let id = dir.files.get("values.yaml")?;
-    let bytes = repo.blob(*id).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
+    team_of(&repo.blob(*id).ok()?)
+}
+
+fn team_of(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
     // The normalised values file gitops-render writes has `team:` at the top level,
     // one line, as plain or quoted scalar.
     text.lines().find_map(|l| {

@@ -199,6 +199,22 @@ struct Deployment {
     recovered_after: Option<f64>,
 }
 
+/// Milliseconds since the epoch of an RFC 3339 time or a date at midnight UTC.
+pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    let s = s.trim();
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
+            return Ok(z.timestamp().as_millisecond());
+        }
+    }
+    Err(format!(
+        "{s:?} is neither an RFC 3339 time (2026-11-29T10:02:11Z) nor a date (2026-11-29)"
+    ))
+}
+
 pub fn build(store: &mut Store, q: &Query) -> Result<Report> {
     let len = (q.until - q.since).max(1);
     let from = q.since - len;

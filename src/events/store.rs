@@ -90,6 +90,9 @@ impl Value {
     }
 }
 
+/// (kind, team, env, outcome, events) of `Store::counts`.
+pub type Count = (Kind, Option<String>, Option<String>, Outcome, i64);
+
 enum Backend {
     Sqlite(rusqlite::Connection),
     Postgres(Box<postgres::Client>),
@@ -326,10 +329,7 @@ impl Store {
     }
 
     /// How many events of each (kind, team, env, outcome), for serve's counters.
-    pub fn counts(
-        &mut self,
-        kinds: &[Kind],
-    ) -> Result<Vec<(Kind, Option<String>, Option<String>, Outcome, i64)>> {
+    pub fn counts(&mut self, kinds: &[Kind]) -> Result<Vec<Count>> {
         let marks: Vec<String> = (1..=kinds.len()).map(|i| format!("${i}")).collect();
         let params: Vec<Value> = kinds
             .iter()
