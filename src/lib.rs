@@ -7,11 +7,13 @@
 //! waivers (`validate`). `check` is that pipeline for one file, the one function every
 //! entry point calls; what it finds is a list of `findings`, rendered by `output` in the
 //! format asked for. `server` is the GitHub App, another caller of `check`; `cli` is the
-//! command line.
+//! command line. `events` records what the commands did and turns it into the DORA
+//! report.
 
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod events;
 pub mod findings;
 pub mod output;
 pub mod platform;

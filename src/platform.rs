@@ -165,6 +165,10 @@ pub struct Settings {
     /// be the version compiled into this binary (`validate::kube::KUBERNETES_VERSION`).
     pub kubernetes_version: String,
     pub environments: Vec<String>,
+    /// The environments the DORA report counts deployments in by default; absent:
+    /// the last of `environments` (they are listed in promotion order).
+    #[serde(default)]
+    pub production: Option<Vec<String>>,
     pub sizes: BTreeMap<String, Resources>,
     #[serde(default)]
     pub defaults: BTreeMap<String, serde_json::Map<String, Value>>,
@@ -258,6 +262,21 @@ impl Platform {
         })
     }
 
+    /// The production environments, as the platform names them (`production:`), else
+    /// the last environment.
+    pub fn production_environments(&self) -> Vec<String> {
+        match &self.settings.production {
+            Some(p) => p.clone(),
+            None => self
+                .settings
+                .environments
+                .last()
+                .cloned()
+                .into_iter()
+                .collect(),
+        }
+    }
+
     pub fn check_env(&self, env: &str) -> Result<()> {
         if self.settings.environments.iter().any(|e| e == env) {
             Ok(())
@@ -324,6 +343,15 @@ fn load_settings(files: &PlatformFiles) -> Result<Settings> {
             "{}: `environments` is empty",
             at("/environments")
         )));
+    }
+    for (i, env) in settings.production.iter().flatten().enumerate() {
+        if !settings.environments.contains(env) {
+            return Err(Error::platform(format!(
+                "{}: production environment `{env}` is not one of `environments` ({})",
+                at(&format!("/production/{i}")),
+                settings.environments.join(", ")
+            )));
+        }
     }
     let compiled = crate::validate::kube::KUBERNETES_VERSION;
     if settings.kubernetes_version != compiled {

@@ -35,6 +35,11 @@ pub struct Args {
     #[arg(long)]
     release_hold: bool,
 
+    /// This deploy fixes a failed one (the `Gitops-Fix` trailer): the report counts the
+    /// deploy before it in this app and environment as a failed change.
+    #[arg(long)]
+    fix: bool,
+
     #[command(flatten)]
     source_time: SourceTime,
 
@@ -85,6 +90,20 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         },
     )?;
     let (Some(rendering), true) = (checked.rendering, checked.report.ok()) else {
+        let accepted = checked.accepted.as_ref();
+        super::events::rejected(
+            globals,
+            &checked.report,
+            accepted.map(|a| a.team.as_str()),
+            accepted.map(|a| a.app.as_str()),
+            &args.env,
+            accepted
+                .map(|a| version_of(&Some(a.normalised.clone())))
+                .as_deref()
+                .or(args.tag.as_deref()),
+            args.commit.actor.as_deref(),
+            source.as_deref(),
+        );
         let report = Report {
             files: vec![checked.report],
         };
@@ -101,8 +120,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         message: args.commit.message.clone(),
         source_time: args.source_time.source_time.clone(),
         platform: crate::repo::trust::platform_digest(&platform.files),
+        fix: args.fix,
     };
     land(
+        globals,
         &mut repo,
         &change,
         &rendering,
@@ -126,6 +147,7 @@ pub(super) fn version_of(normalised: &Option<serde_json::Value>) -> String {
 /// Commits a rendering (deploy and promote): refused while on hold unless released.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn land(
+    globals: &Globals,
     repo: &mut Repo,
     change: &Change,
     rendering: &Rendering,
@@ -162,6 +184,16 @@ pub(super) fn land(
                 );
             finding.help = e.hint.clone();
             report.findings.push(finding);
+            super::events::rejected(
+                globals,
+                &report,
+                None,
+                Some(&change.app),
+                &change.env,
+                Some(&change.version),
+                Some(&change.actor),
+                change.source.as_deref(),
+            );
             let r = Report {
                 files: vec![report],
             };
@@ -181,6 +213,7 @@ pub(super) fn land(
         );
     }
     print_outcome(repo, change, &outcome, report, output, options);
+    super::events::landed(globals, repo, &outcome);
     Ok(exit::OK)
 }
 

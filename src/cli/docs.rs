@@ -152,6 +152,16 @@ pub const OTHER_VARIABLES: &[(&str, &str, &str)] = &[
         "The default cache directory is `$XDG_CACHE_HOME/gitops-render` (else `~/.cache/gitops-render`).",
     ),
     (
+        "XDG_STATE_HOME",
+        "every command that records or reads events",
+        "The default event store is `$XDG_STATE_HOME/gitops-render/events.sqlite` (else `~/.local/state/gitops-render/events.sqlite`) when neither `--database` nor `GITOPS_RENDER_DATABASE_URL` is set (docs/events.md).",
+    ),
+    (
+        "GIT_COMMITTER_DATE",
+        "deploy, rollback, promote, rerender, verify",
+        "As for git, the time of the commits gitops-render makes, and so of their events; the events of what leaves no commit (a rejected deploy, a verify run) take it too, so a pinned or replayed history keeps them together.",
+    ),
+    (
         "GIT_COMMITTER_NAME, GIT_COMMITTER_EMAIL",
         "deploy, rollback, promote, rerender",
         "The committer when `--committer` is not given, as for git; then git's `user.name`/`user.email`.",

@@ -4,6 +4,7 @@
 mod check;
 mod deploy;
 mod docs;
+mod events;
 mod format;
 mod history;
 mod inputs;
@@ -11,6 +12,7 @@ mod policy;
 mod promote;
 mod render;
 mod repo_args;
+mod report;
 mod rerender;
 mod rollback;
 mod serve;
@@ -62,6 +64,17 @@ pub struct Cli {
         value_parser = format::rules_url
     )]
     rules_url: Option<String>,
+    /// The event store: a SQLite file (a path or `sqlite://PATH`) or PostgreSQL
+    /// (`postgres://...`); default: `$XDG_STATE_HOME/gitops-render/events.sqlite`.
+    /// Pipelines on ephemeral runners need a shared PostgreSQL here.
+    #[arg(
+        long,
+        global = true,
+        env = "GITOPS_RENDER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -88,6 +101,10 @@ enum Command {
     /// The platform's Rego policies: run their unit tests, with line coverage.
     #[command(subcommand)]
     Policy(policy::Command),
+    /// The event store: rebuild it from the GitOps repository.
+    #[command(subcommand)]
+    Events(events::Command),
+    Report(report::Args),
     Serve(serve::Args),
     Completions(docs::CompletionsArgs),
     Man(docs::ManArgs),
@@ -102,6 +119,11 @@ pub struct Globals {
     /// Whether text output to stdout is colored.
     pub color: bool,
     rules_url: Option<String>,
+    /// Where events go (`--database`); `None` when there is no place for the default
+    /// file (no HOME), which only commands that read the store refuse.
+    pub events: Option<crate::events::Recorder>,
+    /// When the command started: an event's duration.
+    pub started: std::time::Instant,
 }
 
 impl Globals {
@@ -145,10 +167,31 @@ pub fn main() -> i32 {
         report_error(&e);
         return e.exit_code();
     }
+    let events = match &cli.database {
+        Some(url) => match crate::events::Database::parse(url) {
+            Ok(database) => Some(crate::events::Recorder {
+                database,
+                from_flag: std::env::var("GITOPS_RENDER_DATABASE_URL").as_deref()
+                    != Ok(url.as_str()),
+            }),
+            Err(e) => {
+                report_error(&e);
+                return e.exit_code();
+            }
+        },
+        None => crate::events::Database::default_sqlite()
+            .ok()
+            .map(|database| crate::events::Recorder {
+                database,
+                from_flag: false,
+            }),
+    };
     let globals = Globals {
         platform_dir: cli.platform,
         color,
         rules_url: cli.rules_url,
+        events,
+        started: std::time::Instant::now(),
     };
     let result = match cli.command {
         Command::Check(args) => check::run(&globals, args),
@@ -161,6 +204,8 @@ pub fn main() -> i32 {
         Command::Verify(args) => verify::run(&globals, args),
         Command::Rerender(args) => rerender::run(&globals, args),
         Command::Policy(cmd) => policy::run(&globals, cmd),
+        Command::Events(cmd) => events::run(&globals, cmd),
+        Command::Report(args) => report::run(&globals, args),
         Command::Serve(args) => serve::run(&globals, args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),

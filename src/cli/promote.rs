@@ -135,8 +135,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         }),
         source_time: args.source_time.source_time.clone().or(source_time),
         platform: crate::repo::trust::platform_digest(&platform.files),
+        fix: false,
     };
     land(
+        globals,
         &mut repo,
         &change,
         &rendering,

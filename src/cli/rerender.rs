@@ -110,6 +110,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             message: args.commit.message.clone(),
             source_time: None,
             platform: digest.clone(),
+            fix: false,
         };
         let outcome = repo.apply(&change, false, |repo, _tip, current| {
             let Some(current) = current else {
@@ -137,6 +138,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             )
         })?;
         if let Outcome::Committed { commit, .. } = outcome {
+            super::events::after_commit(globals, &repo, commit);
             if args.output == ListFormat::Text {
                 println!(
                     "rerendered apps/{}/{}: {} ({} file(s) changed)",

@@ -219,6 +219,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             .clone()
             .or(target.source_time.clone()),
         platform: digest,
+        fix: false,
     };
     let hold_file = hold::Hold {
         version: version.clone(),
@@ -272,6 +273,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         args.output,
         &globals.output(false),
     );
+    super::events::landed(globals, &repo, &outcome);
     Ok(exit::OK)
 }
 

@@ -137,6 +137,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             ..RetryPolicy::default()
         },
         announce: !args.log_json,
+        database: globals.events.as_ref().map(|r| r.database.clone()),
     };
     server::serve(config, platform)?;
     Ok(exit::OK)

@@ -36,6 +36,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         },
     };
     let ok = summary.drift.is_empty();
+    let problems: Vec<&str> = summary.drift.iter().map(|d| d.problem).collect();
+    super::events::verified(globals, &problems);
     match args.output {
         ListFormat::Json => {
             let value = serde_json::json!({

@@ -36,6 +36,9 @@ pub struct Entry {
     /// `Name <email>` of the commit's committer.
     pub committer: String,
     pub subject: String,
+    /// `Gitops-Fix: true`: the deploy fixes a failed one (change failure rate).
+    #[serde(skip)]
+    pub fix: bool,
     #[serde(skip)]
     pub committer_email: String,
     #[serde(skip)]
@@ -135,6 +138,7 @@ pub fn entry_of(id: ObjectId, c: &gix::objs::CommitRef<'_>) -> Option<Entry> {
             .unwrap_or_default()
             .to_str_lossy()
             .into_owned(),
+        fix: get("Gitops-Fix").is_some_and(|v| v.eq_ignore_ascii_case("true")),
         committer_email: committer.email.to_str_lossy().into_owned(),
         tree: c.tree(),
         parent: c.parents().next(),

@@ -144,6 +144,9 @@ pub struct Change {
     /// `sha256:<hex>` of the platform that rendered the directory
     /// (`trust::platform_digest`).
     pub platform: String,
+    /// `deploy --fix`: this deploy fixes a failed one (`Gitops-Fix: true`), which makes
+    /// the deploy before it a failed change in the DORA report.
+    pub fix: bool,
 }
 
 /// The most of `--message` a commit keeps: a paragraph or two of why, not a file.
@@ -227,6 +230,9 @@ impl Change {
             trailer("Gitops-Source-Time", time);
         }
         trailer("Gitops-Platform", &self.platform);
+        if self.fix {
+            trailer("Gitops-Fix", "true");
+        }
         out
     }
 }
@@ -1306,6 +1312,7 @@ mod tests {
             message: message.map(str::to_string),
             source_time: None,
             platform: format!("sha256:{}", "0".repeat(64)),
+            fix: false,
         }
     }
 

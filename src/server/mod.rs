@@ -30,6 +30,7 @@
 pub mod checks;
 pub mod github;
 pub mod metrics;
+pub mod report;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -89,6 +90,9 @@ pub struct Config {
     /// Print `gitops-render serve: listening on http://ADDR` to stderr once bound (for
     /// people and scripts; off when logs are JSON, which must stay one object a line).
     pub announce: bool,
+    /// `--database`: the event store behind `/report`, `/api/v1/report` and the event
+    /// counters on `/metrics`.
+    pub database: Option<crate::events::Database>,
 }
 
 impl std::fmt::Debug for Config {
@@ -120,6 +124,7 @@ pub struct App {
     /// `--repo`: diffs come from this repository, read directly, instead of the API.
     pub(crate) repo: Option<String>,
     pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) events: Option<crate::events::Database>,
     secret: Vec<u8>,
     seen: Mutex<webhook::Seen>,
     /// Checks running.
@@ -182,6 +187,7 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         gitops_branch: config.gitops_branch.clone(),
         repo: config.repo.clone(),
         cache_dir: config.cache_dir.clone(),
+        events: config.database.clone(),
         secret: config.webhook_secret.clone(),
         seen: Mutex::new(webhook::Seen::new(50_000)),
         permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),
@@ -209,6 +215,8 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_handler))
+        .route("/report", get(report::page))
+        .route("/api/v1/report", get(report::api))
         // The limit above is the one that applies, and it answers before reading.
         .layer(DefaultBodyLimit::disable())
         .with_state(app.clone());
@@ -318,7 +326,7 @@ async fn metrics_handler(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(),
+        app.metrics.render() + &report::metrics_text(&app).await,
     )
         .into_response()
 }

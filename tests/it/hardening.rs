@@ -755,6 +755,7 @@ mod property {
                 message,
                 source_time: Some("2026-11-29T10:02:11Z".into()),
                 platform: format!("sha256:{}", "ab".repeat(32)),
+                fix: false,
             };
             let text = change.commit_message();
             prop_assert!(!text.contains('\0'));

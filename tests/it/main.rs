@@ -10,6 +10,7 @@ mod common;
 
 mod check;
 mod docs;
+mod events;
 mod hardening;
 mod injection;
 mod output;
@@ -19,6 +20,7 @@ mod repo;
 mod repo_concurrency;
 mod repo_crash;
 mod repo_remote;
+mod report;
 mod rerender;
 mod serve;
 mod settings;

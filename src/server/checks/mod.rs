@@ -87,6 +87,7 @@ pub async fn run(app: Arc<App>, target: Target) -> &'static str {
         let conclusion = run_inner(&app, &target).await;
         let took = started.elapsed();
         app.metrics.check(conclusion, took);
+        super::report::record_check(&app, &target, conclusion, took).await;
         tracing::info!(
             conclusion,
             took_ms = took.as_millis() as u64,
