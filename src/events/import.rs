@@ -76,7 +76,9 @@ pub fn landed(repo: &Repo, commit: ObjectId) -> Result<Vec<Event>> {
     // What the directory held just before, read from the parent's tree and never from
     // history: recording the event of a deploy through a shallow cache must not deepen
     // it (a cold deploy into a big remote would fetch history to write one row).
-    let before = entry.parent.and_then(|parent| previous_of(repo, parent, &entry));
+    let before = entry
+        .parent
+        .and_then(|parent| previous_of(repo, parent, &entry));
     let mut teams = Teams::default();
     teams.learn(repo, &entry);
     Ok(events_of(
