@@ -256,21 +256,15 @@ pub fn help_text(markdown: &str) -> String {
             Event::SoftBreak => out.push(' '),
             Event::HardBreak => out.push('\n'),
             Event::Start(Tag::Item) => out.push_str("- "),
-            Event::Start(Tag::CodeBlock(_)) => {
-                if !out.ends_with('\n') && !out.is_empty() {
-                    out.push('\n');
-                }
+            Event::Start(Tag::CodeBlock(_)) if !out.ends_with('\n') && !out.is_empty() => {
+                out.push('\n');
             }
             Event::End(TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::List(_)) => {
                 while !out.ends_with("\n\n") {
                     out.push('\n');
                 }
             }
-            Event::End(TagEnd::Item) => {
-                if !out.ends_with('\n') {
-                    out.push('\n');
-                }
-            }
+            Event::End(TagEnd::Item) if !out.ends_with('\n') => out.push('\n'),
             _ => {}
         }
     }
