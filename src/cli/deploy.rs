@@ -3,17 +3,12 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
-use super::history::printable;
 use super::repo_args::{self, CommitArgs, RepoArgs};
-use super::{emit, inputs, Globals};
-use crate::check::{check, Request};
-use crate::error::{exit, Error, Result};
-use crate::findings::{FileReport, Report};
+use super::{inputs, Globals};
+use crate::error::Result;
+use crate::ops::{self, Done, Meta};
 use crate::output::Format;
-use crate::render::Rendering;
-use crate::repo::{hold, Change, Content, Create, Files, Intent, Outcome, Repo};
+use crate::repo::Create;
 
 /// Check a values file, then commit the app's change to the GitOps repository and push.
 #[derive(Debug, clap::Args)]
@@ -71,225 +66,39 @@ fn parse_source_time(s: &str) -> std::result::Result<String, String> {
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform()?;
     platform.check_env(&args.env)?;
-    let source = args.commit.source()?;
+    let meta = meta(&args.commit, &args.source_time)?;
     let input = inputs::read(&args.values)?;
-    let checked = check(
+    let done = ops::deploy::deploy(
         &platform,
-        &Request {
+        &ops::deploy::Deploy {
             path: &input.path,
             bytes: &input.bytes,
             env: &args.env,
             tag: args.tag.as_deref(),
-            source_repo: args.commit.source_repo.as_deref(),
-            actor: args.commit.actor.as_deref(),
+            release_hold: args.release_hold,
+            meta,
         },
+        || repo_args::open(&args.repo, Some(&args.commit), Create::IfMissing),
     )?;
-    let (Some(rendering), true) = (checked.rendering, checked.report.ok()) else {
-        let report = Report {
-            files: vec![checked.report],
-        };
-        return Ok(emit(globals, &report, args.output).max(exit::REJECTED));
-    };
-    let mut repo = repo_args::open(&args.repo, Some(&args.commit), Create::IfMissing)?;
-    let change = Change {
-        app: rendering.app.clone(),
-        env: rendering.env.clone(),
-        intent: Intent::Deploy,
-        version: version_of(&checked.accepted.as_ref().map(|a| a.normalised.clone())),
-        actor: args.commit.actor(&repo)?,
-        source,
-        message: args.commit.message.clone(),
-        source_time: args.source_time.source_time.clone(),
-        platform: crate::repo::trust::platform_digest(&platform.files),
-    };
-    land(
-        &mut repo,
-        &change,
-        &rendering,
-        args.release_hold,
-        args.commit.dry_run,
-        checked.report,
-        args.output,
-    )
+    Ok(print(globals, &done, args.output))
 }
 
-pub(super) fn version_of(normalised: &Option<serde_json::Value>) -> String {
-    normalised
-        .as_ref()
-        .and_then(|v| v.get("version"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string()
+/// Who, from where and why, from the flags deploy, rollback and promote share.
+pub(super) fn meta(commit: &CommitArgs, time: &SourceTime) -> Result<Meta> {
+    Ok(Meta {
+        source: commit.source()?,
+        actor: commit.actor.clone(),
+        source_repo: commit.source_repo.clone(),
+        message: commit.message.clone(),
+        source_time: time.source_time.clone(),
+        dry_run: commit.dry_run,
+    })
 }
 
-/// Commits a rendering (deploy and promote): refused while on hold unless released.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn land(
-    repo: &mut Repo,
-    change: &Change,
-    rendering: &Rendering,
-    release_hold: bool,
-    dry_run: bool,
-    report: FileReport,
-    output: Format,
-) -> Result<i32> {
-    let files: Files = rendering
-        .files
-        .iter()
-        .map(|(k, v)| (k.clone(), Content::Bytes(v.clone())))
-        .collect();
-    let mut held = None;
-    let result = repo.apply(change, dry_run, |repo, _tip, current| {
-        if let Some(id) = current.and_then(|d| d.files.get(hold::FILE)) {
-            if !release_hold {
-                let hold = hold::Hold::parse(&repo.blob(*id)?);
-                held = Some(hold.clone());
-                return Err(on_hold(change, &hold));
-            }
-        }
-        Ok(files.clone())
-    });
-    let outcome = match (result, held) {
-        (Ok(o), _) => o,
-        // A hold refuses the deploy like a policy would: a finding, in the format asked.
-        (Err(e), Some(_)) if e.kind == crate::error::ErrorKind::Rejected => {
-            let mut report = report;
-            let mut finding =
-                crate::findings::Finding::error("rollback-hold", e.message.clone()).in_file(
-                    &format!("apps/{}/{}/{}", change.app, change.env, hold::FILE),
-                );
-            finding.help = e.hint.clone();
-            report.findings.push(finding);
-            let r = Report {
-                files: vec![report],
-            };
-            print!("{}", crate::output::render(&r, output, false));
-            return Ok(exit::REJECTED);
-        }
-        (Err(e), _) => return Err(e),
-    };
-    // Warnings of an accepted deploy go to stderr in text, so stdout stays the result.
-    if output == Format::Text && !report.findings.is_empty() {
-        let r = Report {
-            files: vec![report.clone()],
-        };
-        eprint!("{}", crate::output::render(&r, Format::Text, false));
-    }
-    print_outcome(repo, change, &outcome, report, output);
-    Ok(exit::OK)
-}
-
-fn on_hold(change: &Change, hold: &hold::Hold) -> Error {
-    let since = if hold.restored.is_empty() {
-        String::new()
-    } else {
-        format!(" (restored from {})", repo_args::short(&hold.restored))
-    };
-    Error::rejected(format!(
-        "{}/{} is on hold after a rollback to {}{} by {}; nothing was committed",
-        change.app,
-        change.env,
-        printable(&hold.version),
-        printable(&since),
-        printable(&hold.actor)
-    ))
-    .with_hint(format!(
-        "when the fix is ready, deploy it with --release-hold to release the hold on {}/{}",
-        change.app, change.env
-    ))
-}
-
-pub(super) fn print_outcome(
-    repo: &Repo,
-    change: &Change,
-    outcome: &Outcome,
-    report: FileReport,
-    output: Format,
-) {
-    let what = format!("{}/{}", change.app, change.env);
-    let (commit, changed, text) = match outcome {
-        Outcome::Unchanged { .. } => (
-            None,
-            false,
-            format!(
-                "{what} already runs {} in {} ({}): nothing changed, nothing committed\n",
-                printable(&change.version),
-                repo.shown(),
-                repo.branch()
-            ),
-        ),
-        Outcome::WouldChange { diff } => (
-            None,
-            true,
-            format!(
-                "{}dry run: would commit {}({what}): {} to {} ({})\n",
-                diff.lines()
-                    .map(|l| printable(l) + "\n")
-                    .collect::<String>(),
-                change.intent.as_str(),
-                change.version,
-                repo.shown(),
-                repo.branch()
-            ),
-        ),
-        Outcome::Committed { commit, attempts } => {
-            let retried = if *attempts > 1 {
-                format!(" after {} attempts", attempts)
-            } else {
-                String::new()
-            };
-            (
-                Some(commit.to_string()),
-                true,
-                format!(
-                    "{}: {what} {} committed as {} on {} ({}){retried}\n",
-                    change.intent.as_str(),
-                    change.version,
-                    repo_args::short(&commit.to_string()),
-                    repo.branch(),
-                    repo.shown()
-                ),
-            )
-        }
-    };
-    match output {
-        Format::Json => {
-            let rendered = crate::output::render(
-                &Report {
-                    files: vec![report],
-                },
-                Format::Json,
-                false,
-            );
-            let mut value: serde_json::Value =
-                serde_json::from_str(&rendered).unwrap_or_else(|_| json!({"ok": true}));
-            value["deploy"] = json!({
-                "app": change.app,
-                "env": change.env,
-                "version": change.version,
-                "intent": change.intent.as_str(),
-                "changed": changed,
-                "dry_run": matches!(outcome, Outcome::WouldChange { .. }),
-                "commit": commit,
-                "repo": repo.shown(),
-                "branch": repo.branch(),
-            });
-            if let Outcome::WouldChange { diff } = outcome {
-                value["deploy"]["diff"] = json!(diff);
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
-        }
-        Format::Text => print!("{text}"),
-        // SARIF, JUnit and GitHub annotations keep stdout for their own format.
-        other => {
-            let r = Report {
-                files: vec![report],
-            };
-            print!("{}", crate::output::render(&r, other, false));
-            eprint!("{text}");
-        }
-    }
+/// Prints an operation's outcome in the format asked for; returns its exit code.
+pub(super) fn print(globals: &Globals, done: &Done, output: Format) -> i32 {
+    let printed = done.print(output, globals.color);
+    eprint!("{}", printed.stderr);
+    print!("{}", printed.stdout);
+    done.exit_code()
 }

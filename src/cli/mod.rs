@@ -88,12 +88,18 @@ pub struct Globals {
     platform_dir: Option<PathBuf>,
     /// Whether text output to stdout is colored.
     pub color: bool,
+    /// `GITOPS_RENDER_TODAY`: the date waivers are judged by, if pinned.
+    today: Option<jiff::civil::Date>,
 }
 
 impl Globals {
     /// Loads the platform (built-in or `--platform`); an error is exit 2.
     pub fn platform(&self) -> Result<Platform> {
-        Platform::resolve(self.platform_dir.as_deref())
+        let mut platform = Platform::resolve(self.platform_dir.as_deref())?;
+        if let Some(today) = self.today {
+            platform.today = today;
+        }
+        Ok(platform)
     }
 }
 
@@ -119,13 +125,18 @@ pub fn main() -> i32 {
     };
     // Resolved here, once, so that a value that is not a date is refused (exit 2) by
     // every command alike, before any work, instead of silently meaning "today".
-    if let Err(e) = crate::validate::today() {
-        report_error(&e);
-        return e.exit_code();
-    }
+    let today =
+        match crate::validate::pinned_today(std::env::var_os("GITOPS_RENDER_TODAY").as_deref()) {
+            Ok(d) => d,
+            Err(e) => {
+                report_error(&e);
+                return e.exit_code();
+            }
+        };
     let globals = Globals {
         platform_dir: cli.platform,
         color,
+        today,
     };
     let result = match cli.command {
         Command::Check(args) => check::run(&globals, args),
