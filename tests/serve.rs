@@ -1852,14 +1852,24 @@ async fn verify_and_the_gitops_check_find_the_same_drift_over_both_tree_sources(
     let work = tmp.path().join("work");
     let git = |args: &[&str]| {
         let out = std::process::Command::new("git")
-            .args(["-c", "user.name=person", "-c", "user.email=person@example.com"])
+            .args([
+                "-c",
+                "user.name=person",
+                "-c",
+                "user.email=person@example.com",
+            ])
             .args(args)
             .output()
             .unwrap();
         assert!(out.status.success(), "git {args:?}: {out:?}");
         String::from_utf8(out.stdout).unwrap()
     };
-    git(&["clone", "-q", bare.to_str().unwrap(), work.to_str().unwrap()]);
+    git(&[
+        "clone",
+        "-q",
+        bare.to_str().unwrap(),
+        work.to_str().unwrap(),
+    ]);
     let dir = AppDir::new("payments-api", "prod");
     let on_disk = work.join(dir.path());
     let names: Vec<String> = std::fs::read_dir(&on_disk)
@@ -1889,7 +1899,12 @@ async fn verify_and_the_gitops_check_find_the_same_drift_over_both_tree_sources(
     for e in std::fs::read_dir(&on_disk).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().into_string().unwrap();
-        gh.file(GITOPS, &dir.file(&name), &head, std::fs::read(e.path()).unwrap());
+        gh.file(
+            GITOPS,
+            &dir.file(&name),
+            &head,
+            std::fs::read(e.path()).unwrap(),
+        );
     }
     let platform = gitops_render::platform::Platform::resolve(None).unwrap();
 

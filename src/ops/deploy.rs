@@ -196,8 +196,15 @@ mod tests {
         };
 
         let report = || FileReport::new("payments-api.yaml", None);
-        let done = land(&mut repo, change(Intent::Deploy), &rendering, false, false, report())
-            .unwrap();
+        let done = land(
+            &mut repo,
+            change(Intent::Deploy),
+            &rendering,
+            false,
+            false,
+            report(),
+        )
+        .unwrap();
         let Some(Landed {
             outcome: Outcome::Refused { tip, findings },
             ..
@@ -229,11 +236,20 @@ mod tests {
         assert!(done.print(Format::Text, false).stdout.contains("on hold"));
 
         // Released: written without the hold, in one commit.
-        let done = land(&mut repo, change(Intent::Deploy), &rendering, true, false, report())
-            .unwrap();
+        let done = land(
+            &mut repo,
+            change(Intent::Deploy),
+            &rendering,
+            true,
+            false,
+            report(),
+        )
+        .unwrap();
         assert!(done.ok());
         let Some(Landed {
-            outcome: Outcome::Committed { commit: released, .. },
+            outcome: Outcome::Committed {
+                commit: released, ..
+            },
             ..
         }) = &done.landed
         else {

@@ -163,9 +163,8 @@ pub async fn read_all<T: TreeSource>(source: &T) -> Result<(Vec<Stored>, Vec<Dri
         for (env, entry) in source.list(&app_path).await?.unwrap_or_default() {
             let dir = AppDir::new(&app, &env);
             if entry.kind != Kind::Dir {
-                drift.push(
-                    not_a_dir(source, &dir.path(), entry, "an environment directory").await?,
-                );
+                drift
+                    .push(not_a_dir(source, &dir.path(), entry, "an environment directory").await?);
                 continue;
             }
             let listing = source.list(&dir.path()).await?.unwrap_or_default();
@@ -385,11 +384,7 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> u32 {
 
 /// The verdict as findings: the values' own, then one per drifting path, each with the
 /// rule the registry (`rules.rs`) names and a way back to what gitops-render writes.
-pub fn findings(
-    platform: &Platform,
-    stored: &Stored,
-    judged: &Judged,
-) -> Vec<Finding> {
+pub fn findings(platform: &Platform, stored: &Stored, judged: &Judged) -> Vec<Finding> {
     let dir = &stored.dir;
     let values_path = dir.values();
     let help = format!(

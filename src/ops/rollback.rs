@@ -180,11 +180,7 @@ pub fn rollback(platform: &Platform, repo: &mut Repo, req: &Rollback<'_>) -> Res
         // The source that built the version restored, unless told otherwise.
         source: req.meta.source.clone().or(target.source.clone()),
         message: req.meta.message.clone(),
-        source_time: req
-            .meta
-            .source_time
-            .clone()
-            .or(target.source_time.clone()),
+        source_time: req.meta.source_time.clone().or(target.source_time.clone()),
         platform: digest,
     };
     let hold_file = hold::Hold {

@@ -123,9 +123,7 @@ impl<'r> RepoTree<'r> {
             .map_err(git_err("read the tree"))?
             .lookup_entry_by_path(path)
             .map_err(git_err("read the tree"))?;
-        Ok(entry
-            .filter(|e| e.mode().is_tree())
-            .map(|e| e.object_id()))
+        Ok(entry.filter(|e| e.mode().is_tree()).map(|e| e.object_id()))
     }
 
     fn entry_at(&self, path: &str) -> Result<Option<Entry>> {

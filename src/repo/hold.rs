@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(back, hold);
         // What a person may have written by hand, and what is not YAML, still hold.
         let by_hand = Hold::parse(b"version: 1.5\nactor: ops@example.com\nextra: [1]\n");
-        assert_eq!((by_hand.version.as_str(), by_hand.actor.as_str()), ("1.5", "ops@example.com"));
+        assert_eq!(
+            (by_hand.version.as_str(), by_hand.actor.as_str()),
+            ("1.5", "ops@example.com")
+        );
         assert_eq!(Hold::parse(b"version: [unclosed\n"), Hold::default());
     }
 }

@@ -19,8 +19,8 @@ use super::stored::{stored_dirs, StoredDir};
 use super::{git_err, hold, trust, Content, Files, Repo};
 use crate::check::{check, Request};
 use crate::error::Result;
-use crate::layout;
 use crate::findings::Finding;
+use crate::layout;
 use crate::platform::Platform;
 
 /// What one file of a directory would go through.

@@ -81,9 +81,7 @@ pub fn utc_today() -> jiff::civil::Date {
 /// silently judging by today's date instead would make a dry-run for next month answer
 /// for today, and nobody would notice.
 pub fn pinned_today(value: Option<&std::ffi::OsStr>) -> Result<Option<jiff::civil::Date>> {
-    value
-        .map(|v| parse_today(&v.to_string_lossy()))
-        .transpose()
+    value.map(|v| parse_today(&v.to_string_lossy())).transpose()
 }
 
 fn parse_today(text: &str) -> Result<jiff::civil::Date> {
