@@ -232,6 +232,9 @@ pub struct Platform {
     pub waivers: Vec<Waiver>,
     /// The raw files, kept for `policy test`.
     pub files: PlatformFiles,
+    /// The date waivers are judged by: today in UTC unless the caller pins it (the CLI
+    /// and `serve` from `GITOPS_RENDER_TODAY`, resolved once at the edge).
+    pub today: jiff::civil::Date,
 }
 
 impl Platform {
@@ -259,6 +262,7 @@ impl Platform {
             policies,
             waivers,
             files,
+            today: crate::validate::utc_today(),
         })
     }
 

@@ -107,7 +107,7 @@ fn stored_values(
     let mut out = Vec::new();
     for dir in crate::repo::stored::stored_dirs(&repo, tip, None, env)? {
         if let Some(bytes) = dir.values(&repo)? {
-            let path = format!("{}/values.yaml", dir.path());
+            let path = dir.app_dir().values();
             out.push((inputs::Input { path, bytes }, vec![dir.env.clone()]));
         }
     }

@@ -3,17 +3,12 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
-use super::history::printable;
 use super::repo_args::{self, CommitArgs, RepoArgs};
-use super::{emit, inputs, Globals};
-use crate::check::{check, Request};
-use crate::error::{exit, Error, Result};
-use crate::findings::{FileReport, Report};
+use super::{inputs, Globals};
+use crate::error::Result;
+use crate::ops::{self, Done, Meta};
 use crate::output::Format;
-use crate::render::Rendering;
-use crate::repo::{hold, Change, Content, Create, Files, Intent, Outcome, Repo};
+use crate::repo::{Create, Repo};
 
 /// Check a values file, then commit the app's change to the GitOps repository and push.
 #[derive(Debug, clap::Args)]
@@ -76,259 +71,82 @@ fn parse_source_time(s: &str) -> std::result::Result<String, String> {
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform()?;
     platform.check_env(&args.env)?;
-    let source = args.commit.source()?;
+    let mut meta = meta(&args.commit, &args.source_time)?;
+    meta.fix = args.fix;
     let input = inputs::read(&args.values)?;
-    let checked = check(
+    let mut opened: Option<Repo> = None;
+    let slot = &mut opened;
+    let done = ops::deploy::deploy(
         &platform,
-        &Request {
+        &ops::deploy::Deploy {
             path: &input.path,
             bytes: &input.bytes,
             env: &args.env,
             tag: args.tag.as_deref(),
-            source_repo: args.commit.source_repo.as_deref(),
-            actor: args.commit.actor.as_deref(),
+            release_hold: args.release_hold,
+            meta: meta.clone(),
+        },
+        move || {
+            let repo = repo_args::open(&args.repo, Some(&args.commit), Create::IfMissing)?;
+            Ok(slot.insert(repo))
         },
     )?;
-    let (Some(rendering), true) = (checked.rendering, checked.report.ok()) else {
-        let accepted = checked.accepted.as_ref();
-        super::events::rejected(
-            globals,
-            &checked.report,
-            accepted.map(|a| a.team.as_str()),
-            accepted.map(|a| a.app.as_str()),
-            &args.env,
-            accepted
-                .map(|a| version_of(&Some(a.normalised.clone())))
-                .as_deref()
-                .or(args.tag.as_deref()),
-            args.commit.actor.as_deref(),
-            source.as_deref(),
-        );
-        let report = Report {
-            files: vec![checked.report],
-        };
-        return Ok(emit(globals, &report, args.output).max(exit::REJECTED));
-    };
-    let mut repo = repo_args::open(&args.repo, Some(&args.commit), Create::IfMissing)?;
-    let change = Change {
-        app: rendering.app.clone(),
-        env: rendering.env.clone(),
-        intent: Intent::Deploy,
-        version: version_of(&checked.accepted.as_ref().map(|a| a.normalised.clone())),
-        actor: args.commit.actor(&repo)?,
-        source,
-        message: args.commit.message.clone(),
-        source_time: args.source_time.source_time.clone(),
-        platform: crate::repo::trust::platform_digest(&platform.files),
-        fix: args.fix,
-    };
-    land(
-        globals,
-        &mut repo,
-        &change,
-        &rendering,
-        args.release_hold,
-        args.commit.dry_run,
-        checked.report,
-        args.output,
-        &globals.output(false),
-    )
+    record(globals, &done, opened.as_ref(), &args.env, &meta);
+    Ok(print(globals, &done, args.output))
 }
 
-pub(super) fn version_of(normalised: &Option<serde_json::Value>) -> String {
-    normalised
-        .as_ref()
-        .and_then(|v| v.get("version"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string()
+/// Who, from where and why, from the flags deploy, rollback and promote share.
+pub(super) fn meta(commit: &CommitArgs, time: &SourceTime) -> Result<Meta> {
+    Ok(Meta {
+        source: commit.source()?,
+        actor: commit.actor.clone(),
+        source_repo: commit.source_repo.clone(),
+        message: commit.message.clone(),
+        source_time: time.source_time.clone(),
+        dry_run: commit.dry_run,
+        fix: false,
+    })
 }
 
-/// Commits a rendering (deploy and promote): refused while on hold unless released.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn land(
-    globals: &Globals,
-    repo: &mut Repo,
-    change: &Change,
-    rendering: &Rendering,
-    release_hold: bool,
-    dry_run: bool,
-    report: FileReport,
-    output: Format,
-    options: &crate::output::Options,
-) -> Result<i32> {
-    let files: Files = rendering
-        .files
-        .iter()
-        .map(|(k, v)| (k.clone(), Content::Bytes(v.clone())))
-        .collect();
-    let mut held = None;
-    let result = repo.apply(change, dry_run, |repo, _tip, current| {
-        if let Some(id) = current.and_then(|d| d.files.get(hold::FILE)) {
-            if !release_hold {
-                let hold = hold::Hold::parse(&repo.blob(*id)?);
-                held = Some(hold.clone());
-                return Err(on_hold(change, &hold));
-            }
+/// Prints an operation's outcome in the format asked for; returns its exit code.
+pub(super) fn print(globals: &Globals, done: &Done, output: Format) -> i32 {
+    let printed = done.print(output, &globals.output(globals.color));
+    eprint!("{}", printed.stderr);
+    print!("{}", printed.stdout);
+    done.exit_code()
+}
+
+/// The event of an operation (deploy, promote, rollback): what landed, read back from
+/// the commit in `repo`, or a rejection with its rule ids. Never fails the command.
+pub(super) fn record(globals: &Globals, done: &Done, repo: Option<&Repo>, env: &str, meta: &Meta) {
+    match (&done.landed, repo) {
+        (Some(l), Some(repo)) if done.accepted().is_some() => {
+            super::events::landed(globals, repo, &l.outcome)
         }
-        Ok(files.clone())
-    });
-    let outcome = match (result, held) {
-        (Ok(o), _) => o,
-        // A hold refuses the deploy like a policy would: a finding, in the format asked.
-        (Err(e), Some(_)) if e.kind == crate::error::ErrorKind::Rejected => {
-            let mut report = report;
-            let mut finding =
-                crate::findings::Finding::error("rollback-hold", e.message.clone()).in_file(
-                    &format!("apps/{}/{}/{}", change.app, change.env, hold::FILE),
-                );
-            finding.help = e.hint.clone();
-            report.findings.push(finding);
+        (Some(l), _) => super::events::rejected(
+            globals,
+            &done.report,
+            None,
+            Some(&l.change.app),
+            &l.change.env,
+            Some(&l.change.version),
+            Some(&l.change.actor),
+            l.change.source.as_deref(),
+        ),
+        (None, _) => {
+            let subject = done.subject.as_ref();
             super::events::rejected(
                 globals,
-                &report,
-                None,
-                Some(&change.app),
-                &change.env,
-                Some(&change.version),
-                Some(&change.actor),
-                change.source.as_deref(),
-            );
-            let r = Report {
-                files: vec![report],
-            };
-            print!("{}", crate::output::render(&r, output, options));
-            return Ok(exit::REJECTED);
-        }
-        (Err(e), _) => return Err(e),
-    };
-    // Warnings of an accepted deploy go to stderr in text, so stdout stays the result.
-    if output == Format::Text && !report.findings.is_empty() {
-        let r = Report {
-            files: vec![report.clone()],
-        };
-        eprint!(
-            "{}",
-            crate::output::render(&r, Format::Text, &crate::output::Options::default())
-        );
-    }
-    print_outcome(repo, change, &outcome, report, output, options);
-    super::events::landed(globals, repo, &outcome);
-    Ok(exit::OK)
-}
-
-fn on_hold(change: &Change, hold: &hold::Hold) -> Error {
-    let since = if hold.restored.is_empty() {
-        String::new()
-    } else {
-        format!(" (restored from {})", repo_args::short(&hold.restored))
-    };
-    Error::rejected(format!(
-        "{}/{} is on hold after a rollback to {}{} by {}; nothing was committed",
-        change.app,
-        change.env,
-        printable(&hold.version),
-        printable(&since),
-        printable(&hold.actor)
-    ))
-    .with_hint(format!(
-        "when the fix is ready, deploy it with --release-hold to release the hold on {}/{}",
-        change.app, change.env
-    ))
-}
-
-pub(super) fn print_outcome(
-    repo: &Repo,
-    change: &Change,
-    outcome: &Outcome,
-    report: FileReport,
-    output: Format,
-    options: &crate::output::Options,
-) {
-    let what = format!("{}/{}", change.app, change.env);
-    let (commit, changed, text) = match outcome {
-        Outcome::Unchanged { .. } => (
-            None,
-            false,
-            format!(
-                "{what} already runs {} in {} ({}): nothing changed, nothing committed\n",
-                printable(&change.version),
-                repo.shown(),
-                repo.branch()
-            ),
-        ),
-        Outcome::WouldChange { diff } => (
-            None,
-            true,
-            format!(
-                "{}dry run: would commit {}({what}): {} to {} ({})\n",
-                diff.lines()
-                    .map(|l| printable(l) + "\n")
-                    .collect::<String>(),
-                change.intent.as_str(),
-                change.version,
-                repo.shown(),
-                repo.branch()
-            ),
-        ),
-        Outcome::Committed { commit, attempts } => {
-            let retried = if *attempts > 1 {
-                format!(" after {} attempts", attempts)
-            } else {
-                String::new()
-            };
-            (
-                Some(commit.to_string()),
-                true,
-                format!(
-                    "{}: {what} {} committed as {} on {} ({}){retried}\n",
-                    change.intent.as_str(),
-                    change.version,
-                    repo_args::short(&commit.to_string()),
-                    repo.branch(),
-                    repo.shown()
-                ),
+                &done.report,
+                subject.map(|s| s.team.as_str()),
+                subject.map(|s| s.app.as_str()),
+                env,
+                subject
+                    .map(|s| s.version.as_str())
+                    .filter(|v| !v.is_empty()),
+                meta.actor.as_deref(),
+                meta.source.as_deref(),
             )
-        }
-    };
-    match output {
-        Format::Json => {
-            let rendered = crate::output::render(
-                &Report {
-                    files: vec![report],
-                },
-                Format::Json,
-                options,
-            );
-            let mut value: serde_json::Value =
-                serde_json::from_str(&rendered).unwrap_or_else(|_| json!({"ok": true}));
-            value["deploy"] = json!({
-                "app": change.app,
-                "env": change.env,
-                "version": change.version,
-                "intent": change.intent.as_str(),
-                "changed": changed,
-                "dry_run": matches!(outcome, Outcome::WouldChange { .. }),
-                "commit": commit,
-                "repo": repo.shown(),
-                "branch": repo.branch(),
-            });
-            if let Outcome::WouldChange { diff } = outcome {
-                value["deploy"]["diff"] = json!(diff);
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
-        }
-        Format::Text => print!("{text}"),
-        // SARIF, JUnit and GitHub annotations keep stdout for their own format.
-        other => {
-            let r = Report {
-                files: vec![report],
-            };
-            print!("{}", crate::output::render(&r, other, options));
-            eprint!("{text}");
         }
     }
 }

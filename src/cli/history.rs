@@ -128,30 +128,7 @@ fn text(entries: &[Entry], ours: &[Option<bool>]) -> String {
     out
 }
 
-/// Text from the repository made safe for a terminal: control characters but tab (C0, DEL, C1,
-/// so every escape sequence), bidirectional overrides and isolates, and Unicode line
-/// and paragraph separators are shown as `\u{..}` escapes. A crafted author name or
-/// trailer can then neither move the cursor, rewrite a line, nor reorder what is shown.
-pub(super) fn printable(s: &str) -> String {
-    fn unsafe_char(c: char) -> bool {
-        (c.is_control() && c != '\t')
-            || matches!(c,
-                '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
-    }
-    if !s.chars().any(unsafe_char) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if unsafe_char(c) {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub(super) use crate::ops::printable;
 
 #[cfg(test)]
 mod tests {

@@ -124,12 +124,18 @@ pub struct Globals {
     pub events: Option<crate::events::Recorder>,
     /// When the command started: an event's duration.
     pub started: std::time::Instant,
+    /// `GITOPS_RENDER_TODAY`: the date waivers are judged by, if pinned.
+    today: Option<jiff::civil::Date>,
 }
 
 impl Globals {
     /// Loads the platform (built-in or `--platform`); an error is exit 2.
     pub fn platform(&self) -> Result<Platform> {
-        Platform::resolve(self.platform_dir.as_deref())
+        let mut platform = Platform::resolve(self.platform_dir.as_deref())?;
+        if let Some(today) = self.today {
+            platform.today = today;
+        }
+        Ok(platform)
     }
 
     /// How to render a report; `color` only where the text goes to a terminal.
@@ -163,10 +169,14 @@ pub fn main() -> i32 {
     };
     // Resolved here, once, so that a value that is not a date is refused (exit 2) by
     // every command alike, before any work, instead of silently meaning "today".
-    if let Err(e) = crate::validate::today() {
-        report_error(&e);
-        return e.exit_code();
-    }
+    let today =
+        match crate::validate::pinned_today(std::env::var_os("GITOPS_RENDER_TODAY").as_deref()) {
+            Ok(d) => d,
+            Err(e) => {
+                report_error(&e);
+                return e.exit_code();
+            }
+        };
     let events = match &cli.database {
         Some(url) => match crate::events::Database::parse(url) {
             Ok(database) => Some(crate::events::Recorder {
@@ -192,6 +202,7 @@ pub fn main() -> i32 {
         rules_url: cli.rules_url,
         events,
         started: std::time::Instant::now(),
+        today,
     };
     let result = match cli.command {
         Command::Check(args) => check::run(&globals, args),

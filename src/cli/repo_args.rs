@@ -155,7 +155,4 @@ pub fn open(args: &RepoArgs, commit: Option<&CommitArgs>, create: Create) -> Res
     Repo::open(&Location::parse(&args.repo)?, &opts, create)
 }
 
-/// Short commit ids for people; full ones go in JSON.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(10)]
-}
+pub use crate::ops::short;

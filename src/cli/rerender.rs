@@ -9,9 +9,10 @@ use super::history::{printable, ListFormat};
 use super::repo_args::{self, short, CommitArgs, RepoArgs};
 use super::Globals;
 use crate::error::{exit, Error, Result};
-use crate::repo::rerender::{self, Plan};
+use crate::layout::AppDir;
+use crate::repo::rerender;
 use crate::repo::stored::StoredDir;
-use crate::repo::{Change, Content, Create, Files, Intent, Outcome};
+use crate::repo::{Change, Create, Intent, Outcome, Plan};
 
 /// Re-render apps from their stored values after a platform change; one commit per app
 /// and environment.
@@ -62,7 +63,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         match args.output {
             ListFormat::Json => {
                 eprintln!("{note}");
-                print_plan(&Plan::default(), ListFormat::Json);
+                print_plan(&rerender::Plan::default(), ListFormat::Json);
             }
             ListFormat::Text => println!("{note}"),
         }
@@ -114,10 +115,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         };
         let outcome = repo.apply(&change, false, |repo, _tip, current| {
             let Some(current) = current else {
-                return Ok(planned.files.clone());
+                return Ok(Plan::Write(planned.files.clone()));
             };
             if current.tree == planned.base {
-                return Ok(planned.files.clone());
+                return Ok(Plan::Write(planned.files.clone()));
             }
             // Someone deployed this app since the plan: render what is there now.
             let dir = StoredDir {
@@ -128,12 +129,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             };
             Ok(
                 match rerender::replan(repo, &platform, &dir, Some(&actor))? {
-                    Some(files) => files,
-                    None => current
-                        .files
-                        .iter()
-                        .map(|(k, id)| (k.clone(), Content::Blob(*id)))
-                        .collect::<Files>(),
+                    Some(files) => Plan::Write(files),
+                    None => Plan::Nothing,
                 },
             )
         })?;
@@ -141,9 +138,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             super::events::after_commit(globals, &repo, commit);
             if args.output == ListFormat::Text {
                 println!(
-                    "rerendered apps/{}/{}: {} ({} file(s) changed)",
-                    printable(&planned.app),
-                    printable(&planned.env),
+                    "rerendered {}: {} ({} file(s) changed)",
+                    printable(&AppDir::new(&planned.app, &planned.env).path()),
                     short(&commit.to_string()),
                     planned.changes.len()
                 );
@@ -184,7 +180,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     })
 }
 
-fn print_plan(plan: &Plan, output: ListFormat) {
+fn print_plan(plan: &rerender::Plan, output: ListFormat) {
     if output == ListFormat::Json {
         let kinds: Vec<_> = plan
             .kinds()
@@ -207,9 +203,8 @@ fn print_plan(plan: &Plan, output: ListFormat) {
     }
     for p in &plan.changes {
         println!(
-            "apps/{}/{} ({}):",
-            printable(&p.app),
-            printable(&p.env),
+            "{} ({}):",
+            printable(&AppDir::new(&p.app, &p.env).path()),
             printable(&p.version)
         );
         for c in &p.changes {
@@ -238,12 +233,11 @@ fn print_plan(plan: &Plan, output: ListFormat) {
     );
 }
 
-fn print_refused(plan: &Plan) {
+fn print_refused(plan: &rerender::Plan) {
     for r in &plan.refused {
         println!(
-            "left untouched: apps/{}/{}: its stored values no longer pass",
-            printable(&r.app),
-            printable(&r.env)
+            "left untouched: {}: its stored values no longer pass",
+            printable(&AppDir::new(&r.app, &r.env).path())
         );
         for f in &r.findings {
             println!("  error[{}]: {}", f.rule, printable(&f.message));

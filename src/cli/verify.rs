@@ -6,7 +6,7 @@ use super::history::{printable, ListFormat};
 use super::repo_args::{self, RepoArgs};
 use super::Globals;
 use crate::error::{exit, Result};
-use crate::repo::verify::{self, Summary};
+use crate::ops::verify::{self, Summary};
 use crate::repo::Create;
 
 /// Re-render every app from its stored values; report drift and hand edits.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{git_err, trust, Repo};
 use crate::error::Result;
+use crate::layout::AppDir;
 
 /// One deployment: one commit.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -61,7 +62,7 @@ impl Entry {
                 repo,
                 self.tree,
                 self.parent.map(|p| repo.commit_tree(p)).transpose()?,
-                &format!("apps/{}/{}", self.app, self.env),
+                &AppDir::new(&self.app, &self.env).path(),
             )?)
     }
 }

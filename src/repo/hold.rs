@@ -6,10 +6,12 @@
 //! there, a plain deploy or promote of that app and environment is refused; one that
 //! passes `--release-hold` deploys and removes it in the same commit.
 
-use std::collections::BTreeMap;
+use serde_json::{Map, Value};
+
+use crate::yaml;
 
 /// The hold's file name in `apps/<app>/<env>/`.
-pub const FILE: &str = "HOLD";
+pub const FILE: &str = crate::layout::HOLD;
 
 /// What a hold records: enough for the refusal to explain itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -23,41 +25,55 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// Two comment lines for people, then the fields as YAML written by the project's
+    /// own writer (`yaml::to_yaml`), which quotes whatever a reader could misread: any
+    /// text a user gave (the reason) stays one value.
     pub fn to_bytes(&self, app: &str, env: &str) -> Vec<u8> {
-        let mut out = format!(
-            "# {app}/{env} is on hold after a rollback: plain deploys are refused.\n\
-             # Release it with: gitops-render deploy VALUES --env {env} --repo REPO --release-hold\n\
-             version: {}\nrestored: {}\nactor: {}\n",
-            one_line(&self.version),
-            one_line(&self.restored),
-            one_line(&self.actor),
-        );
+        let mut fields = Map::new();
+        fields.insert("version".into(), Value::from(self.version.as_str()));
+        fields.insert("restored".into(), Value::from(self.restored.as_str()));
+        fields.insert("actor".into(), Value::from(self.actor.as_str()));
         if let Some(r) = &self.reason {
-            out.push_str(&format!("reason: {}\n", one_line(r)));
+            fields.insert("reason".into(), Value::from(r.as_str()));
         }
-        out.into_bytes()
+        format!(
+            "# {} is on hold after a rollback: plain deploys are refused.\n\
+             # Release it with: gitops-render deploy VALUES --env {} --repo REPO --release-hold\n{}",
+            one_line(&format!("{app}/{env}")),
+            one_line(env),
+            yaml::to_yaml(&Value::Object(fields))
+        )
+        .into_bytes()
     }
 
-    /// Reads a hold file; unknown or missing fields are tolerated (a hold edited by
-    /// hand still holds).
+    /// Reads a hold file with the project's strict YAML reader. Unknown or missing
+    /// fields, and a file that is not YAML at all, are tolerated: a hold edited by hand
+    /// still holds (its presence is the hold; the fields only explain it).
     pub fn parse(bytes: &[u8]) -> Hold {
         let text = String::from_utf8_lossy(bytes);
-        let fields: BTreeMap<&str, &str> = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect();
-        let get = |k: &str| fields.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let fields = match yaml::parse_stream(&text, yaml::Limits::VALUES) {
+            Ok(docs) => match docs.first().map(|d| yaml::to_json(&d.root)) {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            },
+            Err(_) => Map::new(),
+        };
+        let get = |k: &str| match fields.get(k) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            // `version: 1.5` reads as a number; the hold meant the text.
+            Some(other) => Some(other.to_string()),
+        };
         Hold {
-            version: get("version"),
-            restored: get("restored"),
-            actor: get("actor"),
-            reason: fields.get("reason").map(|v| v.to_string()),
+            version: get("version").unwrap_or_default(),
+            restored: get("restored").unwrap_or_default(),
+            actor: get("actor").unwrap_or_default(),
+            reason: get("reason"),
         }
     }
 }
 
+/// The comment lines carry names only; a line break would end the comment.
 fn one_line(s: &str) -> String {
     s.split(['\n', '\r']).collect::<Vec<_>>().join(" ")
 }
@@ -72,10 +88,16 @@ mod tests {
             version: "1.4.1".into(),
             restored: "abc123".into(),
             actor: "ci@payments".into(),
-            reason: Some("bad release\nreally".into()),
+            reason: Some("bad release\nreally: yes # not a comment".into()),
         };
         let back = Hold::parse(&hold.to_bytes("payments-api", "prod"));
-        assert_eq!(back.version, "1.4.1");
-        assert_eq!(back.reason.as_deref(), Some("bad release really"));
+        assert_eq!(back, hold);
+        // What a person may have written by hand, and what is not YAML, still hold.
+        let by_hand = Hold::parse(b"version: 1.5\nactor: ops@example.com\nextra: [1]\n");
+        assert_eq!(
+            (by_hand.version.as_str(), by_hand.actor.as_str()),
+            ("1.5", "ops@example.com")
+        );
+        assert_eq!(Hold::parse(b"version: [unclosed\n"), Hold::default());
     }
 }

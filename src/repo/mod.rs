@@ -20,6 +20,7 @@
 //! Remotes are driven through a local cache, a shallow partial clone per URL that keeps
 //! its remote-tracking ref between runs (`remote`).
 
+pub mod diff;
 pub mod history;
 pub mod hold;
 mod lock;
@@ -28,7 +29,6 @@ pub mod rerender;
 mod sign;
 pub mod stored;
 pub mod trust;
-pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
 use crate::error::{Error, Result};
+use crate::findings::Finding;
+use crate::layout::AppDir;
 
 /// Where the repository is.
 #[derive(Debug, Clone)]
@@ -153,8 +155,9 @@ pub struct Change {
 const MAX_MESSAGE_CHARS: usize = 16 * 1024;
 
 impl Change {
-    pub fn dir(&self) -> String {
-        format!("apps/{}/{}", self.app, self.env)
+    /// The directory this change writes.
+    pub fn app_dir(&self) -> AppDir {
+        AppDir::new(&self.app, &self.env)
     }
 
     /// The commit message: a subject, an optional body, the trailers PRODUCT.md pins.
@@ -275,6 +278,20 @@ pub enum Content {
 
 pub type Files = BTreeMap<String, Content>;
 
+/// What the plan step of `apply` decided, given the directory at the tip it builds on.
+/// A refusal is a decision with reasons (a rollback's hold), not an error: the work
+/// could be done, and was judged not to be.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Make the directory hold exactly these files.
+    Write(Files),
+    /// Do not touch the directory, for these reasons.
+    Refuse(Vec<Finding>),
+    /// The directory is already as it should be (e.g. an identical rollback landed
+    /// first).
+    Nothing,
+}
+
 /// How `apply` ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -284,6 +301,11 @@ pub enum Outcome {
     Committed { commit: ObjectId, attempts: u32 },
     /// `--dry-run`: the unified diff of what would change.
     WouldChange { diff: String },
+    /// The plan refused, against the tip `tip`; nothing was written.
+    Refused {
+        tip: Option<ObjectId>,
+        findings: Vec<Finding>,
+    },
 }
 
 enum Moved {
@@ -501,9 +523,9 @@ impl Repo {
     }
 
     /// The files of `apps/<app>/<env>/` at `tip`.
-    pub fn dir(&self, tip: Option<ObjectId>, app: &str, env: &str) -> Result<Option<Dir>> {
+    pub fn dir(&self, tip: Option<ObjectId>, dir: &AppDir) -> Result<Option<Dir>> {
         let Some(tip) = tip else { return Ok(None) };
-        self.dir_at(tip, &format!("apps/{app}/{env}"))
+        self.dir_at(tip, &dir.path())
     }
 
     /// The files of the directory `path` at `commit`; from a remote, its blobs are
@@ -648,15 +670,17 @@ impl Repo {
     }
 
     /// Builds the change on the current tip and lands it; on a lost race, again on the
-    /// new tip. `plan` decides the directory's files given what it holds now; it runs
-    /// on every attempt, so what it checks (a hold) is checked against the tip we land on.
+    /// new tip. `plan` decides, given what the directory holds now, what it should hold,
+    /// or that it must not be touched; it runs on every attempt, so what it checks (a
+    /// hold) is checked against the tip we land on.
     pub fn apply(
         &mut self,
         change: &Change,
         dry_run: bool,
-        mut plan: impl FnMut(&Repo, Option<ObjectId>, Option<&Dir>) -> Result<Files>,
+        mut plan: impl FnMut(&Repo, Option<ObjectId>, Option<&Dir>) -> Result<Plan>,
     ) -> Result<Outcome> {
-        let dir_path = change.dir();
+        let app_dir = change.app_dir();
+        let dir_path = app_dir.path();
         let started = std::time::Instant::now();
         let deadline = started + self.timeout;
         let mut last_error = None;
@@ -681,8 +705,12 @@ impl Repo {
                 }
                 Err(remote::Failure::Fatal(e)) => return Err(e),
             };
-            let current = self.dir(tip, &change.app, &change.env)?;
-            let files = plan(self, tip, current.as_ref())?;
+            let current = self.dir(tip, &app_dir)?;
+            let files = match plan(self, tip, current.as_ref())? {
+                Plan::Write(files) => files,
+                Plan::Refuse(findings) => return Ok(Outcome::Refused { tip, findings }),
+                Plan::Nothing => return Ok(Outcome::Unchanged { tip }),
+            };
             pause("planned");
             let new_dir = self.write_dir(&files)?;
             pause("tree-written");
@@ -894,57 +922,31 @@ impl Repo {
         Ok(Moved::Done)
     }
 
-    /// The unified diff from the directory as it is to the tree `new`.
+    /// The unified diff from the directory as it is to the tree `new` (`diff::unified`,
+    /// with git's headers). Only files whose blob differs are read.
     fn diff(&self, dir: &str, current: Option<&Dir>, new: ObjectId) -> Result<String> {
         let before = match current {
             Some(d) => d.files.clone(),
             None => BTreeMap::new(),
         };
         let after = self.blobs_of(new)?;
-        let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
-        names.sort();
-        names.dedup();
-        let mut out = String::new();
-        for name in names {
-            let (b, a) = (before.get(name), after.get(name));
-            if b == a {
-                continue;
-            }
-            let read = |id: Option<&ObjectId>| -> Result<Vec<u8>> {
-                Ok(
-                    match id.map(|id| trust::blob_bounded(self, *id)).transpose()? {
-                        None => Vec::new(),
-                        Some(Ok(bytes)) => bytes,
-                        Some(Err(size)) => format!(
-                            "(a file of {size} bytes, over the {} byte bound: not shown)\n",
-                            trust::MAX_STORED_FILE
-                        )
-                        .into_bytes(),
-                    },
+        let read = |id: &ObjectId| -> Result<Vec<u8>> {
+            Ok(match trust::blob_bounded(self, *id)? {
+                Ok(bytes) => bytes,
+                Err(size) => format!(
+                    "(a file of {size} bytes, over the {} byte bound: not shown)\n",
+                    trust::MAX_STORED_FILE
                 )
-            };
-            let (old, new) = (read(b)?, read(a)?);
-            let (old, new) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
-            let old_name = if b.is_some() {
-                format!("a/{dir}/{name}")
-            } else {
-                "/dev/null".into()
-            };
-            let new_name = if a.is_some() {
-                format!("b/{dir}/{name}")
-            } else {
-                "/dev/null".into()
-            };
-            out.push_str(&format!("diff --git a/{dir}/{name} b/{dir}/{name}\n"));
-            out.push_str(
-                &similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(&old_name, &new_name)
-                    .to_string(),
-            );
-        }
-        Ok(out)
+                .into_bytes(),
+            })
+        };
+        let side = |one: &BTreeMap<String, ObjectId>, other: &BTreeMap<String, ObjectId>| {
+            one.iter()
+                .filter(|(name, id)| other.get(*name) != Some(*id))
+                .map(|(name, id)| Ok((name.clone(), read(id)?)))
+                .collect::<Result<BTreeMap<String, Vec<u8>>>>()
+        };
+        Ok(diff::unified(dir, &side(&before, &after)?, &side(&after, &before)?, true).diff)
     }
 }
 
@@ -1142,7 +1144,7 @@ const MAX_TRANSPORT_ATTEMPTS: u32 = 4;
 /// `false` (without sleeping) when the pause would end past `deadline`.
 fn backoff(attempt: u32, deadline: std::time::Instant) -> bool {
     let cap_ms = (25u64 << (attempt.saturating_sub(2)).min(7)).min(2000);
-    let pause = Duration::from_millis((random_u64() % (cap_ms + 1)).max(1));
+    let pause = Duration::from_millis(fastrand::u64(1..=cap_ms));
     if std::time::Instant::now() + pause >= deadline {
         return false;
     }
@@ -1259,18 +1261,6 @@ pub(crate) mod deepen {
             }
         }
     }
-}
-
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish()
 }
 
 pub(crate) fn git_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {

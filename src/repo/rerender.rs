@@ -20,6 +20,7 @@ use super::{git_err, hold, trust, Content, Files, Repo};
 use crate::check::{check, Request};
 use crate::error::Result;
 use crate::findings::Finding;
+use crate::layout;
 use crate::platform::Platform;
 
 /// What one file of a directory would go through.
@@ -158,7 +159,7 @@ fn plan_one(
     values: Option<&std::result::Result<Vec<u8>, u64>>,
     actor: Option<&str>,
 ) -> Result<Outcome> {
-    let path = format!("{}/values.yaml", dir.path());
+    let path = dir.app_dir().values();
     let values = match values {
         Some(Err(size)) => {
             return Ok(Outcome::Refused(Refused {
@@ -256,7 +257,7 @@ fn plan_one(
                 let new = gix::objs::compute_hash(hash, gix::objs::Kind::Blob, bytes)
                     .map_err(git_err("hash a file"))?;
                 if new != *old {
-                    let manifest = name != "values.yaml" && name != "kustomization.yaml";
+                    let manifest = name != layout::VALUES && name != layout::KUSTOMIZATION;
                     changes.push(FileChange {
                         file: name.clone(),
                         change: "modified",
@@ -326,7 +327,7 @@ fn stored_values(
     dir: &StoredDir,
 ) -> Result<Option<std::result::Result<Vec<u8>, u64>>> {
     dir.files
-        .get("values.yaml")
+        .get(layout::VALUES)
         .map(|id| trust::blob_bounded(repo, *id))
         .transpose()
 }

@@ -117,9 +117,16 @@ impl Signer {
     }
 }
 
+/// A key path as git reads a path from its configuration (`~/` is the home directory,
+/// `~user/` that user's), by gix's implementation of git's rules, which finds the home
+/// directory as git does. A path it cannot expand is used as written, as git would
+/// fail on it with its own message.
 fn expand_home(path: &str) -> std::path::PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
-        _ => path.into(),
-    }
+    let home = gix::path::env::home_dir();
+    gix::config::Path::from(path)
+        .interpolate(gix::config::path::interpolate::Context {
+            home_dir: home.as_deref(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|_| path.into())
 }

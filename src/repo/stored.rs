@@ -7,6 +7,7 @@ use gix::ObjectId;
 
 use super::Repo;
 use crate::error::Result;
+use crate::layout::{self, AppDir};
 
 /// One `apps/<app>/<env>/` directory.
 #[derive(Debug, Clone)]
@@ -19,14 +20,18 @@ pub struct StoredDir {
 }
 
 impl StoredDir {
+    pub fn app_dir(&self) -> AppDir {
+        AppDir::new(&self.app, &self.env)
+    }
+
     pub fn path(&self) -> String {
-        format!("apps/{}/{}", self.app, self.env)
+        self.app_dir().path()
     }
 
     /// The bytes of `values.yaml`, if the directory has one.
     pub fn values(&self, repo: &Repo) -> Result<Option<Vec<u8>>> {
         self.files
-            .get("values.yaml")
+            .get(layout::VALUES)
             .map(|id| repo.blob(*id))
             .transpose()
     }
@@ -42,7 +47,7 @@ pub fn stored_dirs(
 ) -> Result<Vec<StoredDir>> {
     let root = repo.commit_tree(tip)?;
     let mut out = Vec::new();
-    let Some(apps) = repo.subtrees_of(root)?.get("apps").copied() else {
+    let Some(apps) = repo.subtrees_of(root)?.get(layout::APPS).copied() else {
         return Ok(out);
     };
     for (app_name, app_tree) in repo.subtrees_of(apps)? {

@@ -720,6 +720,64 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// One commit of a repository read through the contents API: the tree source
+/// (`ops::tree`) the GitOps pull-request check judges drift over, the same code `verify`
+/// runs over the repository itself.
+pub struct ContentsTree {
+    pub client: Client,
+    pub repo: Repo,
+    /// A commit or branch; `None`: the default branch.
+    pub git_ref: Option<String>,
+}
+
+impl crate::ops::tree::TreeSource for ContentsTree {
+    fn shown(&self) -> String {
+        self.repo.full_name().to_string()
+    }
+
+    async fn list(&self, path: &str) -> crate::error::Result<Option<crate::ops::tree::Listing>> {
+        use crate::ops::tree::{Entry, Kind};
+        let Some(entries) = self
+            .client
+            .dir_at(&self.repo, path, self.git_ref.as_deref())
+            .await
+            .map_err(|e| crate::error::Error::repository(e.message))?
+        else {
+            return Ok(None);
+        };
+        let mut out = crate::ops::tree::Listing::new();
+        for e in entries {
+            let kind = match e.kind.as_str() {
+                "file" => Kind::File,
+                "dir" => Kind::Dir,
+                "symlink" => Kind::Symlink,
+                "submodule" => Kind::Submodule,
+                _ => continue,
+            };
+            let id = gix::ObjectId::from_hex(e.sha.as_bytes()).map_err(|_| {
+                crate::error::Error::repository(format!(
+                    "GitHub listed {} with the object id {:?}, which is not one",
+                    e.path, e.sha
+                ))
+            })?;
+            out.insert(e.name, Entry { kind, id });
+        }
+        Ok(Some(out))
+    }
+
+    async fn read(&self, paths: &[String]) -> crate::error::Result<Vec<crate::ops::tree::Blob>> {
+        use crate::ops::tree::Blob;
+        Ok(self
+            .client
+            .files_at(&self.repo, self.git_ref.as_deref(), paths.to_vec())
+            .await
+            .map_err(|e| crate::error::Error::repository(e.message))?
+            .into_iter()
+            .map(|(_, b)| b.map_or(Blob::Absent, Blob::Bytes))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::crd::Crds;
 use super::kube::{self, Issue, Scope};
-use super::{apply_waivers, policy, today, Context};
+use super::{apply_waivers, policy, Context};
 use crate::error::{Error, Result};
 use crate::findings::{FileReport, Finding, Report, Severity};
 use crate::platform::Platform;
@@ -642,7 +642,7 @@ fn attach_hits(
         &platform.waivers,
         context.app.as_deref(),
         context.env.as_deref(),
-        today()?,
+        platform.today,
         hits,
     );
     let first = &objects[members[0]];

@@ -63,23 +63,25 @@ pub fn policy_verdict(
         &platform.waivers,
         context.app.as_deref(),
         context.env.as_deref(),
-        today()?,
+        platform.today,
         hits,
     ))
 }
 
-/// The date waivers are judged by: today in UTC, or `GITOPS_RENDER_TODAY` (YYYY-MM-DD),
-/// which lets tests and "what will break next month" dry-runs pin it. A value that is
-/// not a date is a usage error: silently judging by today's date instead would make a
-/// dry-run for next month answer for today, and nobody would notice.
-pub fn today() -> Result<jiff::civil::Date> {
-    match std::env::var("GITOPS_RENDER_TODAY") {
-        Ok(d) => parse_today(&d),
-        Err(std::env::VarError::NotPresent) => Ok(jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date()),
-        Err(std::env::VarError::NotUnicode(d)) => parse_today(&d.to_string_lossy()),
-    }
+/// Today in UTC: the date waivers are judged by unless the caller pins another.
+pub fn utc_today() -> jiff::civil::Date {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+/// The date `GITOPS_RENDER_TODAY` pins (YYYY-MM-DD), read by the caller (the CLI, once):
+/// `None` when unset, so waivers are judged by today. It lets tests and "what will break
+/// next month" dry-runs pin the date. A value that is not a date is a usage error:
+/// silently judging by today's date instead would make a dry-run for next month answer
+/// for today, and nobody would notice.
+pub fn pinned_today(value: Option<&std::ffi::OsStr>) -> Result<Option<jiff::civil::Date>> {
+    value.map(|v| parse_today(&v.to_string_lossy())).transpose()
 }
 
 fn parse_today(text: &str) -> Result<jiff::civil::Date> {

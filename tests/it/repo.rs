@@ -250,7 +250,7 @@ fn rollback_restores_the_exact_files_and_holds_until_a_deploy_releases_it() {
     );
     let hold = sb.git(&["-C", "gitops", "show", &format!("main:{dir}/HOLD")]);
     assert!(
-        hold.contains("version: 1.4.2") && hold.contains("--release-hold"),
+        hold.contains("version: \"1.4.2\"") && hold.contains("--release-hold"),
         "{hold}"
     );
 
@@ -285,6 +285,16 @@ fn rollback_restores_the_exact_files_and_holds_until_a_deploy_releases_it() {
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["findings"][0]["rule"], "rollback-hold");
     assert_eq!(v["findings"][0]["file"], "apps/payments-api/prod/HOLD");
+    // The refusal is a finding like a policy's, so SARIF carries it too.
+    let run = deploy(
+        &sb,
+        "gitops",
+        "prod",
+        &["--tag", "1.4.4", "--output", "sarif"],
+    )
+    .code(1);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["runs"][0]["results"][0]["ruleId"], "rollback-hold");
     assert_eq!(sb.git(&["-C", "gitops", "rev-parse", "main"]), before);
     // Other environments are not held.
     deploy(&sb, "gitops", "dev", &["--tag", "1.4.4"]).ok();

@@ -1825,3 +1825,149 @@ async fn content_reads_are_bounded_per_installation() {
         .unwrap();
     assert!(most <= 4, "{most} reads at once");
 }
+
+/// One tree, two sources: the GitOps repository read with gix (what `verify` reads) and
+/// the same files served by GitHub's contents API (what the GitOps pull-request check
+/// reads) give the same drift findings through `ops::drift`, HOLD exempt in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_the_gitops_check_find_the_same_drift_over_both_tree_sources() {
+    use gitops_render::layout::AppDir;
+    use gitops_render::ops::drift::{self, Judge};
+    use gitops_render::ops::tree::RepoTree;
+    use gitops_render::repo::{Create, Location, Options, Repo};
+    use gitops_render::server::github::{ContentsTree, GitHub, RetryPolicy};
+
+    const GITOPS: &str = "acme/gitops";
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("gitops.git");
+    deploy(
+        &bare,
+        "prod",
+        &example_path("payments-api.yaml"),
+        &tmp.path().join("cache"),
+    );
+    // A hand edit, a removed manifest, a file nothing renders, and a hold, committed
+    // and pushed the way a person would.
+    let work = tmp.path().join("work");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=person",
+                "-c",
+                "user.email=person@example.com",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&[
+        "clone",
+        "-q",
+        bare.to_str().unwrap(),
+        work.to_str().unwrap(),
+    ]);
+    let dir = AppDir::new("payments-api", "prod");
+    let on_disk = work.join(dir.path());
+    let names: Vec<String> = std::fs::read_dir(&on_disk)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let edited = names.iter().find(|n| n.starts_with("deployment-")).unwrap();
+    let removed = names.iter().find(|n| n.starts_with("service-")).unwrap();
+    let text = std::fs::read_to_string(on_disk.join(edited)).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(2, "# edited by hand");
+    std::fs::write(on_disk.join(edited), lines.join("\n") + "\n").unwrap();
+    std::fs::remove_file(on_disk.join(removed)).unwrap();
+    std::fs::write(on_disk.join("notes.txt"), "remember the milk\n").unwrap();
+    std::fs::write(
+        on_disk.join("HOLD"),
+        "version: 1.4.1\nrestored: abc\nactor: ops@example.com\n",
+    )
+    .unwrap();
+    let w = work.to_str().unwrap();
+    git(&["-C", w, "add", "-A"]);
+    git(&["-C", w, "commit", "-q", "-m", "by hand"]);
+    git(&["-C", w, "push", "-q", "origin", "HEAD:main"]);
+    let head = git(&["-C", w, "rev-parse", "HEAD"]).trim().to_string();
+
+    let gh = FakeGitHub::start().await;
+    for e in std::fs::read_dir(&on_disk).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        gh.file(
+            GITOPS,
+            &dir.file(&name),
+            &head,
+            std::fs::read(e.path()).unwrap(),
+        );
+    }
+    let platform = gitops_render::platform::Platform::resolve(None).unwrap();
+
+    let mut repo = Repo::open(
+        &Location::Local(bare.clone()),
+        &Options::default(),
+        Create::Never,
+    )
+    .unwrap();
+    let tip = repo.tip().unwrap().unwrap();
+    let from_repo = drift::check_dir(
+        &RepoTree::at(&repo, tip).unwrap(),
+        &platform,
+        &dir,
+        Judge::Check,
+    )
+    .await
+    .unwrap()
+    .findings;
+
+    let github = GitHub::new(
+        &gh.url,
+        github::APP_ID,
+        &github::keys().private_pem,
+        Default::default(),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    let source = ContentsTree {
+        client: github.installation(github::INSTALLATION),
+        repo: gitops_render::server::webhook::Repo::parse(GITOPS).unwrap(),
+        git_ref: Some(head.clone()),
+    };
+    let from_api = drift::check_dir(&source, &platform, &dir, Judge::Check)
+        .await
+        .unwrap()
+        .findings;
+
+    assert_eq!(from_repo, from_api);
+    let rules: Vec<(&str, Option<&str>, Option<u32>)> = from_repo
+        .iter()
+        .map(|f| (f.rule.as_str(), f.file.as_deref(), f.line))
+        .collect();
+    let (edited, removed) = (dir.file(edited), dir.file(removed));
+    assert!(
+        rules.contains(&("manifest-drift", Some(edited.as_str()), Some(3))),
+        "{rules:?}"
+    );
+    assert!(
+        from_repo
+            .iter()
+            .any(|f| f.rule == "manifest-missing" && f.message.contains(&removed)),
+        "{rules:?}"
+    );
+    let notes = dir.file("notes.txt");
+    assert!(
+        rules.contains(&("manifest-unexpected", Some(notes.as_str()), Some(1))),
+        "{rules:?}"
+    );
+    assert!(
+        !from_repo
+            .iter()
+            .any(|f| f.file.as_deref() == Some(dir.hold().as_str())),
+        "{rules:?}"
+    );
+    assert_eq!(from_repo.len(), 3, "{rules:?}");
+}

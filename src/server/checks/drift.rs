@@ -3,23 +3,23 @@
 //! with `check::check` and compared byte for byte with the pull request's files, so a
 //! hand edit fails and is named, at the first line that differs.
 //!
-//! The files come from the GitHub API, not from a repository on disk, so this is not
-//! `repo::verify`; it follows the same rules, and must keep following them: a rendered
-//! file that differs is `manifest-drift`, one that is missing `manifest-missing`, one
-//! that nothing renders `manifest-unexpected`, except a rollback's `HOLD` file
-//! (`repo::hold::FILE`), which gitops-render writes beside the manifests on purpose.
+//! The files come from the GitHub API (`github::ContentsTree`), not from a repository on
+//! disk, and the comparison is `ops::drift`, the one `verify` runs: a rendered file that
+//! differs is `manifest-drift`, one that is missing `manifest-missing`, one that nothing
+//! renders `manifest-unexpected`, except a rollback's `HOLD` file, which gitops-render
+//! writes beside the manifests on purpose.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::super::github::{ChangedFile, Client};
+use super::super::github::{ChangedFile, Client, ContentsTree};
 use super::super::webhook::Target;
 use super::super::App;
-use super::{annotations, diffs::blob_id, mark, plural, truncate, Verdict};
-use crate::check::{check as check_values, Request};
+use super::{annotations, mark, plural, truncate, Verdict};
 use crate::findings::Finding;
+use crate::layout::{self, AppDir};
+use crate::ops::drift::{self, Judge};
 use crate::output::markdown;
-use crate::repo::hold;
 
 pub(super) async fn check(
     app: &App,
@@ -29,23 +29,20 @@ pub(super) async fn check(
 ) -> Result<Verdict, String> {
     // Every apps/<app>/<env>/ the pull request touches, removals included: deleting a
     // rendered manifest is as much drift as editing it.
-    let mut dirs: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut dirs: BTreeSet<AppDir> = BTreeSet::new();
     let mut elsewhere = Vec::new();
     for f in changed {
-        match f.filename.split('/').collect::<Vec<_>>().as_slice() {
-            ["apps", app_name, env, file]
-                if !app_name.is_empty() && !env.is_empty() && !file.is_empty() =>
-            {
-                dirs.insert((app_name.to_string(), env.to_string()));
+        match AppDir::of_file(&f.filename) {
+            Some((dir, _)) => {
+                dirs.insert(dir);
             }
-            _ => elsewhere.push(f.filename.clone()),
+            None => elsewhere.push(f.filename.clone()),
         }
     }
     let mut sections: Vec<(String, Vec<Finding>, String)> = Vec::new();
-    for (app_name, env) in &dirs {
-        let dir = format!("apps/{app_name}/{env}");
-        let (findings, note) = drift_of_dir(app, client, target, &dir, env).await?;
-        sections.push((dir, findings, note));
+    for dir in &dirs {
+        let (findings, note) = drift_of_dir(app, client, target, dir).await?;
+        sections.push((dir.path(), findings, note));
     }
     let failing = sections
         .iter()
@@ -81,7 +78,7 @@ pub(super) async fn check(
             findings
                 .iter()
                 .cloned()
-                .map(|f| (format!("{dir}/values.yaml"), f)),
+                .map(|f| (format!("{dir}/{}", layout::VALUES), f)),
         );
     }
     if !elsewhere.is_empty() {
@@ -106,75 +103,29 @@ pub(super) async fn check(
 }
 
 /// The findings for one `apps/<app>/<env>/` at the head commit, and a note for the
-/// summary when there is nothing to find.
+/// summary when there is nothing to find: `ops::drift` over the contents API, judged
+/// with the whole check (a pull request may have changed the values by hand too).
 async fn drift_of_dir(
     app: &App,
     client: &Client,
     target: &Target,
-    dir: &str,
-    env: &str,
+    dir: &AppDir,
 ) -> Result<(Vec<Finding>, String), String> {
-    let repo = &target.repo;
-    let sha = &target.head_sha;
-    let values_path = format!("{dir}/values.yaml");
-    let entries: BTreeMap<String, String> = client
-        .dir_at(repo, dir, Some(sha))
-        .await
-        .map_err(|e| e.message)?
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.kind == "file")
-        .map(|e| (e.name, e.sha))
-        .collect();
-    let listing: Vec<String> = entries.keys().cloned().collect();
-    if listing.is_empty() {
+    let source = ContentsTree {
+        client: client.clone(),
+        repo: target.repo.clone(),
+        git_ref: Some(target.head_sha.clone()),
+    };
+    let Some(stored) = drift::read(&source, dir).await.map_err(|e| e.message)? else {
         return Ok((
             Vec::new(),
             "Removed entirely: nothing left to drift.".to_string(),
         ));
-    }
-    let Some(values) = client
-        .file_at(repo, &values_path, Some(sha))
-        .await
-        .map_err(|e| e.message)?
-    else {
-        return Ok((
-            vec![Finding::error(
-                "values-missing",
-                format!("`{dir}/` holds manifests but no values.yaml to render them from"),
-            )
-            .in_file(&format!("{dir}/{}", listing[0]))
-            .help("every app directory is written by gitops-render with its values.yaml; deploy the app instead of adding files by hand")],
-            String::new(),
-        ));
     };
-    if !app.platform.settings.environments.iter().any(|e| e == env) {
-        return Ok((
-            vec![Finding::error(
-                "unknown-environment",
-                format!(
-                    "`{dir}/` is for environment `{env}`, which this platform does not have ({})",
-                    app.platform.settings.environments.join(", ")
-                ),
-            )
-            .in_file(&values_path)],
-            String::new(),
-        ));
-    }
     let platform = app.platform.clone();
-    let (path, env_owned) = (values_path.clone(), env.to_string());
-    let checked = tokio::task::spawn_blocking(move || {
-        check_values(
-            &platform,
-            &Request {
-                path: &path,
-                bytes: &values,
-                env: &env_owned,
-                tag: None,
-                source_repo: None,
-                actor: None,
-            },
-        )
+    let values_path = dir.values();
+    let (mut judged, stored) = tokio::task::spawn_blocking(move || {
+        drift::judge(&platform, &stored, Judge::Check).map(|j| (j, stored))
     })
     .await
     .map_err(|e| format!("the check stopped unexpectedly: {e}"))?
@@ -184,87 +135,17 @@ async fn drift_of_dir(
             e.message
         )
     })?;
-    let mut findings = checked.report.findings.clone();
-    let Some(rendering) = checked.rendering else {
-        return Ok((findings, String::new()));
-    };
-    let present: BTreeSet<&str> = listing.iter().map(String::as_str).collect();
-    // Files whose blob id is what we render are identical: only the others are fetched.
-    let differs = |name: &str, want: &[u8]| {
-        entries.get(name).map(String::as_str) != Some(blob_id(want).as_str())
-    };
-    let help = format!(
-        "gitops-render owns this file: change values.yaml through a deploy instead, or commit exactly what `gitops-render render {values_path} --env {env} --out {dir}` writes"
-    );
-    let wanted: Vec<String> = rendering
-        .files
-        .iter()
-        .filter(|(name, want)| present.contains(name.as_str()) && differs(name, want))
-        .map(|(name, _)| format!("{dir}/{name}"))
-        .collect();
-    let mut fetched: BTreeMap<String, Vec<u8>> = client
-        .files_at(repo, Some(sha), wanted)
+    drift::locate(&source, &mut judged)
         .await
-        .map_err(|e| e.message)?
-        .into_iter()
-        .map(|(p, b)| (p, b.unwrap_or_default()))
-        .collect();
-    for (name, want) in &rendering.files {
-        let path = format!("{dir}/{name}");
-        if !present.contains(name.as_str()) {
-            findings.push(
-                Finding::error(
-                    "manifest-missing",
-                    format!("`{path}` is missing: values.yaml renders it"),
-                )
-                .in_file(&values_path)
-                .help(help.clone()),
-            );
-            continue;
-        }
-        let Some(got) = fetched.remove(&path) else {
-            continue; // the same blob
-        };
-        if &got != want {
-            let line = first_difference(&got, want);
-            findings.push(
-                Finding::error(
-                    "manifest-drift",
-                    format!("`{path}` differs from what its values.yaml renders (line {line}): edited by hand?"),
-                )
-                .at(&path, crate::yaml::Pos { line, column: 1 })
-                .help(help.clone()),
-            );
-        }
-    }
-    for name in &listing {
-        // A hold is gitops-render's own file, not a manifest (as `verify` has it).
-        if !rendering.files.contains_key(name) && name != hold::FILE {
-            let path = format!("{dir}/{name}");
-            findings.push(
-                Finding::error(
-                    "manifest-unexpected",
-                    format!("`{path}` is not rendered from values.yaml"),
-                )
-                .at(&path, crate::yaml::Pos { line: 1, column: 1 })
-                .help(help.clone()),
-            );
-        }
-    }
-    let note = if findings.is_empty() {
-        format!(
+        .map_err(|e| e.message)?;
+    let findings = drift::findings(&app.platform, &stored, &judged);
+    let note = match &judged.rendered {
+        Some(files) if findings.is_empty() => format!(
             "All {} match what values.yaml renders for {}.",
-            plural(rendering.files.len(), "file"),
-            markdown::code(env)
-        )
-    } else {
-        String::new()
+            plural(files.len(), "file"),
+            markdown::code(&dir.env)
+        ),
+        _ => String::new(),
     };
     Ok((findings, note))
-}
-
-/// The 1-based line where two texts first differ.
-fn first_difference(a: &[u8], b: &[u8]) -> u32 {
-    let at = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    1 + a[..at].iter().filter(|&&c| c == b'\n').count() as u32
 }

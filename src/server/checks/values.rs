@@ -155,10 +155,9 @@ pub(super) fn verdict(
                     continue;
                 }
                 blocks.push(format!(
-                    "<details><summary><code>{}</code> renders <code>apps/{}/{}/</code>: {}</summary>\n\n{}\n</details>\n\n",
+                    "<details><summary><code>{}</code> renders <code>{}/</code>: {}</summary>\n\n{}\n</details>\n\n",
                     markdown::html(path),
-                    markdown::html(&rendering.app),
-                    markdown::html(&rendering.env),
+                    markdown::html(&crate::layout::AppDir::new(&rendering.app, &rendering.env).path()),
                     plural(rendering.manifests.len(), "object"),
                     markdown::fenced("yaml", &rendering.stream())
                 ));

@@ -1,4 +1,4 @@
-//! Drift: what the repository holds against what its stored values render to now.
+//! Verify: the whole repository against what its stored values render to now.
 //!
 //! Every `apps/<app>/<env>/values.yaml` is loaded and rendered exactly as a deploy
 //! would (same `values::load`, same `render::render`), and the whole directory tree is
@@ -25,34 +25,12 @@ use gix::ObjectId;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::history::entry_of;
-use super::{git_err, hold, trust, Repo};
+use super::drift::{self, Drift, Judge};
+use super::tree::{now, RepoTree};
 use crate::error::Result;
 use crate::platform::Platform;
-use crate::values::{self, Resolve};
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Drift {
-    /// `apps/<app>/<env>/<file>`, or the shorter path of what stands where a directory
-    /// should be.
-    pub path: String,
-    /// `differs`, `missing`, `unexpected`, `type` (not a regular file), `mode`
-    /// (executable), `too-large` or `unrenderable`.
-    pub problem: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The commit that last changed this path, and its author.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    /// Why it differs, from that commit: `hand-edit` (not a gitops-render commit),
-    /// `older-platform` (gitops-render, with another platform than today's),
-    /// `values-changed` (gitops-render with today's platform, so its values changed
-    /// since), or `not-found` (not changed within the commits read).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<&'static str>,
-}
+use crate::repo::history::entry_of;
+use crate::repo::{git_err, trust, Repo};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -74,79 +52,23 @@ struct Item {
     oid: ObjectId,
 }
 
-struct Stored {
-    app: String,
-    env: String,
-    entries: BTreeMap<String, Item>,
-    /// `values.yaml`'s bytes, or why it cannot be read.
-    values: std::result::Result<Vec<u8>, String>,
-}
-
 pub fn verify(
     repo: &Repo,
     platform: &Platform,
     tip: ObjectId,
     blame_depth: usize,
 ) -> Result<Summary> {
-    let mut drift = Vec::new();
-    let mut stored = Vec::new();
-    let mut checked = 0;
-    let root = tree_items(repo, repo.commit_tree(tip)?)?;
-    if let Some(apps) = root.get("apps") {
-        match apps.kind {
-            EntryKind::Tree => {
-                for (app, item) in tree_items(repo, apps.oid)? {
-                    let app_path = format!("apps/{app}");
-                    if item.kind != EntryKind::Tree {
-                        checked += 1;
-                        drift.push(not_a_dir(repo, &app_path, item, "an app directory")?);
-                        continue;
-                    }
-                    for (env, item) in tree_items(repo, item.oid)? {
-                        let env_path = format!("{app_path}/{env}");
-                        if item.kind != EntryKind::Tree {
-                            checked += 1;
-                            drift.push(not_a_dir(
-                                repo,
-                                &env_path,
-                                item,
-                                "an environment directory",
-                            )?);
-                            continue;
-                        }
-                        let entries = tree_items(repo, item.oid)?;
-                        let values = match entries.get("values.yaml") {
-                            None => Err("no values.yaml to render this directory from".into()),
-                            Some(i) if i.kind != EntryKind::Blob => {
-                                Err(format!("values.yaml is {}", kind_name(i.kind)))
-                            }
-                            Some(i) => trust::blob_bounded(repo, i.oid)?.map_err(|size| {
-                                format!(
-                                    "values.yaml is {size} bytes, over the {} byte bound: not read",
-                                    trust::MAX_STORED_FILE
-                                )
-                            }),
-                        };
-                        stored.push(Stored {
-                            app: app.clone(),
-                            env,
-                            entries,
-                            values,
-                        });
-                    }
-                }
-            }
-            _ => drift.push(not_a_dir(repo, "apps", *apps, "the apps/ directory")?),
-        }
-    }
-    checked += stored.len();
-    let hash = repo.git.object_hash();
+    let source = RepoTree::at(repo, tip)?;
+    // The gix source never waits: its futures finish on the first poll.
+    let (stored, mut drift) = now(drift::read_all(&source))??;
+    let checked = stored.len() + drift.len();
     let found: Vec<Vec<Drift>> = stored
         .par_iter()
-        .map(|s| compare(platform, hash, s))
+        .map(|s| drift::judge(platform, s, Judge::Render).map(|j| j.drift))
         .collect::<Result<_>>()?;
     drift.extend(found.into_iter().flatten());
     // Sizes of what differs, so an oversized file says so (headers only).
+    let root = tree_items(repo, repo.commit_tree(tip)?)?;
     for d in &mut drift {
         if d.problem == "differs" || d.problem == "unexpected" {
             if let Some(size) = size_at(repo, &root, &d.path)? {
@@ -168,140 +90,6 @@ pub fn verify(
         drift,
         commits_read,
     })
-}
-
-fn kind_name(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::Tree => "a directory",
-        EntryKind::Blob => "a file",
-        EntryKind::BlobExecutable => "an executable file",
-        EntryKind::Link => "a symlink",
-        EntryKind::Commit => "a gitlink (submodule)",
-    }
-}
-
-fn not_a_dir(repo: &Repo, path: &str, item: Item, what: &str) -> Result<Drift> {
-    Ok(Drift {
-        detail: Some(format!(
-            "{} stands where {what} should be{}",
-            kind_name(item.kind),
-            link_target(repo, item)?
-        )),
-        ..drift(path, "type")
-    })
-}
-
-/// ` (-> target)` for a symlink, ` (at <commit>)` for a gitlink.
-fn link_target(repo: &Repo, item: Item) -> Result<String> {
-    Ok(match item.kind {
-        EntryKind::Link => match trust::blob_bounded(repo, item.oid)? {
-            Ok(bytes) => format!(" (-> {})", bytes.to_str_lossy()),
-            Err(size) => format!(" (a target of {size} bytes)"),
-        },
-        EntryKind::Commit => format!(" (at {})", item.oid),
-        _ => String::new(),
-    })
-}
-
-fn compare(platform: &Platform, hash: gix::hash::Kind, s: &Stored) -> Result<Vec<Drift>> {
-    let dir = format!("apps/{}/{}", s.app, s.env);
-    let values_path = format!("{dir}/values.yaml");
-    let whole = |problem, detail: String| Drift {
-        detail: Some(detail),
-        ..drift(&values_path, problem)
-    };
-    let values = match &s.values {
-        Ok(v) => v,
-        Err(why) if !s.entries.contains_key("values.yaml") => {
-            return Ok(vec![whole("missing", why.clone())])
-        }
-        Err(why) => return Ok(vec![whole("unrenderable", why.clone())]),
-    };
-    if !platform.settings.environments.contains(&s.env) {
-        return Ok(vec![whole(
-            "unrenderable",
-            format!("`{}` is not an environment of this platform", s.env),
-        )]);
-    }
-    let (_, findings, accepted) = values::load(
-        platform,
-        &values_path,
-        values,
-        Resolve {
-            env: &s.env,
-            tag: None,
-        },
-    );
-    let Some(accepted) = accepted else {
-        let why = findings
-            .iter()
-            .find(|f| f.is_error())
-            .map(|f| f.message.clone())
-            .unwrap_or_else(|| "rejected".into());
-        return Ok(vec![whole("unrenderable", why)]);
-    };
-    if accepted.app != s.app {
-        return Ok(vec![whole(
-            "unrenderable",
-            format!("values.yaml is for app `{}`, not `{}`", accepted.app, s.app),
-        )]);
-    }
-    let rendering = crate::render::render(&platform.templates, &platform.settings, &accepted)?;
-    let mut out = Vec::new();
-    for (name, bytes) in &rendering.files {
-        let path = format!("{dir}/{name}");
-        let Some(item) = s.entries.get(name) else {
-            out.push(drift(&path, "missing"));
-            continue;
-        };
-        let want = gix::objs::compute_hash(hash, gix::objs::Kind::Blob, bytes)
-            .map_err(git_err("hash a file"))?;
-        match item.kind {
-            EntryKind::Blob | EntryKind::BlobExecutable => {
-                if item.oid != want {
-                    out.push(drift(&path, "differs"));
-                }
-                if item.kind == EntryKind::BlobExecutable {
-                    out.push(Drift {
-                        detail: Some("executable (100755); rendered files are 100644".into()),
-                        ..drift(&path, "mode")
-                    });
-                }
-            }
-            other => out.push(Drift {
-                detail: Some(format!("{} where a file is rendered", kind_name(other))),
-                ..drift(&path, "type")
-            }),
-        }
-    }
-    for (name, item) in &s.entries {
-        if rendering.files.contains_key(name) {
-            continue;
-        }
-        let path = format!("{dir}/{name}");
-        if name == hold::FILE && item.kind == EntryKind::Blob {
-            continue;
-        }
-        out.push(match item.kind {
-            EntryKind::Blob => drift(&path, "unexpected"),
-            other => Drift {
-                detail: Some(format!("{}, which nothing renders", kind_name(other))),
-                ..drift(&path, "unexpected")
-            },
-        });
-    }
-    Ok(out)
-}
-
-fn drift(path: &str, problem: &'static str) -> Drift {
-    Drift {
-        path: path.to_string(),
-        problem,
-        detail: None,
-        commit: None,
-        author: None,
-        cause: None,
-    }
 }
 
 fn tree_items(repo: &Repo, tree: ObjectId) -> Result<BTreeMap<String, Item>> {
