@@ -172,7 +172,7 @@ impl Teams {
                 if !repo.git.has_object(values) {
                     continue;
                 }
-                if let Ok(bytes) = repo.blob(values) {
+                if let Some(bytes) = stored(repo, values) {
                     known.insert((app.clone(), env), team_of(&bytes));
                 }
             }
@@ -205,7 +205,7 @@ fn team_at(repo: &Repo, e: &Entry) -> Option<String> {
         .dir_at(commit, &format!("apps/{}/{}", e.app, e.env))
         .ok()??;
     let id = dir.files.get("values.yaml")?;
-    team_of(&repo.blob(*id).ok()?)
+    team_of(&stored(repo, *id)?)
 }
 
 /// The version stored in the app's directory at `parent`, and the kind of change that
@@ -219,7 +219,7 @@ fn previous_of(repo: &Repo, parent: ObjectId, e: &Entry) -> Option<(String, Kind
     let version = dir
         .files
         .get("values.yaml")
-        .and_then(|id| repo.blob(*id).ok())
+        .and_then(|id| stored(repo, *id))
         .and_then(|bytes| field_of(&bytes, "version"))
         .unwrap_or_default();
     let kind = if dir.files.contains_key(crate::repo::hold::FILE) {
@@ -228,6 +228,12 @@ fn previous_of(repo: &Repo, parent: ObjectId, e: &Entry) -> Option<(String, Kind
         Kind::Deploy
     };
     Some((version, kind))
+}
+
+/// A stored file's bytes, read only within the bound every reader of the repository
+/// keeps (`trust::MAX_STORED_FILE`): a hand-edited giant is unknown, never read whole.
+fn stored(repo: &Repo, id: ObjectId) -> Option<Vec<u8>> {
+    crate::repo::trust::blob_bounded(repo, id).ok()?.ok()
 }
 
 fn team_of(bytes: &[u8]) -> Option<String> {
