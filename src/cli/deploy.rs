@@ -55,6 +55,10 @@ pub struct Args {
 pub struct SourceTime {
     /// When the source commit was made, RFC 3339 (`2026-11-29T10:02:11Z`): the
     /// `Gitops-Source-Time` trailer, from which lead time for changes is measured.
+    /// Default for deploy: the committer time of `--source-sha` (else the CI's
+    /// `GITHUB_SHA`/`CI_COMMIT_SHA`) in the git checkout the command runs in, else the
+    /// CI's record of it (GitHub Actions' push or workflow_run payload, GitLab's
+    /// `CI_COMMIT_TIMESTAMP`), else unknown.
     #[arg(long, value_name = "TIME", value_parser = parse_source_time)]
     pub source_time: Option<String>,
 }
@@ -73,6 +77,14 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     platform.check_env(&args.env)?;
     let mut meta = meta(&args.commit, &args.source_time)?;
     meta.fix = args.fix;
+    // Promote and rollback carry the source time of what they move; only a deploy
+    // names a new source commit whose time must be found.
+    meta.source_time = super::source_time::resolve(
+        meta.source_time.as_deref(),
+        args.commit.source_sha.as_deref(),
+        &std::env::current_dir().unwrap_or_default(),
+        &super::source_time::Ci::from_env(),
+    );
     let input = inputs::read(&args.values)?;
     let mut opened: Option<Repo> = None;
     let slot = &mut opened;

@@ -142,6 +142,16 @@ pub const OTHER_VARIABLES: &[(&str, &str, &str)] = &[
         "A file holding the App's private key, when GITHUB_APP_PRIVATE_KEY is not set.",
     ),
     (
+        "GITHUB_ACTIONS, GITHUB_SHA, GITHUB_EVENT_PATH",
+        "deploy",
+        "Under GitHub Actions (`GITHUB_ACTIONS=true`), when `--source-time` is not given: the source commit is `--source-sha`, else `GITHUB_SHA`; its time comes from the checkout, else from the `push` or `workflow_run` payload at `GITHUB_EVENT_PATH`.",
+    ),
+    (
+        "GITLAB_CI, CI_COMMIT_SHA, CI_COMMIT_TIMESTAMP",
+        "deploy",
+        "Under GitLab CI (`GITLAB_CI=true`), when `--source-time` is not given: the source commit is `--source-sha`, else `CI_COMMIT_SHA`; its time comes from the checkout, else from `CI_COMMIT_TIMESTAMP` when the source commit is `CI_COMMIT_SHA`.",
+    ),
+    (
         "NO_COLOR",
         "every command",
         "When set, `--color auto` never colors (https://no-color.org).",

@@ -16,6 +16,7 @@ mod report;
 mod rerender;
 mod rollback;
 mod serve;
+mod source_time;
 mod validate;
 mod verify;
 

@@ -213,3 +213,128 @@ fn a_database_url_of_another_kind_is_a_usage_error() {
     let run = with_db(&sb, "mysql://db/events", &["report"]).code(2);
     assert!(run.stderr.contains("mysql://"), "{}", run.stderr);
 }
+
+/// The `Gitops-Source-Time` trailer of the branch tip, as `git interpret-trailers` reads it.
+fn source_time_trailer(sb: &Sandbox, repo: &str) -> Option<String> {
+    let msg = sb.git(&["-C", repo, "log", "-1", "--format=%B", "main"]);
+    let path = sb.path().join("msg.txt");
+    std::fs::write(&path, msg).unwrap();
+    sb.git(&["interpret-trailers", "--parse", path.to_str().unwrap()])
+        .lines()
+        .find_map(|l| l.strip_prefix("Gitops-Source-Time: ").map(str::to_string))
+}
+
+#[test]
+fn lead_time_comes_from_the_checkout_then_the_ci_payload_and_the_flag_wins() {
+    let sb = Sandbox::new();
+    let repo = sb.bare("gitops.git");
+    let r = repo.to_str().unwrap();
+    // The source checkout, with one commit made at the sandbox's pinned date.
+    let src = sb.path().join("source");
+    let s = src.to_str().unwrap();
+    sb.git(&["init", "-q", "-b", "main", s]);
+    sb.git(&[
+        "-C",
+        s,
+        "-c",
+        "user.name=dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "change",
+    ]);
+    let sha = sb.git(&["-C", s, "rev-parse", "HEAD"]).trim().to_string();
+    let short = &sha[..9];
+    let values = example("payments-api.yaml");
+    let deploy = |dir: &std::path::Path, tag: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            "deploy",
+            values.as_str(),
+            "--env",
+            "prod",
+            "--repo",
+            r,
+            "--tag",
+            tag,
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = sb.cmd(&args);
+        cmd.current_dir(dir).envs(env.iter().copied());
+        Run::from(cmd.output().unwrap()).ok();
+        source_time_trailer(&sb, r)
+    };
+
+    // In the checkout, the named commit's committer time (GIT_COMMITTER_DATE of the
+    // sandbox: 1780000000), in UTC.
+    assert_eq!(
+        deploy(&src, "1.0.0", &["--source-sha", short], &[]).as_deref(),
+        Some("2026-05-28T20:26:40Z")
+    );
+    // A subdirectory of the checkout is still the checkout.
+    std::fs::create_dir(src.join(".gitops")).unwrap();
+    assert_eq!(
+        deploy(&src.join(".gitops"), "1.0.1", &["--source-sha", &sha], &[]).as_deref(),
+        Some("2026-05-28T20:26:40Z")
+    );
+    // The flag wins over the checkout.
+    assert_eq!(
+        deploy(
+            &src,
+            "1.0.2",
+            &[
+                "--source-sha",
+                short,
+                "--source-time",
+                "2026-11-29T11:02:11+01:00"
+            ],
+            &[]
+        )
+        .as_deref(),
+        Some("2026-11-29T10:02:11Z")
+    );
+    // No source commit named, outside CI: no time is guessed from whatever is checked out.
+    assert_eq!(deploy(&src, "1.0.3", &[], &[]), None);
+
+    // Under GitHub Actions, outside the checkout (or with a shallow clone that lacks the
+    // commit): the push payload names GITHUB_SHA's time.
+    let payload = sb.path().join("event.json");
+    std::fs::write(
+        &payload,
+        format!(r#"{{"ref": "refs/heads/main", "head_commit": {{"id": "{sha}", "timestamp": "2026-11-29T05:02:11-05:00"}}, "commits": []}}"#),
+    )
+    .unwrap();
+    let actions = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_SHA", sha.as_str()),
+        ("GITHUB_EVENT_PATH", payload.to_str().unwrap()),
+    ];
+    assert_eq!(
+        deploy(sb.path(), "1.1.0", &[], &actions).as_deref(),
+        Some("2026-11-29T10:02:11Z")
+    );
+    // A --source-sha that is not the payload's commit has no time there.
+    assert_eq!(
+        deploy(sb.path(), "1.1.1", &["--source-sha", "0123abcd"], &actions),
+        None
+    );
+    // GitLab CI gives its commit's time in a variable.
+    let gitlab = [
+        ("GITLAB_CI", "true"),
+        ("CI_COMMIT_SHA", sha.as_str()),
+        ("CI_COMMIT_TIMESTAMP", "2026-11-30T01:00:00+00:00"),
+    ];
+    assert_eq!(
+        deploy(sb.path(), "1.2.0", &[], &gitlab).as_deref(),
+        Some("2026-11-30T01:00:00Z")
+    );
+    // An unreadable payload is no time, never a failed deploy.
+    let broken = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_SHA", sha.as_str()),
+        ("GITHUB_EVENT_PATH", "/nonexistent/event.json"),
+    ];
+    assert_eq!(deploy(sb.path(), "1.3.0", &[], &broken), None);
+}

@@ -1222,3 +1222,54 @@ fn a_rejected_render_keeps_standard_output_empty_for_the_pipe() {
     let v: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["ok"], false);
 }
+
+#[test]
+fn stored_files_over_the_read_bound_still_hold_and_never_cost_a_deploy_its_event() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("events.sqlite");
+    let with_db = |env: &str, tag: &str| {
+        let values = example(PAYMENTS);
+        let mut cmd = sb.cmd(&[
+            "deploy", &values, "--env", env, "--repo", "gitops", "--tag", tag,
+        ]);
+        cmd.env("GITOPS_RENDER_DATABASE_URL", &db);
+        gitops::Run::from(cmd.output().unwrap())
+    };
+    with_db("prod", "1.4.1").ok();
+    // A HOLD of 2 MiB, over the 1 MiB every stored file is read within: it still holds
+    // (its reason unread), and nothing is read past the bound.
+    let huge = vec![b'x'; 2 << 20];
+    hand_commit(&sb, "Op <op@example.com>", "hold by hand", |w| {
+        std::fs::write(w.join(PROD).join("HOLD"), &huge).unwrap()
+    });
+    let before = tip(&sb);
+    let run = with_db("prod", "1.4.2").code(1);
+    assert!(run.stdout.contains("on hold"), "{}", run.stdout);
+    assert_eq!(tip(&sb), before);
+
+    // The hold lifted by hand and values.yaml made 2 MiB: the deploy lands, and its event
+    // is recorded with the previous version unknown rather than read past the bound.
+    hand_commit(&sb, "Op <op@example.com>", "lift the hold", |w| {
+        std::fs::remove_file(w.join(PROD).join("HOLD")).unwrap();
+        // Valid values naming a version, then a comment past the bound: read whole, it
+        // would give a previous version of 9.9.9.
+        let stored = w.join(PROD).join("values.yaml");
+        let text = std::fs::read_to_string(&stored).unwrap();
+        let mut big = text.replace("version: \"1.4.1\"", "version: \"9.9.9\"");
+        assert_ne!(big, text);
+        big.push_str(&format!("# {}\n", "x".repeat(2 << 20)));
+        std::fs::write(stored, big).unwrap();
+    });
+    let run = with_db("prod", "1.4.3").ok();
+    assert!(!run.stderr.contains("event"), "{}", run.stderr);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (version, previous): (String, Option<String>) = conn
+        .query_row(
+            "SELECT version, previous_version FROM events WHERE kind = 'deploy' AND outcome = 'landed' AND version = '1.4.3'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((version.as_str(), previous), ("1.4.3", None));
+    assert_linear_one_dir_per_commit(&sb, &sb.path().join("gitops"), "main");
+}
