@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::store::{Selection, Tally};
 use super::{Event, Kind, Outcome, Store};
 use crate::error::Result;
 
@@ -217,28 +218,45 @@ pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
 
 pub fn build(store: &mut Store, q: &Query) -> Result<Report> {
     let len = (q.until - q.since).max(1);
-    let from = q.since - len;
-    let kinds = [
-        Kind::Deploy,
-        Kind::Promote,
-        Kind::Rerender,
-        Kind::Rollback,
-        Kind::Rejected,
-        Kind::Verify,
-        Kind::Check,
-    ];
-    let events = store.events_between(from, q.until, Some(&kinds))?;
-    let holds_events = store.events_between(
-        i64::MIN,
-        q.until,
-        Some(&[Kind::Rollback, Kind::HoldRelease]),
-    )?;
-    Ok(compute(q, &events, &holds_events))
+    let scope = Selection {
+        from: q.since - len,
+        to: q.until,
+        team: q.team.as_deref(),
+        app: q.app.as_deref(),
+        ..Selection::default()
+    };
+    // The database narrows each read to what the report uses: of a million events,
+    // the deployments of the counted environments are a few thousand rows, and the rest
+    // is counted where it lies.
+    let landed = store.events(&Selection {
+        kinds: &[Kind::Deploy, Kind::Promote, Kind::Rerender, Kind::Rollback],
+        outcome: Some(Outcome::Landed),
+        envs: Some(&q.deploy_envs),
+        ..scope.clone()
+    })?;
+    let tallies = store.tally(&Selection {
+        from: q.since,
+        kinds: &[Kind::Rejected, Kind::Verify, Kind::Check],
+        envs: q.env.as_ref().map(std::slice::from_ref),
+        ..scope.clone()
+    })?;
+    let holds = store.latest_per_dir(&Selection {
+        from: i64::MIN,
+        kinds: &[Kind::Rollback, Kind::HoldRelease],
+        outcome: Some(Outcome::Landed),
+        envs: q.env.as_ref().map(std::slice::from_ref),
+        // A hold belongs to the app's team at the time of the rollback; the team is
+        // judged on the newest event below, as before.
+        team: None,
+        ..scope
+    })?;
+    Ok(compute(q, &landed, &tallies, &holds))
 }
 
-/// The report from the events (oldest first) of `[since - len, until)`, and the
-/// rollbacks and hold releases up to `until`.
-pub fn compute(q: &Query, events: &[Event], hold_events: &[Event]) -> Report {
+/// The report from the landed deployments and rollbacks (oldest first) of
+/// `[since - len, until)`, the tallies of rejections, verify runs and checks of
+/// `[since, until)`, and the newest rollback or hold release of each app and environment.
+pub fn compute(q: &Query, events: &[Event], tallies: &[Tally], hold_events: &[Event]) -> Report {
     let len = (q.until - q.since).max(1);
     let from = q.since - len;
     let mut report = Report {
@@ -334,35 +352,29 @@ pub fn compute(q: &Query, events: &[Event], hold_events: &[Event]) -> Report {
     // unless --env: policies bite before production too).
     let mut rejections: BTreeMap<String, u64> = BTreeMap::new();
     let mut drift_rules: BTreeMap<String, u64> = BTreeMap::new();
-    for e in events
-        .iter()
-        .filter(|e| e.time >= q.since && q.matches_scope(e))
-    {
-        match e.kind {
+    for t in tallies {
+        let mut rules = t.rules.clone();
+        rules.sort();
+        rules.dedup();
+        match t.kind {
             Kind::Rejected => {
-                let mut rules = e.rules.clone();
-                rules.sort();
-                rules.dedup();
                 for r in rules {
-                    *rejections.entry(r).or_default() += 1;
+                    *rejections.entry(r).or_default() += t.events;
                 }
             }
             Kind::Verify => {
-                report.verify_runs += 1;
-                if e.outcome == Outcome::Drift {
-                    report.verify_with_drift += 1;
-                    let mut rules = e.rules.clone();
-                    rules.sort();
-                    rules.dedup();
+                report.verify_runs += t.events;
+                if t.outcome == Outcome::Drift {
+                    report.verify_with_drift += t.events;
                     for r in rules {
-                        *drift_rules.entry(r).or_default() += 1;
+                        *drift_rules.entry(r).or_default() += t.events;
                     }
                 }
             }
             Kind::Check => {
-                report.checks += 1;
-                if e.outcome == Outcome::Failure {
-                    report.checks_failed += 1;
+                report.checks += t.events;
+                if t.outcome == Outcome::Failure {
+                    report.checks_failed += t.events;
                 }
             }
             _ => {}

@@ -90,6 +90,76 @@ impl Value {
     }
 }
 
+/// Which events a read takes: a window of time, the kinds, and the report's scope, so
+/// that the database narrows them with its indexes instead of the report in memory.
+#[derive(Debug, Clone, Default)]
+pub struct Selection<'a> {
+    /// Milliseconds, `[from, to)`.
+    pub from: i64,
+    pub to: i64,
+    /// Only these kinds (empty: every kind).
+    pub kinds: &'a [Kind],
+    pub outcome: Option<Outcome>,
+    pub team: Option<&'a str>,
+    pub app: Option<&'a str>,
+    /// Only these environments (`None`: any).
+    pub envs: Option<&'a [String]>,
+}
+
+impl Selection<'_> {
+    /// The `WHERE` condition, its values appended to `params` (placeholders numbered
+    /// in the order they appear, as SQLite numbers `$N` names).
+    fn condition(&self, params: &mut Vec<Value>) -> String {
+        let mut mark = |v: Value| {
+            params.push(v);
+            format!("${}", params.len())
+        };
+        let mut parts = vec![
+            format!("time >= {}", mark(Value::Int(self.from))),
+            format!("time < {}", mark(Value::Int(self.to))),
+        ];
+        let list = |mark: &mut dyn FnMut(Value) -> String, values: Vec<String>| {
+            values
+                .into_iter()
+                .map(|v| mark(Value::Text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.kinds.is_empty() {
+            let kinds = self.kinds.iter().map(|k| k.as_str().to_string()).collect();
+            parts.push(format!("kind IN ({})", list(&mut mark, kinds)));
+        }
+        if let Some(o) = self.outcome {
+            parts.push(format!(
+                "outcome = {}",
+                mark(Value::Text(o.as_str().into()))
+            ));
+        }
+        for (column, value) in [("team", self.team), ("app", self.app)] {
+            if let Some(v) = value {
+                parts.push(format!("{column} = {}", mark(Value::Text(v.into()))));
+            }
+        }
+        if let Some(envs) = self.envs {
+            parts.push(if envs.is_empty() {
+                "FALSE".to_string()
+            } else {
+                format!("env IN ({})", list(&mut mark, envs.to_vec()))
+            });
+        }
+        parts.join(" AND ")
+    }
+}
+
+/// Events of one kind, outcome and set of rule ids, counted by `Store::tally`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub kind: Kind,
+    pub outcome: Outcome,
+    pub rules: Vec<String>,
+    pub events: u64,
+}
+
 /// (kind, team, env, outcome, events) of `Store::counts`.
 pub type Count = (Kind, Option<String>, Option<String>, Outcome, i64);
 
@@ -299,29 +369,66 @@ impl Store {
         result.map_err(|e| self.err("read events", e))
     }
 
-    /// Events with `time` in `[from, to)` (and, when given, only these kinds), oldest
-    /// first.
-    pub fn events_between(
-        &mut self,
-        from: i64,
-        to: i64,
-        kinds: Option<&[Kind]>,
-    ) -> Result<Vec<Event>> {
-        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE time >= $1 AND time < $2");
-        let mut params = vec![Value::Int(from), Value::Int(to)];
-        if let Some(kinds) = kinds {
-            let marks: Vec<String> = kinds
-                .iter()
-                .enumerate()
-                .map(|(i, k)| {
-                    params.push(Value::Text(k.as_str().into()));
-                    format!("${}", i + 3)
-                })
+    /// The selected events, oldest first.
+    pub fn events(&mut self, s: &Selection) -> Result<Vec<Event>> {
+        let mut params = Vec::new();
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY time, id",
+            s.condition(&mut params)
+        );
+        self.rows_as_events(&sql, &params)
+    }
+
+    /// The newest selected event of each app and environment, by app and environment.
+    pub fn latest_per_dir(&mut self, s: &Selection) -> Result<Vec<Event>> {
+        let mut params = Vec::new();
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM (SELECT {EVENT_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY app, env ORDER BY time DESC, id DESC) AS newest FROM events WHERE {} AND app IS NOT NULL AND env IS NOT NULL) AS latest WHERE newest = 1 ORDER BY app, env",
+            s.condition(&mut params)
+        );
+        self.rows_as_events(&sql, &params)
+    }
+
+    /// How many selected events there are of each kind, outcome and set of rule ids:
+    /// what the report counts of rejections, verify runs and checks, without reading
+    /// them one by one.
+    pub fn tally(&mut self, s: &Selection) -> Result<Vec<Tally>> {
+        let mut params = Vec::new();
+        let sql = format!(
+            "SELECT kind, outcome, rules, COUNT(*) FROM events WHERE {} GROUP BY kind, outcome, rules ORDER BY kind, outcome, rules",
+            s.condition(&mut params)
+        );
+        let mut out = Vec::new();
+        for row in self.query(&sql, &params)? {
+            let mut it = row.into_iter();
+            let (Some(k), Some(o), Some(r), Some(n)) = (it.next(), it.next(), it.next(), it.next())
+            else {
+                continue;
+            };
+            let (Some(kind), Some(outcome)) = (
+                k.text().as_deref().and_then(Kind::parse),
+                o.text().as_deref().and_then(Outcome::parse),
+            ) else {
+                return Err(self.err("read events", "a row of an unknown kind or outcome"));
+            };
+            let rules = r
+                .text()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
                 .collect();
-            sql.push_str(&format!(" AND kind IN ({})", marks.join(", ")));
+            out.push(Tally {
+                kind,
+                outcome,
+                rules,
+                events: n.int().unwrap_or_default().max(0) as u64,
+            });
         }
-        sql.push_str(" ORDER BY time, id");
-        self.query(&sql, &params)?
+        Ok(out)
+    }
+
+    fn rows_as_events(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Event>> {
+        self.query(sql, params)?
             .into_iter()
             .map(event_of)
             .collect::<Option<Vec<_>>>()
