@@ -3,7 +3,7 @@
 //! knows nothing of clap; its names are here, in the one place the command line is
 //! parsed.
 
-use clap::builder::PossibleValue;
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::ValueEnum;
 
 use crate::output::Format;
@@ -16,6 +16,21 @@ impl ValueEnum for Format {
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(PossibleValue::new(self.as_str()))
     }
+}
+
+/// `--output` of the commands whose answer is a listing, not findings (`history`,
+/// `verify`): text for people, json for tools. The same `Format`, narrowed, so there is
+/// one list of formats and one spelling of each.
+pub fn listing() -> impl clap::builder::TypedValueParser<Value = Format> {
+    clap::builder::PossibleValuesParser::new([Format::Text.as_str(), Format::Json.as_str()]).map(
+        |name| {
+            if name == Format::Json.as_str() {
+                Format::Json
+            } else {
+                Format::Text
+            }
+        },
+    )
 }
 
 /// `--rules-url`: where docs/rules.md is published, as an absolute http(s) URL without

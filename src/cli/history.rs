@@ -5,6 +5,7 @@
 use super::repo_args::{self, RepoArgs};
 use super::Globals;
 use crate::error::{exit, Result};
+use crate::output::Format;
 use crate::repo::history::{self, Entry, Filter};
 use crate::repo::Create;
 
@@ -27,14 +28,8 @@ pub struct Args {
     limit: usize,
 
     /// How to print the result: text for people, json for tools.
-    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    output: ListFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ListFormat {
-    Text,
-    Json,
+    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = super::format::listing())]
+    output: Format,
 }
 
 pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
@@ -60,7 +55,7 @@ pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
         .map(|e| e.is_ours(&repo, &bot).ok())
         .collect();
     match args.output {
-        ListFormat::Json => {
+        Format::Json => {
             let list: Vec<serde_json::Value> = entries
                 .iter()
                 .zip(&ours)
@@ -76,7 +71,7 @@ pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         }
-        ListFormat::Text => print!("{}", text(&entries, &ours)),
+        _ => print!("{}", text(&entries, &ours)),
     }
     Ok(exit::OK)
 }

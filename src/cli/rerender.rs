@@ -5,14 +5,14 @@
 
 use serde_json::json;
 
-use super::history::{printable, ListFormat};
+use super::history::printable;
 use super::repo_args::{self, short, CommitArgs, RepoArgs};
 use super::Globals;
 use crate::error::{exit, Error, Result};
 use crate::layout::AppDir;
-use crate::repo::rerender;
-use crate::repo::stored::StoredDir;
-use crate::repo::{Change, Create, Intent, Outcome, Plan};
+use crate::ops::rerender::{self, Plan, Rerender};
+use crate::output::Format;
+use crate::repo::Create;
 
 /// Re-render apps from their stored values after a platform change; one commit per app
 /// and environment.
@@ -36,9 +36,11 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
-    /// How to print the result: text for people, json for tools.
+    /// How to print the result: text for people; json for tools; sarif, junit or
+    /// github (workflow commands) for the apps left untouched, as findings on their
+    /// values.yaml.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    output: ListFormat,
+    output: Format,
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
@@ -61,11 +63,11 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             repo.branch()
         );
         match args.output {
-            ListFormat::Json => {
+            Format::Text => println!("{note}"),
+            _ => {
                 eprintln!("{note}");
-                print_plan(&rerender::Plan::default(), ListFormat::Json);
+                print_plan(globals, &Plan::default(), args.output);
             }
-            ListFormat::Text => println!("{note}"),
         }
         return Ok(exit::OK);
     };
@@ -90,116 +92,106 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         )));
     }
     if args.commit.dry_run {
-        print_plan(&plan, args.output);
-        return Ok(if plan.refused.is_empty() {
-            exit::OK
-        } else {
-            exit::REJECTED
-        });
+        print_plan(globals, &plan, args.output);
+        return Ok(exit_code(&plan));
     }
 
-    let digest = crate::repo::trust::platform_digest(&platform.files);
-    let mut landed = Vec::new();
-    for planned in &plan.changes {
-        let change = Change {
-            app: planned.app.clone(),
-            env: planned.env.clone(),
-            intent: Intent::Rerender,
-            version: planned.version.clone(),
-            actor: actor.clone(),
-            source: None,
-            message: args.commit.message.clone(),
-            source_time: None,
-            platform: digest.clone(),
-            fix: false,
-        };
-        let outcome = repo.apply(&change, false, |repo, _tip, current| {
-            let Some(current) = current else {
-                return Ok(Plan::Write(planned.files.clone()));
-            };
-            if current.tree == planned.base {
-                return Ok(Plan::Write(planned.files.clone()));
-            }
-            // Someone deployed this app since the plan: render what is there now.
-            let dir = StoredDir {
-                app: planned.app.clone(),
-                env: planned.env.clone(),
-                tree: current.tree,
-                files: current.files.clone(),
-            };
-            Ok(
-                match rerender::replan(repo, &platform, &dir, Some(&actor))? {
-                    Some(files) => Plan::Write(files),
-                    None => Plan::Nothing,
-                },
-            )
-        })?;
-        if let Outcome::Committed { commit, .. } = outcome {
-            super::events::after_commit(globals, &repo, commit);
-            if args.output == ListFormat::Text {
-                println!(
-                    "rerendered {}: {} ({} file(s) changed)",
-                    printable(&AppDir::new(&planned.app, &planned.env).path()),
-                    short(&commit.to_string()),
-                    planned.changes.len()
-                );
-            }
-            landed.push(
-                json!({"app": planned.app, "env": planned.env, "commit": commit.to_string()}),
-            );
-        }
-    }
-    match args.output {
-        ListFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "ok": plan.refused.is_empty(),
-                "checked": plan.checked,
-                "unchanged": plan.unchanged,
-                "committed": landed,
-                "refused": plan.refused,
-            }))
-            .unwrap_or_default()
-        ),
-        ListFormat::Text => {
-            print_refused(&plan);
+    let request = Rerender {
+        actor,
+        message: args.commit.message.clone(),
+    };
+    let landed = rerender::land(&mut repo, &platform, &plan, &request, |repo, done| {
+        super::events::after_commit(globals, repo, done.commit);
+        if args.output == Format::Text {
             println!(
-                "rerender: {} checked, {} committed, {} unchanged, {} left untouched",
-                plan.checked,
-                landed.len(),
-                plan.checked - plan.changes.len() - plan.refused.len()
-                    + (plan.changes.len() - landed.len()),
-                plan.refused.len()
+                "rerendered {}: {} ({} file(s) changed)",
+                printable(&AppDir::new(&done.app, &done.env).path()),
+                short(&done.commit.to_string()),
+                done.files_changed
             );
         }
+    })?;
+    let summary = format!(
+        "rerender: {} checked, {} committed, {} unchanged, {} left untouched",
+        plan.checked,
+        landed.len(),
+        plan.checked - plan.changes.len() - plan.refused.len()
+            + (plan.changes.len() - landed.len()),
+        plan.refused.len()
+    );
+    match args.output {
+        Format::Text => {
+            print_refused(&plan);
+            println!("{summary}");
+        }
+        Format::Json => print_json(&json!({
+            "ok": plan.refused.is_empty(),
+            "checked": plan.checked,
+            "unchanged": plan.unchanged,
+            "committed": landed,
+            "refused": plan.refused,
+        })),
+        format => {
+            eprintln!("{summary}");
+            print_refusals(globals, &plan, format);
+        }
     }
-    Ok(if plan.refused.is_empty() {
+    Ok(exit_code(&plan))
+}
+
+fn exit_code(plan: &Plan) -> i32 {
+    if plan.refused.is_empty() {
         exit::OK
     } else {
         exit::REJECTED
-    })
+    }
 }
 
-fn print_plan(plan: &rerender::Plan, output: ListFormat) {
-    if output == ListFormat::Json {
-        let kinds: Vec<_> = plan
-            .kinds()
-            .into_iter()
-            .map(|((file, field), count)| json!({"file": file, "field": field, "apps": count}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+/// The apps left untouched as findings, in a format tools read; notes to stderr.
+fn print_refusals(globals: &Globals, plan: &Plan, format: Format) {
+    print!(
+        "{}",
+        crate::output::render(&plan.refusals(), format, &globals.output(false))
+    );
+}
+
+fn print_plan(globals: &Globals, plan: &Plan, output: Format) {
+    match output {
+        Format::Text => {}
+        Format::Json => {
+            let kinds: Vec<_> = plan
+                .kinds()
+                .into_iter()
+                .map(|((file, field), count)| json!({"file": file, "field": field, "apps": count}))
+                .collect();
+            print_json(&json!({
                 "ok": plan.refused.is_empty(),
                 "checked": plan.checked,
                 "unchanged": plan.unchanged,
                 "changes": plan.changes,
                 "kinds": kinds,
                 "refused": plan.refused,
-            }))
-            .unwrap_or_default()
-        );
-        return;
+            }));
+            return;
+        }
+        format => {
+            eprintln!(
+                "would rerender {} of {} app environment(s); {} unchanged; {} left untouched",
+                plan.changes.len(),
+                plan.checked,
+                plan.unchanged,
+                plan.refused.len()
+            );
+            print_refusals(globals, plan, format);
+            return;
+        }
     }
     for p in &plan.changes {
         println!(
@@ -233,7 +225,7 @@ fn print_plan(plan: &rerender::Plan, output: ListFormat) {
     );
 }
 
-fn print_refused(plan: &rerender::Plan) {
+fn print_refused(plan: &Plan) {
     for r in &plan.refused {
         println!(
             "left untouched: {}: its stored values no longer pass",

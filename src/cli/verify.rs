@@ -2,11 +2,12 @@
 //! stored values and compare byte for byte; exit 1 on drift, naming each file and who
 //! last changed it.
 
-use super::history::{printable, ListFormat};
+use super::history::printable;
 use super::repo_args::{self, RepoArgs};
 use super::Globals;
 use crate::error::{exit, Result};
 use crate::ops::verify::{self, Summary};
+use crate::output::Format;
 use crate::repo::Create;
 
 /// Re-render every app from its stored values; report drift and hand edits.
@@ -20,8 +21,8 @@ pub struct Args {
     blame_depth: usize,
 
     /// How to print the result: text for people, json for tools.
-    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    output: ListFormat,
+    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = super::format::listing())]
+    output: Format,
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
@@ -39,7 +40,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let problems: Vec<&str> = summary.drift.iter().map(|d| d.problem).collect();
     super::events::verified(globals, &problems);
     match args.output {
-        ListFormat::Json => {
+        Format::Json => {
             let value = serde_json::json!({
                 "ok": ok,
                 "checked": summary.checked,
@@ -51,7 +52,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         }
-        ListFormat::Text => {
+        _ => {
             for d in &summary.drift {
                 let detail = d
                     .detail

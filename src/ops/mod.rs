@@ -16,15 +16,17 @@
 //!   contents API), and `drift`: the one comparison of a directory with what its values
 //!   render, and the one diff of it, over either source.
 //! - `verify`: `drift` over the whole repository, with who last changed each path.
+//! - `rerender`: every stored directory rendered again after a platform change, planned
+//!   at once and landed one commit per app and environment.
 //!
 //! Below it, `repo` owns the repository (open, read, `apply` with its lock and
-//! compare-and-swap, history); `layout` owns the paths. Rerender's planning still lives
-//! in `repo::rerender`.
+//! compare-and-swap, history); `layout` owns the paths.
 
 pub mod deploy;
 pub mod drift;
 pub mod outcome;
 pub mod promote;
+pub mod rerender;
 pub mod rollback;
 pub mod tree;
 pub mod verify;

@@ -25,7 +25,6 @@ pub mod history;
 pub mod hold;
 mod lock;
 pub mod remote;
-pub mod rerender;
 mod sign;
 pub mod stored;
 pub mod trust;

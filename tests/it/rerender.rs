@@ -177,3 +177,69 @@ fn rerender_needs_to_be_told_what() {
     let run = sb.run(&["rerender", "--repo", &repo, "--all"]).ok();
     assert!(run.stdout.contains("0 committed"), "{}", run.stdout);
 }
+
+/// The apps rerender leaves untouched are findings on their values.yaml in every format
+/// tools read, dry run or not; listings take only text and json.
+#[test]
+fn rerender_speaks_sarif_junit_and_github_and_listings_refuse_them() {
+    let sb = Sandbox::new();
+    let (repo, platform) = deployed_then_platform_changed(&sb);
+    let base = [
+        "rerender",
+        "--repo",
+        &repo,
+        "--all",
+        "--platform",
+        &platform,
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        sb.run(&args)
+    };
+    let run = with(&["--dry-run", "--output", "github"]).code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for (line, env) in lines.iter().zip(["dev", "prod"]) {
+        assert!(
+            line.starts_with(&format!(
+                "::error file=apps/nightly-report/{env}/values.yaml,"
+            )) && line.contains("team-owns-app"),
+            "{line}"
+        );
+    }
+    assert!(
+        run.stderr.contains("would rerender 4 of 6"),
+        "{}",
+        run.stderr
+    );
+
+    let run = with(&["--output", "sarif"]).code(1);
+    let sarif: Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{}", run.stdout);
+    assert_eq!(results[0]["ruleId"], "team-owns-app");
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "apps/nightly-report/dev/values.yaml"
+    );
+    assert!(run.stderr.contains("4 committed"), "{}", run.stderr);
+    let log = sb.git(&["-C", &repo, "log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("rerender(")).count(),
+        4
+    );
+
+    // Nothing left to change: junit has the two untouched apps and nothing else.
+    let run = with(&["--output", "junit"]).code(1);
+    assert_eq!(run.stdout.matches("<failure").count(), 2, "{}", run.stdout);
+
+    for cmd in ["history", "verify"] {
+        let run = sb.run(&[cmd, "--repo", &repo, "--output", "sarif"]).code(2);
+        assert!(
+            run.stderr.contains("possible values: text, json"),
+            "{}",
+            run.stderr
+        );
+    }
+}

@@ -15,13 +15,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::stored::{stored_dirs, StoredDir};
-use super::{git_err, hold, trust, Content, Files, Repo};
 use crate::check::{check, Request};
 use crate::error::Result;
 use crate::findings::Finding;
 use crate::layout;
 use crate::platform::Platform;
+use crate::repo::stored::{stored_dirs, StoredDir};
+use crate::repo::{git_err, hold, trust, Content, Files, Repo};
 
 /// What one file of a directory would go through.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +70,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The directories left untouched, as a report (one file per directory's
+    /// values.yaml, with the findings that stopped it) for the formats tools read.
+    pub fn refusals(&self) -> crate::findings::Report {
+        crate::findings::Report {
+            files: self
+                .refused
+                .iter()
+                .map(|r| crate::findings::FileReport {
+                    path: crate::layout::AppDir::new(&r.app, &r.env).values(),
+                    source: None,
+                    findings: r.findings.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// The kinds of change across the fleet: `(file kind, field) -> how many
     /// directories`, e.g. `("deployment", "spec.template.spec.securityContext") -> 812`.
     pub fn kinds(&self) -> BTreeMap<(String, String), usize> {
@@ -318,6 +334,89 @@ pub fn replan(
         Outcome::Change(p) => Ok(Some(p.files)),
         Outcome::Unchanged | Outcome::Refused(_) => Ok(None),
     }
+}
+
+/// Who rerenders and why: the commit's actor (resolved by the caller) and message.
+#[derive(Debug, Clone)]
+pub struct Rerender {
+    pub actor: String,
+    pub message: Option<String>,
+}
+
+/// A directory rerendered and committed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Committed {
+    pub app: String,
+    pub env: String,
+    #[serde(serialize_with = "hex")]
+    pub commit: ObjectId,
+    /// How many files the plan changed in it.
+    #[serde(skip)]
+    pub files_changed: usize,
+}
+
+/// Lands the plan: one commit per directory (intent `rerender`), each through
+/// `Repo::apply`. A directory that another deploy changed since the plan is rendered
+/// again from what it holds now (and skipped if nothing is left to change). `committed`
+/// hears of each commit as it lands, so a caller can report progress and record events
+/// before the next one.
+pub fn land(
+    repo: &mut Repo,
+    platform: &Platform,
+    plan: &Plan,
+    req: &Rerender,
+    mut committed: impl FnMut(&Repo, &Committed),
+) -> Result<Vec<Committed>> {
+    let digest = trust::platform_digest(&platform.files);
+    let mut landed = Vec::new();
+    for planned in &plan.changes {
+        let change = crate::repo::Change {
+            app: planned.app.clone(),
+            env: planned.env.clone(),
+            intent: crate::repo::Intent::Rerender,
+            version: planned.version.clone(),
+            actor: req.actor.clone(),
+            source: None,
+            message: req.message.clone(),
+            source_time: None,
+            platform: digest.clone(),
+            fix: false,
+        };
+        let outcome = repo.apply(&change, false, |repo, _tip, current| {
+            let Some(current) = current else {
+                return Ok(crate::repo::Plan::Write(planned.files.clone()));
+            };
+            if current.tree == planned.base {
+                return Ok(crate::repo::Plan::Write(planned.files.clone()));
+            }
+            // Someone deployed this app since the plan: render what is there now.
+            let dir = StoredDir {
+                app: planned.app.clone(),
+                env: planned.env.clone(),
+                tree: current.tree,
+                files: current.files.clone(),
+            };
+            Ok(match replan(repo, platform, &dir, Some(&req.actor))? {
+                Some(files) => crate::repo::Plan::Write(files),
+                None => crate::repo::Plan::Nothing,
+            })
+        })?;
+        if let crate::repo::Outcome::Committed { commit, .. } = outcome {
+            let done = Committed {
+                app: planned.app.clone(),
+                env: planned.env.clone(),
+                commit,
+                files_changed: planned.changes.len(),
+            };
+            committed(repo, &done);
+            landed.push(done);
+        }
+    }
+    Ok(landed)
+}
+
+fn hex<S: serde::Serializer>(id: &ObjectId, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(id)
 }
 
 /// A directory's `values.yaml`, read within the bound for stored files (`Err(size)`
