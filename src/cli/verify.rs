@@ -20,8 +20,9 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = verify::DEFAULT_BLAME_DEPTH)]
     blame_depth: usize,
 
-    /// How to print the result: text for people, json for tools.
-    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = super::format::listing())]
+    /// How to print the result: text for people; json for tools (with who changed each
+    /// path); sarif, junit or github (workflow commands) as findings on the drifting files.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     output: Format,
 }
 
@@ -29,11 +30,16 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform()?;
     let mut repo = repo_args::open(&args.repo, None, Create::Never)?;
     let summary = match repo.tip()? {
-        Some(tip) => verify::verify(&repo, &platform, tip, args.blame_depth)?,
+        Some(tip) => {
+            // Lines are for the formats that annotate files.
+            let lines = !matches!(args.output, Format::Text | Format::Json);
+            verify::verify(&repo, &platform, tip, args.blame_depth, lines)?
+        }
         None => Summary {
             checked: 0,
             drift: Vec::new(),
             commits_read: 0,
+            report: Default::default(),
         },
     };
     let ok = summary.drift.is_empty();
@@ -52,38 +58,19 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         }
-        _ => {
+        Format::Text => {
             for d in &summary.drift {
                 let detail = d
                     .detail
                     .as_deref()
                     .map(|x| format!(" ({})", printable(x)))
                     .unwrap_or_default();
-                let who = match (&d.commit, &d.author) {
-                    (Some(c), Some(a)) => {
-                        format!(
-                            "; last changed in {} by {}",
-                            repo_args::short(c),
-                            printable(a)
-                        )
-                    }
-                    _ => String::new(),
-                };
-                let why = match d.cause {
-                    Some("hand-edit") => " (edited by hand)".to_string(),
-                    Some("older-platform") => {
-                        " (rendered by an older platform: `rerender` updates it)".to_string()
-                    }
-                    Some("values-changed") => {
-                        " (its values.yaml changed since it was rendered)".to_string()
-                    }
-                    Some("not-found") => format!(
-                        "; not changed in the last {} commit(s) read",
-                        summary.commits_read
-                    ),
-                    _ => String::new(),
-                };
-                println!("{}: {}{detail}{who}{why}", printable(&d.path), d.problem);
+                println!(
+                    "{}: {}{detail}{}",
+                    printable(&d.path),
+                    d.problem,
+                    d.provenance(Some(summary.commits_read))
+                );
             }
             if ok {
                 println!(
@@ -99,6 +86,17 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                     summary.checked
                 );
             }
+        }
+        format => {
+            eprintln!(
+                "verify: {} app environment(s) checked, {} path(s) drift",
+                summary.checked,
+                summary.drift.len()
+            );
+            print!(
+                "{}",
+                crate::output::render(&summary.report, format, &globals.output(false))
+            );
         }
     }
     Ok(if ok { exit::OK } else { exit::REJECTED })

@@ -57,6 +57,47 @@ pub struct Drift {
     why: Why,
 }
 
+impl Drift {
+    /// Who last changed the path and why it differs, as `verify`'s blame walk found it
+    /// (empty when it did not look): `; last changed in 4f2a9c1 by Name (edited by
+    /// hand)`. `commits_read` says how far a walk that found nothing went.
+    pub fn provenance(&self, commits_read: Option<usize>) -> String {
+        let who = match (&self.commit, &self.author) {
+            (Some(c), Some(a)) => format!(
+                "; last changed in {} by {}",
+                super::short(c),
+                super::printable(a)
+            ),
+            _ => String::new(),
+        };
+        let why = match self.cause {
+            Some("hand-edit") => " (edited by hand)".to_string(),
+            Some("older-platform") => {
+                " (rendered by an older platform: `rerender` updates it)".to_string()
+            }
+            Some("values-changed") => {
+                " (its values.yaml changed since it was rendered)".to_string()
+            }
+            Some("not-found") => match commits_read {
+                Some(n) => format!("; not changed in the last {n} commit(s) read"),
+                None => "; not changed in the commits read".to_string(),
+            },
+            _ => String::new(),
+        };
+        format!("{who}{why}")
+    }
+}
+
+/// Something standing where an app or environment directory should be, found before
+/// any directory is read (a file named like an app, a symlink): a finding on that path.
+pub fn stray(d: &Drift) -> Finding {
+    Finding::error(
+        "manifest-drift",
+        format!("`{}`: {}", d.path, d.detail.as_deref().unwrap_or(d.problem)),
+    )
+    .in_file(&d.path)
+}
+
 /// Why a directory could not be rendered, for the finding's rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Why {
@@ -471,7 +512,15 @@ pub fn findings(platform: &Platform, stored: &Stored, judged: &Judged) -> Vec<Fi
                     .help(help.clone())
             }
         };
-        out.push(finding);
+        let provenance = d.provenance(None);
+        out.push(if provenance.is_empty() {
+            finding
+        } else {
+            Finding {
+                message: format!("{}{provenance}", finding.message),
+                ..finding
+            }
+        });
     }
     out
 }

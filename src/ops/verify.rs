@@ -25,9 +25,10 @@ use gix::ObjectId;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::drift::{self, Drift, Judge};
+use super::drift::{self, Drift, Judge, Judged};
 use super::tree::{now, RepoTree};
 use crate::error::Result;
+use crate::findings::{FileReport, Report};
 use crate::platform::Platform;
 use crate::repo::history::entry_of;
 use crate::repo::{git_err, trust, Repo};
@@ -40,6 +41,10 @@ pub struct Summary {
     pub drift: Vec<Drift>,
     /// How many commits the "who changed it" walk read.
     pub commits_read: usize,
+    /// The drift as findings, one file per directory (its values.yaml) or stray path,
+    /// for the formats tools read.
+    #[serde(skip)]
+    pub report: Report,
 }
 
 /// How far back the "who last changed it" walk goes by default.
@@ -57,16 +62,34 @@ pub fn verify(
     platform: &Platform,
     tip: ObjectId,
     blame_depth: usize,
+    lines: bool,
 ) -> Result<Summary> {
     let source = RepoTree::at(repo, tip)?;
     // The gix source never waits: its futures finish on the first poll.
-    let (stored, mut drift) = now(drift::read_all(&source))??;
-    let checked = stored.len() + drift.len();
-    let found: Vec<Vec<Drift>> = stored
+    let (stored, stray) = now(drift::read_all(&source))??;
+    let checked = stored.len() + stray.len();
+    let mut judged: Vec<Judged> = stored
         .par_iter()
-        .map(|s| drift::judge(platform, s, Judge::Render).map(|j| j.drift))
+        .map(|s| drift::judge(platform, s, Judge::Render))
         .collect::<Result<_>>()?;
-    drift.extend(found.into_iter().flatten());
+    // The first differing line of each file that differs, for the findings' locations
+    // when asked (it reads those files: a fleet-wide drift would read them all).
+    for j in judged.iter_mut().filter(|j| lines && !j.drift.is_empty()) {
+        now(drift::locate(&source, j))??;
+    }
+    // Every drift, with the directory it came from (`None`: a stray path), so that the
+    // size check and the blame walk see them all at once and the findings are made per
+    // directory after.
+    let (mut drift, origin): (Vec<Drift>, Vec<Option<usize>>) = stray
+        .into_iter()
+        .map(|d| (d, None))
+        .chain(
+            judged
+                .iter()
+                .enumerate()
+                .flat_map(|(i, j)| j.drift.iter().map(move |d| (d.clone(), Some(i)))),
+        )
+        .unzip();
     // Sizes of what differs, so an oversized file says so (headers only).
     let root = tree_items(repo, repo.commit_tree(tip)?)?;
     for d in &mut drift {
@@ -82,13 +105,41 @@ pub fn verify(
             }
         }
     }
-    drift.sort_by(|a, b| a.path.cmp(&b.path));
     let digest = trust::platform_digest(&platform.files);
     let commits_read = blame(repo, tip, &mut drift, blame_depth, &digest)?;
+
+    let mut per_dir: Vec<Vec<Drift>> = vec![Vec::new(); stored.len()];
+    let mut files = Vec::new();
+    for (d, from) in drift.iter().zip(&origin) {
+        match from {
+            Some(i) => per_dir[*i].push(d.clone()),
+            None => {
+                let mut file = FileReport::new(d.path.clone(), None);
+                file.findings.push(drift::stray(d));
+                files.push(file);
+            }
+        }
+    }
+    for ((s, j), found) in stored.iter().zip(&judged).zip(per_dir) {
+        if found.is_empty() {
+            continue;
+        }
+        let blamed = Judged {
+            drift: found,
+            values: j.values.clone(),
+            rendered: None,
+        };
+        let mut file = FileReport::new(s.dir.values(), None);
+        file.findings = drift::findings(platform, s, &blamed);
+        files.push(file);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    drift.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Summary {
         checked,
         drift,
         commits_read,
+        report: Report { files },
     })
 }
 

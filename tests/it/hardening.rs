@@ -981,6 +981,87 @@ fn who_changed_it_is_one_bounded_walk_with_a_not_found_answer() {
     );
 }
 
+/// verify's drift, in the formats code-scanning and CI read: one finding per drifting
+/// path, on the file and line where it differs, with who changed it.
+#[test]
+fn verify_speaks_sarif_junit_and_github_with_who_changed_it() {
+    let sb = Sandbox::new();
+    deploy(&sb, "prod", &[]).ok();
+    deploy(&sb, "dev", &[]).ok();
+    hand_commit(&sb, "Mallory <m@example.com>", "edit", |w| {
+        let f = w.join(PROD).join("deployment-payments-api.yaml");
+        let t = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("replicas: 6", "replicas: 7");
+        std::fs::write(f, t).unwrap();
+        std::fs::write(w.join(PROD).join("extra.yaml"), "kind: Pod\n").unwrap();
+    });
+    let deployment = format!("{PROD}/deployment-payments-api.yaml");
+    let line = std::fs::read_to_string(sb.path().join("work").join(&deployment))
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("replicas: 7"))
+        .unwrap()
+        + 1;
+
+    let run = sb
+        .run(&["verify", "--repo", "gitops", "--output", "sarif"])
+        .code(1);
+    let sarif: Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let by_rule = |rule: &str| {
+        results
+            .iter()
+            .find(|r| r["ruleId"] == rule)
+            .unwrap_or_else(|| panic!("no {rule} in {}", run.stdout))
+    };
+    let drift = by_rule("manifest-drift");
+    let at = &drift["locations"][0]["physicalLocation"];
+    assert_eq!(at["artifactLocation"]["uri"], deployment.as_str());
+    assert_eq!(at["region"]["startLine"], line);
+    let text = drift["message"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("by Mallory <m@example.com> (edited by hand)"),
+        "{text}"
+    );
+    let unexpected = by_rule("manifest-unexpected");
+    assert_eq!(
+        unexpected["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        format!("{PROD}/extra.yaml").as_str()
+    );
+    assert_eq!(results.len(), 2, "{}", run.stdout);
+    assert!(run.stderr.contains("2 path(s) drift"), "{}", run.stderr);
+
+    let run = sb
+        .run(&["verify", "--repo", "gitops", "--output", "github"])
+        .code(1);
+    assert!(
+        run.stdout
+            .starts_with(&format!("::error file={deployment},line={line},")),
+        "{}",
+        run.stdout
+    );
+    let run = sb
+        .run(&["verify", "--repo", "gitops", "--output", "junit"])
+        .code(1);
+    assert_eq!(run.stdout.matches("<failure").count(), 2, "{}", run.stdout);
+
+    // Clean again: every format says so, exit 0.
+    hand_commit(&sb, "Op <op@example.com>", "revert", |w| {
+        let f = w.join(PROD).join("deployment-payments-api.yaml");
+        let t = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("replicas: 7", "replicas: 6");
+        std::fs::write(f, t).unwrap();
+        std::fs::remove_file(w.join(PROD).join("extra.yaml")).unwrap();
+    });
+    let run = sb
+        .run(&["verify", "--repo", "gitops", "--output", "sarif"])
+        .ok();
+    let sarif: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 0);
+}
+
 #[test]
 fn a_stored_file_over_the_bound_is_drift_reported_and_never_read() {
     let sb = Sandbox::new();
