@@ -880,3 +880,78 @@ async fn the_endpoint_is_off_without_a_trusted_issuer() {
         .logs()
         .contains("the deploy API is off: no trusted issuer"));
 }
+
+/// The limits on time and concurrency: with one deploy slot, a request that finds it
+/// taken waits `--api-timeout`, then gets 503 with Retry-After (the first, held up by a
+/// slow GitHub, still lands); a body that does not arrive within `--read-timeout` gets
+/// 408, having cost nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_answers_503_and_a_slow_body_408() {
+    let env = setup(&[
+        "--max-concurrent-deploys",
+        "1",
+        "--api-timeout",
+        "1",
+        "--read-timeout",
+        "1",
+    ])
+    .await;
+    // The first deploy holds its slot while the App's installation is looked up.
+    env.github.fault(github::Fault::delay(
+        "GET",
+        "/installation",
+        Duration::from_secs(4),
+    ));
+    let token = env
+        .rsa
+        .sign(&env.issuer.github_claims(PAYMENTS, "refs/heads/main", AUD));
+    let first = deploy(&env, &token, json!({"values": values("1.4.2"), "env": "dev"}));
+    let second = async {
+        // Wait for the event, not for a time: the first holds the slot once it asks
+        // GitHub for the installation.
+        let start = std::time::Instant::now();
+        while !env.github.with(|s| {
+            s.requests
+                .iter()
+                .any(|r| r == "GET /repos/acme/gitops/installation")
+        }) {
+            assert!(start.elapsed() < Duration::from_secs(30), "the first deploy never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        post(
+            &env,
+            "/api/v1/deploy",
+            Some(&token),
+            json!({"values": values("1.4.3"), "env": "staging"})
+                .to_string()
+                .as_bytes(),
+        )
+        .await
+    };
+    let ((s1, d1), (s2, head, d2)) = tokio::join!(first, second);
+    assert_eq!(s2, 503, "{d2:#}");
+    assert_eq!(d2["exit_code"], 3);
+    assert_eq!(reasons(&d2)[0].0, "server-busy");
+    assert!(head.to_ascii_lowercase().contains("retry-after: "), "{head}");
+    assert_eq!(s1, 200, "{d1:#}");
+
+    // Headers and a token, then silence where the body should be.
+    let addr = env.server.addr.clone();
+    let raw = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(
+            format!("POST /api/v1/deploy HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        String::from_utf8_lossy(&raw).to_string()
+    })
+    .await
+    .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert!(raw.contains("request body not received within 1s"), "{raw}");
+}
