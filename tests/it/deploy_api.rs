@@ -214,7 +214,10 @@ fn trailers(env: &Env, commit: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn events(env: &Env) -> Vec<(String, String, Option<String>, Option<String>, String)> {
+/// `(kind, outcome, actor, gitops_commit, rules)` of a stored event.
+type EventRow = (String, String, Option<String>, Option<String>, String);
+
+fn events(env: &Env) -> Vec<EventRow> {
     let db = rusqlite::Connection::open(&env.db).unwrap();
     let mut stmt = db
         .prepare("SELECT kind, outcome, actor, gitops_commit, rules FROM events ORDER BY time, id")
@@ -905,7 +908,11 @@ async fn a_full_server_answers_503_and_a_slow_body_408() {
     let token = env
         .rsa
         .sign(&env.issuer.github_claims(PAYMENTS, "refs/heads/main", AUD));
-    let first = deploy(&env, &token, json!({"values": values("1.4.2"), "env": "dev"}));
+    let first = deploy(
+        &env,
+        &token,
+        json!({"values": values("1.4.2"), "env": "dev"}),
+    );
     let second = async {
         // Wait for the event, not for a time: the first holds the slot once it asks
         // GitHub for the installation.
@@ -915,7 +922,10 @@ async fn a_full_server_answers_503_and_a_slow_body_408() {
                 .iter()
                 .any(|r| r == "GET /repos/acme/gitops/installation")
         }) {
-            assert!(start.elapsed() < Duration::from_secs(30), "the first deploy never started");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the first deploy never started"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         post(
@@ -932,7 +942,10 @@ async fn a_full_server_answers_503_and_a_slow_body_408() {
     assert_eq!(s2, 503, "{d2:#}");
     assert_eq!(d2["exit_code"], 3);
     assert_eq!(reasons(&d2)[0].0, "server-busy");
-    assert!(head.to_ascii_lowercase().contains("retry-after: "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: "),
+        "{head}"
+    );
     assert_eq!(s1, 200, "{d1:#}");
 
     // Headers and a token, then silence where the body should be.
