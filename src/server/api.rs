@@ -400,6 +400,40 @@ pub fn identity(v: &Verified) -> Result<Identity, String> {
     Ok(id)
 }
 
+/// A refusal's rule id (each registered in `rules.rs` and documented in docs/rules.md).
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    rule: &'static str,
+}
+
+const TOKEN_INVALID: Rule = Rule {
+    rule: "token-invalid",
+};
+const TOKEN_UNVERIFIABLE: Rule = Rule {
+    rule: "token-unverifiable",
+};
+const DEPLOY_DENIED: Rule = Rule {
+    rule: "deploy-denied",
+};
+const RATE_LIMITED: Rule = Rule {
+    rule: "rate-limited",
+};
+const REQUEST_INVALID: Rule = Rule {
+    rule: "request-invalid",
+};
+const REQUEST_REJECTED: Rule = Rule {
+    rule: "request-rejected",
+};
+const REPOSITORY_FAILED: Rule = Rule {
+    rule: "repository-failed",
+};
+const SERVER_BUSY: Rule = Rule {
+    rule: "server-busy",
+};
+const DEPLOY_API_OFF: Rule = Rule {
+    rule: "deploy-api-off",
+};
+
 /// The answer: its HTTP status and JSON text, and its outcome (for logs and metrics).
 struct Answer {
     status: StatusCode,
@@ -447,7 +481,7 @@ fn refusal(
     status: StatusCode,
     exit_code: i32,
     outcome: &'static str,
-    rule: &str,
+    rule: Rule,
     message: &str,
 ) -> Answer {
     refusals(status, exit_code, outcome, rule, &[message.to_string()])
@@ -457,12 +491,12 @@ fn refusals(
     status: StatusCode,
     exit_code: i32,
     outcome: &'static str,
-    rule: &str,
+    rule: Rule,
     messages: &[String],
 ) -> Answer {
     let findings: Vec<Finding> = messages
         .iter()
-        .map(|m| Finding::error(rule, ops::printable(m)))
+        .map(|m| Finding::error(rule.rule, ops::printable(m)))
         .collect();
     let mut body = serde_json::to_string_pretty(&Refused {
         ok: false,
@@ -540,10 +574,10 @@ fn answer_of_error(e: &Error) -> Answer {
         exit::REJECTED => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "rejected",
-            "request-rejected",
+            REQUEST_REJECTED,
         ),
-        exit::REPOSITORY => (StatusCode::BAD_GATEWAY, "failed", "repository-failed"),
-        _ => (StatusCode::BAD_REQUEST, "invalid", "request-invalid"),
+        exit::REPOSITORY => (StatusCode::BAD_GATEWAY, "failed", REPOSITORY_FAILED),
+        _ => (StatusCode::BAD_REQUEST, "invalid", REQUEST_INVALID),
     };
     let message = match &e.hint {
         Some(h) => format!("{} (hint: {h})", e.message),
@@ -578,14 +612,14 @@ async fn read_body(
             StatusCode::PAYLOAD_TOO_LARGE,
             exit::USAGE,
             "invalid",
-            "request-invalid",
+            REQUEST_INVALID,
             &format!("request body unreadable or over {max} bytes: {e}"),
         )),
         Err(_) => Err(refusal(
             StatusCode::REQUEST_TIMEOUT,
             exit::USAGE,
             "invalid",
-            "request-invalid",
+            REQUEST_INVALID,
             &format!(
                 "request body not received within {}s",
                 read_timeout.as_secs()
@@ -623,7 +657,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::SERVICE_UNAVAILABLE,
                 exit::REPOSITORY,
                 "unavailable",
-                "deploy-api-off",
+                DEPLOY_API_OFF,
                 why,
             )
         }
@@ -644,7 +678,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
             StatusCode::UNAUTHORIZED,
             exit::USAGE,
             "unauthorized",
-            "token-invalid",
+            TOKEN_INVALID,
             "token missing: send Authorization: Bearer <the CI's OIDC token>",
         );
     };
@@ -656,7 +690,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::UNAUTHORIZED,
                 exit::USAGE,
                 "unauthorized",
-                "token-invalid",
+                TOKEN_INVALID,
                 &why,
             );
         }
@@ -666,7 +700,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::SERVICE_UNAVAILABLE,
                 exit::REPOSITORY,
                 "unavailable",
-                "token-unverifiable",
+                TOKEN_UNVERIFIABLE,
                 &why,
             );
             a.retry_after = Some(Duration::from_secs(10));
@@ -680,7 +714,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::UNAUTHORIZED,
                 exit::USAGE,
                 "unauthorized",
-                "token-invalid",
+                TOKEN_INVALID,
                 &why,
             )
         }
@@ -694,7 +728,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::TOO_MANY_REQUESTS,
                 exit::REPOSITORY,
                 "rate-limited",
-                "rate-limited",
+                RATE_LIMITED,
                 &format!(
                     "rate limited: too many requests from {}; retry after {}s",
                     who.actor,
@@ -709,7 +743,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::SERVICE_UNAVAILABLE,
                 exit::REPOSITORY,
                 "unavailable",
-                "rate-limited",
+                RATE_LIMITED,
                 &format!("the rate limiter is unavailable: {why}"),
             )
         }
@@ -732,7 +766,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::BAD_REQUEST,
                 exit::USAGE,
                 "invalid",
-                "request-invalid",
+                REQUEST_INVALID,
                 &why,
             )
         }
@@ -797,7 +831,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::FORBIDDEN,
                 exit::REJECTED,
                 "denied",
-                "deploy-denied",
+                DEPLOY_DENIED,
                 &reasons,
             );
             record_denied(
@@ -819,7 +853,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::FORBIDDEN,
                 exit::REJECTED,
                 "denied",
-                "deploy-denied",
+                DEPLOY_DENIED,
                 &why,
             );
         }
@@ -832,7 +866,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::SERVICE_UNAVAILABLE,
                 exit::REPOSITORY,
                 "unavailable",
-                "server-busy",
+                SERVER_BUSY,
                 "too many deploys in flight; try again later",
             );
             a.retry_after = Some(Duration::from_secs(5));
@@ -845,7 +879,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
             StatusCode::SERVICE_UNAVAILABLE,
             exit::REPOSITORY,
             "unavailable",
-            "server-busy",
+            SERVER_BUSY,
             "the repository stayed busy with other deploys; try again later",
         );
         a.retry_after = Some(Duration::from_secs(5));
@@ -862,7 +896,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                         StatusCode::BAD_GATEWAY,
                         exit::REPOSITORY,
                         "failed",
-                        "repository-failed",
+                        REPOSITORY_FAILED,
                         &format!("cannot get the GitHub App's token for {owner}/{name}: {e}"),
                     )
                 }
@@ -900,7 +934,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 exit::REPOSITORY,
                 "failed",
-                "repository-failed",
+                REPOSITORY_FAILED,
                 "internal error; nothing was committed unless the branch shows it",
             )
         }
@@ -910,7 +944,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
 }
 
 /// Who, from where and why, from the identity and the body.
-fn meta_of(who: &Identity, body: &Body) -> Result<Meta, (StatusCode, &'static str, String)> {
+fn meta_of(who: &Identity, body: &Body) -> Result<Meta, (StatusCode, Rule, String)> {
     let (source_sha, source_time, message, dry_run) = body.common();
     let sha = match (&who.sha, source_sha) {
         (Some(t), Some(b)) => {
@@ -918,7 +952,7 @@ fn meta_of(who: &Identity, body: &Body) -> Result<Meta, (StatusCode, &'static st
             if b.len() < 7 || !t.starts_with(&b) {
                 return Err((
                     StatusCode::FORBIDDEN,
-                    "deploy-denied",
+                    DEPLOY_DENIED,
                     format!(
                         "source_sha {} disagrees with the token's commit {t}: the source is taken from the token",
                         ops::printable(&b)
@@ -932,7 +966,7 @@ fn meta_of(who: &Identity, body: &Body) -> Result<Meta, (StatusCode, &'static st
             if b.is_empty() || !b.chars().all(|c| c.is_ascii_hexdigit()) || b.len() > 64 {
                 return Err((
                     StatusCode::BAD_REQUEST,
-                    "request-invalid",
+                    REQUEST_INVALID,
                     format!("source_sha {:?} is not a commit id", ops::printable(b)),
                 ));
             }
@@ -948,7 +982,7 @@ fn meta_of(who: &Identity, body: &Body) -> Result<Meta, (StatusCode, &'static st
                 .map_err(|e| {
                     (
                         StatusCode::BAD_REQUEST,
-                        "request-invalid",
+                        REQUEST_INVALID,
                         format!(
                             "request body at source_time: {:?} is not an RFC 3339 time with an offset ({e})",
                             ops::printable(s)
@@ -991,7 +1025,7 @@ fn target(platform: &Platform, body: &Body) -> Result<(Option<String>, String), 
             StatusCode::BAD_REQUEST,
             exit::USAGE,
             "invalid",
-            "request-invalid",
+            REQUEST_INVALID,
             &e.message,
         )
     };
@@ -1168,7 +1202,7 @@ async fn record_denied(
     for r in reasons {
         report
             .findings
-            .push(Finding::error("deploy-denied", r.as_str()));
+            .push(Finding::error(DEPLOY_DENIED.rule, r.as_str()));
     }
     let (team, app_name, env, actor, source) = (
         team.map(str::to_string),
