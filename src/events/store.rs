@@ -75,6 +75,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX webhook_spill_taken ON webhook_spill (taken_by, heartbeat);",
     ),
+    (
+        3,
+        // The deploy API's per-identity rate limit, counted across replicas: one row
+        // per identity and fixed window, bumped by an upsert (src/server/deliveries.rs).
+        "CREATE TABLE rate_limits (
+        identity TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        hits BIGINT NOT NULL,
+        PRIMARY KEY (identity, window_start)
+    );
+    CREATE INDEX rate_limits_window ON rate_limits (window_start);",
+    ),
 ];
 
 /// The columns of `events`, in the order `insert` binds them and `EVENT_COLUMNS` reads.

@@ -188,8 +188,42 @@ impl Shared {
         Ok(())
     }
 
+    /// Counts one request of `identity` in the fixed window of `window_ms` that holds
+    /// now, and returns (the window's count with it, milliseconds left in the window):
+    /// one upsert round trip, atomic on both backends, so replicas sharing the database
+    /// share the count. The deploy API's rate limit across replicas stands on this.
+    pub fn count_request(
+        &self,
+        store: &mut Store,
+        identity: &str,
+        window_ms: i64,
+    ) -> Result<(i64, i64)> {
+        let now = now_ms();
+        let window_ms = window_ms.max(1);
+        let start = now - now.rem_euclid(window_ms);
+        let rows = store.query_as(
+            "count a request",
+            "INSERT INTO rate_limits (identity, window_start, hits) VALUES ($1, $2, 1)
+             ON CONFLICT (identity, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+             RETURNING hits",
+            &[Value::Text(identity.into()), Value::Int(start)],
+        )?;
+        let hits = rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::int)
+            .ok_or_else(|| Error::internal("the rate limit counter returned no count"))?;
+        Ok((hits, start + window_ms - now))
+    }
+
+    /// `count_request` on a pooled connection, on this thread (the caller keeps it off
+    /// the async workers).
+    pub fn count_request_now(&self, identity: &str, window_ms: i64) -> Result<(i64, i64)> {
+        self.with(|store| self.count_request(store, identity, window_ms))
+    }
+
     /// Keeps this replica's claims and taken spilled checks alive, and forgets handled
-    /// ids older than `KEEP_MS`.
+    /// ids older than `KEEP_MS` and rate-limit windows older than a day.
     pub fn heartbeat(&self, store: &mut Store) -> Result<()> {
         let now = now_ms();
         let me = Value::Text(self.replica.clone());
@@ -207,6 +241,11 @@ impl Shared {
             "forget old deliveries",
             "DELETE FROM webhook_deliveries WHERE created < $1 AND state = 'handled' RETURNING id",
             &[Value::Int(now - KEEP_MS)],
+        )?;
+        store.query_as(
+            "forget old rate-limit windows",
+            "DELETE FROM rate_limits WHERE window_start < $1 RETURNING identity",
+            &[Value::Int(now - 86_400_000)],
         )?;
         Ok(())
     }
@@ -282,6 +321,23 @@ mod tests {
         assert_eq!(claim(&a, "d2"), DeliveryState::New);
         a.with(|st| a.finish(st, "d2", false)).unwrap();
         assert_eq!(claim(&b, "d2"), DeliveryState::New);
+    }
+
+    #[test]
+    fn requests_are_counted_per_identity_and_window_across_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = shared(dir.path(), Duration::from_secs(60));
+        let b = shared(dir.path(), Duration::from_secs(60));
+        // One window for the whole test, whatever the clock says.
+        let hour = 1i64 << 50;
+        assert_eq!(a.count_request_now("github:x", hour).unwrap().0, 1);
+        assert_eq!(b.count_request_now("github:x", hour).unwrap().0, 2);
+        let (hits, left) = a.count_request_now("github:x", hour).unwrap();
+        assert_eq!(hits, 3);
+        assert!(left > 0 && left <= hour, "{left}");
+        let (_, left) = a.count_request_now("github:x", 60_000).unwrap();
+        assert!(left > 0 && left <= 60_000, "{left}");
+        assert_eq!(b.count_request_now("gitlab:y", hour).unwrap().0, 1);
     }
 
     #[test]

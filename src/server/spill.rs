@@ -175,23 +175,21 @@ impl Spill {
                 Err(_) => {}
             }
         }
-        if !full {
-            if self.dir.is_some() {
-                let me = self.clone();
-                let put = tokio::task::spawn_blocking(move || {
-                    me.dir
-                        .as_ref()
-                        .map(|d| d.put(&id, &text, me.max_count, me.max_bytes))
-                })
-                .await;
-                match put {
-                    Ok(Some(Ok(true))) => return self.spilled(),
-                    Ok(Some(Ok(false))) => full = true,
-                    Ok(Some(Err(e))) => {
-                        tracing::error!(error = %e.message, "cannot spill a check to the spool directory")
-                    }
-                    _ => {}
+        if !full && self.dir.is_some() {
+            let me = self.clone();
+            let put = tokio::task::spawn_blocking(move || {
+                me.dir
+                    .as_ref()
+                    .map(|d| d.put(&id, &text, me.max_count, me.max_bytes))
+            })
+            .await;
+            match put {
+                Ok(Some(Ok(true))) => return self.spilled(),
+                Ok(Some(Ok(false))) => full = true,
+                Ok(Some(Err(e))) => {
+                    tracing::error!(error = %e.message, "cannot spill a check to the spool directory")
                 }
+                _ => {}
             }
         }
         if full {
@@ -449,9 +447,11 @@ impl SpoolDir {
             .write(true)
             .open(path.join(".lock"))
             .map_err(|e| fail("open its lock", &e))?;
-        match lock.try_lock() {
+        // rustix's flock, as the repository lock (src/repo/lock.rs) takes it: the MSRV
+        // predates `File::try_lock`.
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 return Err(Error::usage(format!(
                     "spool directory {} is in use by another gitops-render serve",
                     path.display()
@@ -460,7 +460,7 @@ impl SpoolDir {
                     "give each process its own --spool-dir, or share a PostgreSQL --database",
                 ))
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(fail("lock it", &e)),
+            Err(e) => return Err(fail("lock it", &e)),
         }
         let mut state = DirState::default();
         for entry in std::fs::read_dir(path).map_err(|e| fail("read it", &e))? {

@@ -501,3 +501,44 @@ async fn a_database_that_is_down_degrades_to_this_replicas_memory() {
     assert!(server.logs().contains("the shared database failed"));
     assert_eq!(gh.check_runs().len(), 1);
 }
+
+/// The deploy API's rate limit across replicas stands on one counter per identity and
+/// window in PostgreSQL: requests counted at once from two replicas' connections are
+/// all counted, none lost to a race (the upsert is atomic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_counted_from_two_replicas_at_once_are_all_counted() {
+    let Some((_pg, db)) = postgres().await else {
+        return;
+    };
+    use gitops_render::server::deliveries::Shared;
+    let database = gitops_render::events::Database::parse(&db).unwrap();
+    let replicas: Vec<std::sync::Arc<Shared>> = (0..2)
+        .map(|_| std::sync::Arc::new(Shared::new(database.clone(), Duration::from_secs(60))))
+        .collect();
+    const WINDOW: i64 = 1 << 50;
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let r = replicas[t % 2].clone();
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|_| {
+                        r.count_request_now("github:acme/payments-api", WINDOW)
+                            .unwrap()
+                            .0
+                    })
+                    .collect::<Vec<i64>>()
+            })
+        })
+        .collect();
+    let mut seen: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    seen.sort();
+    // Every request got its own number: 1..=80, each once.
+    assert_eq!(seen, (1..=80).collect::<Vec<i64>>());
+    let other = replicas[0]
+        .count_request_now("gitlab:acme/other", WINDOW)
+        .unwrap();
+    assert_eq!(other.0, 1);
+}
