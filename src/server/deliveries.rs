@@ -122,6 +122,16 @@ impl Shared {
         result
     }
 
+    /// Counts a failed round trip made outside `call` (a caller on its own thread).
+    pub fn note_error(&self, operation: &'static str) {
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(operation)
+            .or_default() += 1;
+    }
+
     /// Claims `id` for this replica. `New`: ours to check (a new id, or a pending one
     /// whose replica stopped refreshing it); otherwise what it already is.
     pub fn claim(&self, store: &mut Store, id: &str) -> Result<DeliveryState> {

@@ -30,10 +30,13 @@
 //! Modules: `webhook` (signatures and payloads), `github` (App auth and the REST API),
 //! `checks` (one pull request check), `metrics`.
 
+pub mod api;
 pub mod checks;
 pub mod deliveries;
 pub mod github;
+pub mod limit;
 pub mod metrics;
+pub mod oidc;
 pub mod report;
 pub mod spill;
 pub mod webhook;
@@ -110,6 +113,22 @@ pub struct Config {
     pub max_spilled_bytes: u64,
     /// `--delivery-lease`: how long a dead replica's claims and spilled checks stay its.
     pub delivery_lease: Duration,
+    /// The deploy API (`/api/v1/{deploy,rollback,promote}`): on with `repo` and at
+    /// least one trusted issuer.
+    pub trust_issuers: Vec<String>,
+    pub audience: String,
+    /// The least time between two fetches of an issuer's keys for an unknown `kid`.
+    pub jwks_refresh_interval: Duration,
+    /// Deploy API requests per identity per minute.
+    pub rate_limit: u32,
+    /// Deploy API requests past authorization at once (waiting for the repository or
+    /// running); more wait up to `api_timeout`, then get 503.
+    pub max_concurrent_deploys: usize,
+    /// How long one deploy may wait for its turn, and again keep trying to land.
+    pub api_timeout: Duration,
+    /// `GITOPS_RENDER_GIT_TOKEN`, read at the edge: pushes and fetches of an HTTP(S)
+    /// `repo`. Never logged.
+    pub git_token: Option<crate::repo::remote::Token>,
 }
 
 impl std::fmt::Debug for Config {
@@ -142,6 +161,10 @@ pub struct App {
     pub(crate) repo: Option<String>,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) events: Option<crate::events::Database>,
+    /// The deploy API, or why it is off.
+    pub(crate) api: std::result::Result<Arc<api::Api>, String>,
+    /// The token for reading (and the deploy API's writing of) an HTTP(S) `--repo`.
+    pub(crate) git_token: Option<crate::repo::remote::Token>,
     secret: Vec<u8>,
     seen: Mutex<webhook::Seen>,
     /// Delivery ids and spilled checks shared through `--database`.
@@ -227,6 +250,18 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         tracing::info!(place = %spill.shown(), max = config.max_spilled, max_bytes = config.max_spilled_bytes, "checks that find the queue full are spilled");
         Some(Arc::new(spill))
     };
+    let api = deploy_api(&config, &platform, shared.as_ref())?;
+    match &api {
+        Ok(_) => {
+            tracing::info!(issuers = ?config.trust_issuers, audience = %config.audience, "the deploy API is on: /api/v1/deploy, /api/v1/rollback, /api/v1/promote")
+        }
+        Err(why) => tracing::info!("{why}"),
+    }
+    if api.is_ok() && platform.policies.deploy.is_none() {
+        tracing::warn!(
+            "the platform has no policies/deploy/*.rego: the deploy API denies every request"
+        );
+    }
     let app = Arc::new(App {
         platform,
         github,
@@ -238,6 +273,8 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         repo: config.repo.clone(),
         cache_dir: config.cache_dir.clone(),
         events: config.database.clone(),
+        api,
+        git_token: config.git_token.clone(),
         secret: config.webhook_secret.clone(),
         seen: Mutex::new(webhook::Seen::new(50_000)),
         shared: shared.clone(),
@@ -260,6 +297,14 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
             config.max_body_bytes,
         ))
         .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
+    // The deploy API reads a body only once its token verified (see `api`); a
+    // `Content-Length` over the bound is refused before that.
+    let api_limits = ServiceBuilder::new()
+        .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            config.max_body_bytes,
+        ))
+        .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
     let router = Router::new()
         .route(
             "/webhook",
@@ -269,6 +314,18 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         .route("/metrics", get(metrics_handler))
         .route("/report", get(report::page))
         .route("/api/v1/report", get(report::api))
+        .route(
+            "/api/v1/deploy",
+            post(api::deploy).route_layer(api_limits.clone()),
+        )
+        .route(
+            "/api/v1/rollback",
+            post(api::rollback).route_layer(api_limits.clone()),
+        )
+        .route(
+            "/api/v1/promote",
+            post(api::promote).route_layer(api_limits),
+        )
         // The limit above is the one that applies, and it answers before reading.
         .layer(DefaultBodyLimit::disable())
         .with_state(app.clone());
@@ -362,6 +419,55 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The deploy API, or why it is off (answered with 503 and logged at startup).
+fn deploy_api(
+    config: &Config,
+    platform: &Platform,
+    shared: Option<&Arc<deliveries::Shared>>,
+) -> Result<std::result::Result<Arc<api::Api>, String>> {
+    let Some(repo) = &config.repo else {
+        return Ok(Err(
+            "the deploy API is off: no GitOps repository (serve --repo REPO)".into(),
+        ));
+    };
+    if config.trust_issuers.is_empty() {
+        return Ok(Err(
+            "the deploy API is off: no trusted issuer (serve --trust-issuer URL)".into(),
+        ));
+    }
+    let mut api = api::Api::new(
+        api::Settings {
+            issuers: config.trust_issuers.clone(),
+            audience: config.audience.clone(),
+            jwks_refresh_interval: config.jwks_refresh_interval,
+            rate_limit: config.rate_limit,
+            max_concurrent_deploys: config.max_concurrent_deploys,
+            timeout: config.api_timeout,
+            repo: repo.clone(),
+            branch: config
+                .gitops_branch
+                .clone()
+                .unwrap_or_else(|| "main".to_string()),
+            cache_dir: config.cache_dir.clone(),
+            git_token: config.git_token.clone(),
+            github_host: api::github_host_of(&config.api_url),
+            max_body_bytes: config.max_body_bytes,
+            read_timeout: config.read_timeout,
+        },
+        platform,
+    )?;
+    // Replicas on one PostgreSQL count each identity's requests together; SQLite is
+    // one replica's, where the in-process bucket is the same limit without the I/O.
+    if let (Some(shared), Some(crate::events::Database::Postgres(_))) = (shared, &config.database) {
+        api.limit = Arc::new(limit::Shared::new(config.rate_limit, shared.clone()));
+        tracing::info!(
+            per_minute = config.rate_limit,
+            "the deploy API's rate limit is counted in the shared database"
+        );
+    }
+    Ok(Ok(Arc::new(api)))
 }
 
 async fn shutdown_signal() {

@@ -542,3 +542,198 @@ async fn requests_counted_from_two_replicas_at_once_are_all_counted() {
         .unwrap();
     assert_eq!(other.0, 1);
 }
+
+/// The deploy API's side: two replicas on one PostgreSQL, the GitOps repository served
+/// over smart HTTP, an OIDC issuer stand-in; team `load` owns apps w00..w31 from
+/// `acme/load-*`.
+struct Deploys {
+    _tmp: tempfile::TempDir,
+    _git: crate::common::http::GitHttp,
+    _github: FakeGitHub,
+    issuer: crate::common::oidc::Issuer,
+    key: crate::common::oidc::Key,
+    bare: std::path::PathBuf,
+    replicas: Vec<Server>,
+}
+
+const APPS: usize = 32;
+
+async fn deploys(db: &str, extra: &[&str]) -> Deploys {
+    use crate::common::oidc::{Issuer, Key};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let platform = tmp.path().join("platform");
+    for sub in ["templates", "schemas", "policies"] {
+        copy_tree(&root.join(sub), &platform.join(sub));
+    }
+    let teams = platform.join("policies/teams.yaml");
+    let apps: Vec<String> = (0..APPS).map(|i| format!("w{i:02}")).collect();
+    let mut text = std::fs::read_to_string(&teams).unwrap();
+    text.push_str(&format!(
+        "load:\n  apps: [{}]\n  registries: [registry.example.com/load/]\n  ingress_domains: [load.apps.example.com]\n  source_repos: [\"acme/load-*\"]\n",
+        apps.join(", ")
+    ));
+    std::fs::write(teams, text).unwrap();
+    let served = tmp.path().join("srv");
+    let bare = crate::common::http::served_bare(&served, "acme/gitops.git");
+    let git = crate::common::http::GitHttp::start(&served);
+    let github = FakeGitHub::start().await;
+    let issuer = Issuer::start().await;
+    let key = issuer.publish(Key::rsa("rsa-1"));
+    let repo_url = git.url("acme/gitops.git");
+    let replicas = (0..2)
+        .map(|i| {
+            let cache = tmp.path().join(format!("cache-{i}"));
+            let mut args = vec![
+                "--database",
+                db,
+                "--repo",
+                &repo_url,
+                "--cache-dir",
+                cache.to_str().unwrap(),
+                "--trust-issuer",
+                &issuer.url,
+            ];
+            args.extend_from_slice(extra);
+            Server::start_with(
+                &github.url,
+                &args,
+                &[("GITOPS_RENDER_PLATFORM", platform.to_str().unwrap())],
+            )
+        })
+        .collect();
+    Deploys {
+        _tmp: tmp,
+        _git: git,
+        _github: github,
+        issuer,
+        key,
+        bare,
+        replicas,
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+impl Deploys {
+    /// A GitHub Actions token of `acme/load-<app>` on main.
+    fn token(&self, app: &str) -> String {
+        self.key.sign(&self.issuer.github_claims(
+            &format!("acme/load-{app}"),
+            "refs/heads/main",
+            "gitops-render",
+        ))
+    }
+
+    /// `POST /api/v1/deploy` of `app` to `replica`: status and answer.
+    async fn deploy(&self, replica: usize, app: &str, dry_run: bool) -> (u16, String) {
+        let values = format!(
+            "app: {app}\nteam: load\narchetype: worker\nimage: registry.example.com/load/{app}\nversion: 1.0.0\nreplicas: 1\nsize: small\n"
+        );
+        let body = serde_json::json!({"values": values, "env": "dev", "dry_run": dry_run});
+        github::http(
+            &self.replicas[replica].addr,
+            "POST",
+            "/api/v1/deploy",
+            &[
+                ("Authorization", format!("Bearer {}", self.token(app))),
+                ("Content-Type", "application/json".into()),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .arg("--git-dir")
+            .arg(&self.bare)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// 32 deploys of different apps at once, split across two replicas on one PostgreSQL:
+/// all land, one commit each, the history linear, the repository sound. Nothing but the
+/// branch compare-and-swap serialises them across the replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deploys_split_across_two_replicas_all_land_linear() {
+    let Some((_pg, db)) = postgres().await else {
+        return;
+    };
+    let env = std::sync::Arc::new(deploys(&db, &[]).await);
+    let tasks: Vec<_> = (0..APPS)
+        .map(|i| {
+            let env = env.clone();
+            tokio::spawn(async move { env.deploy(i % 2, &format!("w{i:02}"), false).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "w{i:02}: {body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["outcome"], "committed", "{doc:#}");
+    }
+    assert_eq!(env.git(&["log", "--merges", "--format=%H", "main"]), "");
+    assert_eq!(env.git(&["rev-list", "--count", "main"]), APPS.to_string());
+    let subjects = env.git(&["log", "--format=%s", "main"]);
+    for i in 0..APPS {
+        assert!(subjects.contains(&format!("w{i:02}/dev")), "{subjects}");
+    }
+    env.git(&["fsck", "--strict", "--no-progress"]);
+    // Both replicas took their half.
+    for r in &env.replicas {
+        assert!(!r.logs().contains("panicked"), "{}", r.logs());
+    }
+}
+
+/// `--rate-limit 2` on both replicas: one identity's third request in the minute is
+/// refused with 429 by whichever replica it reaches; another identity is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_holds_across_replicas() {
+    let Some((_pg, db)) = postgres().await else {
+        return;
+    };
+    let env = deploys(&db, &["--rate-limit", "2"]).await;
+    // The count is per minute: start early in one so the three requests share it.
+    let into_minute = (gitops_render::server::deliveries::now_ms() % 60_000) as u64;
+    if into_minute > 45_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into_minute + 100)).await;
+    }
+    for r in &env.replicas {
+        assert!(
+            r.logs()
+                .contains("the deploy API's rate limit is counted in the shared database"),
+            "{}",
+            r.logs()
+        );
+    }
+    assert_eq!(env.deploy(0, "w00", true).await.0, 200);
+    assert_eq!(env.deploy(1, "w00", true).await.0, 200);
+    let (status, body) = env.deploy(1, "w00", true).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("rate-limited"), "{body}");
+    let (status, body) = env.deploy(0, "w00", true).await;
+    assert_eq!(status, 429, "{body}");
+    let (status, body) = env.deploy(1, "w01", true).await;
+    assert_eq!(status, 200, "{body}");
+}
