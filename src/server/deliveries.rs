@@ -302,6 +302,18 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// The synchronous PostgreSQL client closes its connection with a `block_on` of
+    /// its own, which panics on an async worker: the last `Arc` may well drop there
+    /// (at shutdown), so pooled connections are closed on a thread of their own.
+    fn drop(&mut self) {
+        let stores = std::mem::take(self.pool.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !stores.is_empty() {
+            let _ = std::thread::spawn(move || drop(stores)).join();
+        }
+    }
+}
+
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
