@@ -61,9 +61,31 @@ pub struct Args {
     max_concurrent_checks: usize,
 
     /// Checks accepted and waiting for their turn (running ones do not count); a
-    /// delivery that finds the queue full waits up to 8 s for room, then gets 503.
+    /// delivery that finds the queue full is spilled (see --spool-dir) and answered
+    /// 202; with nowhere to spill it, it waits up to 8 s for room, then gets 503.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     max_queued: usize,
+
+    /// Where checks that find the queue full are written down until they run; default
+    /// `$XDG_STATE_HOME/gitops-render/spool`. With --database they go to the database
+    /// (shared by replicas), and here only when it fails and this is given.
+    #[arg(long, value_name = "DIR", env = "GITOPS_RENDER_SPOOL_DIR")]
+    spool_dir: Option<PathBuf>,
+
+    /// Checks spilled at most (waiting to run); beyond it a delivery waits up to 8 s
+    /// for room, then gets 503.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_spilled: u64,
+
+    /// Bytes of spilled checks at most (each is about 300 bytes).
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    max_spilled_bytes: u64,
+
+    /// Seconds after which a replica that stopped refreshing its claim on a delivery
+    /// (or on a spilled check it took) is taken for dead: a redelivery is then run, and
+    /// the spilled check is taken by another replica. Only with --database.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    delivery_lease: u64,
 
     /// The largest delivery accepted (GitHub caps payloads at 25 MB); a larger
     /// Content-Length gets 413 before the body is read.
@@ -157,6 +179,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         return Err(Error::usage("--audience must not be empty"));
     }
     let platform = globals.platform()?;
+    let database = globals.events.as_ref().map(|r| r.database.clone());
     let config = server::Config {
         listen: args.listen,
         app_id: args.app_id,
@@ -180,7 +203,15 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             ..RetryPolicy::default()
         },
         announce: !args.log_json,
-        database: globals.events.as_ref().map(|r| r.database.clone()),
+        database: database.clone(),
+        // The default file is one machine's; a database named on purpose is shared.
+        shared_database: database.is_some()
+            && database.as_ref() != crate::events::Database::default_sqlite().ok().as_ref(),
+        spool_dir: args.spool_dir,
+        default_spool_dir: default_spool_dir(),
+        max_spilled: args.max_spilled,
+        max_spilled_bytes: args.max_spilled_bytes,
+        delivery_lease: Duration::from_secs(args.delivery_lease),
         trust_issuers: args.trust_issuers,
         audience: args.audience,
         jwks_refresh_interval: Duration::from_secs(args.jwks_refresh_interval),
@@ -191,6 +222,14 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     };
     server::serve(config, platform)?;
     Ok(exit::OK)
+}
+
+/// `spool` in gitops-render's state directory, beside the default event store.
+fn default_spool_dir() -> Option<PathBuf> {
+    match crate::events::Database::default_sqlite().ok()? {
+        crate::events::Database::Sqlite(file) => file.parent().map(|d| d.join("spool")),
+        crate::events::Database::Postgres(_) => None,
+    }
 }
 
 fn private_key() -> Result<String> {

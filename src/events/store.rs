@@ -20,9 +20,10 @@ use super::{Database, Event, Kind, Outcome};
 use crate::error::{Error, Result};
 
 /// The schema, in order. Never edit an entry that shipped: add one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE events (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE events (
         id TEXT PRIMARY KEY,
         time BIGINT NOT NULL,
         kind TEXT NOT NULL,
@@ -47,7 +48,46 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE INDEX events_kind_time ON events (kind, time);
     -- serve's counters on /metrics: a covering index, so counting never reads rows.
     CREATE INDEX events_counts ON events (kind, team, env, outcome);",
-)];
+    ),
+    (
+        2,
+        // serve's state shared by replicas (src/server/deliveries.rs, spill.rs).
+        // `heartbeat` is the lease: a replica refreshes the rows it holds, so a row whose
+        // heartbeat is older than the lease belongs to a replica that died.
+        "CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        heartbeat BIGINT NOT NULL,
+        created BIGINT NOT NULL
+    );
+    -- Pruning by age, and a replica's heartbeat over the claims it holds.
+    CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created);
+    CREATE INDEX webhook_deliveries_replica ON webhook_deliveries (replica, state);
+    CREATE TABLE webhook_spill (
+        id TEXT PRIMARY KEY,
+        delivery TEXT NOT NULL,
+        target TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        spilled_at BIGINT NOT NULL,
+        taken_by TEXT,
+        heartbeat BIGINT
+    );
+    CREATE INDEX webhook_spill_taken ON webhook_spill (taken_by, heartbeat);",
+    ),
+    (
+        3,
+        // The deploy API's per-identity rate limit, counted across replicas: one row
+        // per identity and fixed window, bumped by an upsert (src/server/deliveries.rs).
+        "CREATE TABLE rate_limits (
+        identity TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        hits BIGINT NOT NULL,
+        PRIMARY KEY (identity, window_start)
+    );
+    CREATE INDEX rate_limits_window ON rate_limits (window_start);",
+    ),
+];
 
 /// The columns of `events`, in the order `insert` binds them and `EVENT_COLUMNS` reads.
 const EVENT_COLUMNS: &str = "id, time, kind, outcome, team, app, env, version, previous_version, actor, source_repo, source_commit, source_time, gitops_commit, duration_ms, fix, rules";
@@ -307,8 +347,20 @@ impl Store {
         Ok(added)
     }
 
+    /// Whether this is PostgreSQL, for the few statements whose best form differs
+    /// (`FOR UPDATE SKIP LOCKED` has no SQLite spelling; SQLite has one writer anyway).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     /// Rows of a query, each as `Value`s in column order.
     pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        self.query_as("read events", sql, params)
+    }
+
+    /// `query` for any statement (an `INSERT … RETURNING` included); `what` names it in
+    /// an error ("cannot {what}").
+    pub fn query_as(&mut self, what: &str, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
         let result = match &mut self.backend {
             Backend::Sqlite(conn) => (|| {
                 let mut stmt = conn.prepare_cached(sql)?;
@@ -366,7 +418,7 @@ impl Store {
             })()
             .map_err(|e| e.to_string()),
         };
-        result.map_err(|e| self.err("read events", e))
+        result.map_err(|e| self.err(what, e))
     }
 
     /// The selected events, oldest first.

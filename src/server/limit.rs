@@ -93,6 +93,74 @@ impl RateLimit for InProcess {
     }
 }
 
+/// The limit counted in the shared PostgreSQL, so it holds across every replica on it:
+/// a fixed window per identity and minute (`rate_limits`), one upsert round trip per
+/// request that counts it and returns the window's count. A window allows `per_minute`
+/// requests; unlike the token bucket, a burst may straddle two windows (at most twice
+/// the limit in a minute), the price of one round trip without a read-modify-write.
+///
+/// When the database fails, this replica's own token bucket decides (the limit then
+/// holds per replica) with a warning and `gitops_render_shared_state_errors_total`: a
+/// database outage must not stop deploys.
+pub struct Shared {
+    per_minute: u32,
+    db: std::sync::Arc<super::deliveries::Shared>,
+    fallback: InProcess,
+}
+
+/// The window of `Shared`.
+const WINDOW_MS: i64 = 60_000;
+
+impl Shared {
+    pub fn new(per_minute: u32, db: std::sync::Arc<super::deliveries::Shared>) -> Shared {
+        Shared {
+            per_minute,
+            db,
+            fallback: InProcess::new(per_minute),
+        }
+    }
+
+    fn take_shared(&self, identity: &str) -> Result<Taken, String> {
+        if self.per_minute == 0 {
+            return Ok(Taken::Limited {
+                retry_after: Duration::from_secs(60),
+            });
+        }
+        let (hits, left_ms) = self
+            .db
+            .count_request_now(identity, WINDOW_MS)
+            .map_err(|e| e.message)?;
+        Ok(if hits <= i64::from(self.per_minute) {
+            Taken::Allowed
+        } else {
+            Taken::Limited {
+                retry_after: Duration::from_millis(left_ms.max(1000) as u64),
+            }
+        })
+    }
+}
+
+impl RateLimit for Shared {
+    fn take(&self, identity: &str) -> Result<Taken, String> {
+        // The driver is synchronous and the caller is an async handler: move this
+        // worker's other tasks elsewhere while the round trip runs.
+        let shared = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.take_shared(identity))
+            }
+            _ => self.take_shared(identity),
+        };
+        match shared {
+            Ok(t) => Ok(t),
+            Err(why) => {
+                self.db.note_error("rate limit");
+                tracing::warn!(error = %why, "the shared rate limit failed; this replica's own limit decides");
+                self.fallback.take(identity)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +187,42 @@ mod tests {
             limit.take_at("a", t0 + Duration::from_secs(20)),
             Taken::Limited { .. }
         ));
+    }
+
+    #[test]
+    fn the_shared_limit_counts_across_replicas_and_falls_back_when_the_database_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::events::Database::Sqlite(dir.path().join("e.sqlite"));
+        let replica = || {
+            Shared::new(
+                2,
+                std::sync::Arc::new(super::super::deliveries::Shared::new(
+                    db.clone(),
+                    Duration::from_secs(60),
+                )),
+            )
+        };
+        let (a, b) = (replica(), replica());
+        // Two in a window, whichever replica is asked; unless the minute turns between
+        // the calls, which restarts the count.
+        let first = a.take("x").unwrap();
+        let second = b.take("x").unwrap();
+        let third = a.take("x").unwrap();
+        assert_eq!((first, second), (Taken::Allowed, Taken::Allowed));
+        if let Taken::Limited { retry_after } = third {
+            assert!(retry_after <= Duration::from_secs(60));
+        }
+        // A database that cannot be opened: the replica's own bucket decides.
+        let broken = Shared::new(
+            1,
+            std::sync::Arc::new(super::super::deliveries::Shared::new(
+                crate::events::Database::Sqlite(dir.path().join("e.sqlite/not-a-dir/x")),
+                Duration::from_secs(60),
+            )),
+        );
+        assert_eq!(broken.take("y"), Ok(Taken::Allowed));
+        assert!(matches!(broken.take("y"), Ok(Taken::Limited { .. })));
+        assert!(broken.db.render().contains("operation=\"rate limit\"} 2"));
     }
 
     #[test]

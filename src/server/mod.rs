@@ -3,10 +3,13 @@
 //! `POST /webhook` checks the delivery's signature over the raw body, parses only what
 //! it needs, remembers the delivery id, answers `202` at once and does the work in a
 //! background task. At most `max_concurrent_checks` checks run at a time and at most
-//! `max_queued` wait for their turn; a delivery that finds the queue full waits for room
-//! (up to `QUEUE_WAIT`, inside GitHub's ten seconds) rather than being dropped. A
-//! delivery id counts as handled once its check run is completed; one whose check run
-//! could not be written is forgotten, so a manual "Redeliver" is taken.
+//! `max_queued` wait for their turn; a delivery that finds the queue full is spilled
+//! (`spill`: written down, answered 202, run when a place frees up), or, with nowhere
+//! to spill it, waits for room (up to `QUEUE_WAIT`, inside GitHub's ten seconds) rather
+//! than being dropped. A delivery id counts as handled once its check run is completed;
+//! one whose check run could not be written is forgotten, so a manual "Redeliver" is
+//! taken. With a `--database` the ids are claimed there (`deliveries`), so replicas
+//! sharing it do not check a redelivery twice; without one they live in memory.
 //!
 //! The server must not be exhaustible by anyone who can reach it without the webhook
 //! secret, so the HTTP layer is bounded before the signature is checked: at most
@@ -29,11 +32,13 @@
 
 pub mod api;
 pub mod checks;
+pub mod deliveries;
 pub mod github;
 pub mod limit;
 pub mod metrics;
 pub mod oidc;
 pub mod report;
+pub mod spill;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -96,6 +101,18 @@ pub struct Config {
     /// `--database`: the event store behind `/report`, `/api/v1/report` and the event
     /// counters on `/metrics`.
     pub database: Option<crate::events::Database>,
+    /// `--database` was given (not the default file): delivery ids and spilled checks
+    /// are kept there, shared by the replicas that use it.
+    pub shared_database: bool,
+    /// `--spool-dir`.
+    pub spool_dir: Option<PathBuf>,
+    /// Its default, `$XDG_STATE_HOME/gitops-render/spool`; `None` with no place for it.
+    pub default_spool_dir: Option<PathBuf>,
+    /// `--max-spilled`, `--max-spilled-bytes`.
+    pub max_spilled: u64,
+    pub max_spilled_bytes: u64,
+    /// `--delivery-lease`: how long a dead replica's claims and spilled checks stay its.
+    pub delivery_lease: Duration,
     /// The deploy API (`/api/v1/{deploy,rollback,promote}`): on with `repo` and at
     /// least one trusted issuer.
     pub trust_issuers: Vec<String>,
@@ -150,6 +167,10 @@ pub struct App {
     pub(crate) git_token: Option<crate::repo::remote::Token>,
     secret: Vec<u8>,
     seen: Mutex<webhook::Seen>,
+    /// Delivery ids and spilled checks shared through `--database`.
+    shared: Option<Arc<deliveries::Shared>>,
+    /// Where checks go when the queue is full; `None`: nowhere (they wait, then 503).
+    spill: Option<Arc<spill::Spill>>,
     /// Checks running.
     permits: Arc<Semaphore>,
     /// Checks waiting for a run permit: `--max-queued`.
@@ -200,7 +221,36 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         .map(webhook::Repo::parse)
         .transpose()
         .map_err(|e| Error::usage(format!("--gitops-repo: {e}")))?;
-    let api = deploy_api(&config, &platform)?;
+    let shared = match (&config.database, config.shared_database) {
+        (Some(db), true) => Some(Arc::new(deliveries::Shared::new(
+            db.clone(),
+            config.delivery_lease,
+        ))),
+        _ => None,
+    };
+    // With a shared database, a directory only when asked for: replicas on one host
+    // would otherwise fight over the default one.
+    let spool_dir = match &shared {
+        Some(_) => config.spool_dir.as_deref(),
+        None => config
+            .spool_dir
+            .as_deref()
+            .or(config.default_spool_dir.as_deref()),
+    };
+    let spill = if shared.is_none() && spool_dir.is_none() {
+        tracing::warn!("no --database and no place for a spool directory (no --spool-dir, XDG_STATE_HOME or HOME): a delivery that finds the queue full waits, then gets 503");
+        None
+    } else {
+        let spill = spill::Spill::new(
+            shared.clone(),
+            spool_dir,
+            config.max_spilled,
+            config.max_spilled_bytes,
+        )?;
+        tracing::info!(place = %spill.shown(), max = config.max_spilled, max_bytes = config.max_spilled_bytes, "checks that find the queue full are spilled");
+        Some(Arc::new(spill))
+    };
+    let api = deploy_api(&config, &platform, shared.as_ref())?;
     match &api {
         Ok(_) => {
             tracing::info!(issuers = ?config.trust_issuers, audience = %config.audience, "the deploy API is on: /api/v1/deploy, /api/v1/rollback, /api/v1/promote")
@@ -227,6 +277,8 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         git_token: config.git_token.clone(),
         secret: config.webhook_secret.clone(),
         seen: Mutex::new(webhook::Seen::new(50_000)),
+        shared: shared.clone(),
+        spill: spill.clone(),
         permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),
         queue: Arc::new(Semaphore::new(config.max_queued.max(1))),
         in_flight: TaskTracker::new(),
@@ -288,6 +340,17 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         eprintln!("gitops-render serve: listening on http://{addr}");
     }
 
+    let (stop_drain, drain_stopped) = tokio::sync::watch::channel(false);
+    if let Some(spill) = &app.spill {
+        // Checks spilled before this start (by this process or, on a shared database,
+        // by any replica) run from now on.
+        spill.wake.notify_one();
+        tokio::spawn(spill::drain(app.clone(), spill.clone(), drain_stopped));
+    }
+    if let Some(shared) = &app.shared {
+        tokio::spawn(shared.clone().keep_alive());
+    }
+
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -327,8 +390,10 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
             drop(permit);
         });
     }
-    // New connections are refused from here on.
+    // New connections are refused from here on, and spilled checks stay spilled: the
+    // next start (or another replica) runs them.
     drop(listener);
+    let _ = stop_drain.send(true);
     let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
     // Checks accepted from here on are still tracked: `wait` waits for those too.
     app.in_flight.close();
@@ -360,6 +425,7 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
 fn deploy_api(
     config: &Config,
     platform: &Platform,
+    shared: Option<&Arc<deliveries::Shared>>,
 ) -> Result<std::result::Result<Arc<api::Api>, String>> {
     let Some(repo) = &config.repo else {
         return Ok(Err(
@@ -371,7 +437,7 @@ fn deploy_api(
             "the deploy API is off: no trusted issuer (serve --trust-issuer URL)".into(),
         ));
     }
-    let api = api::Api::new(
+    let mut api = api::Api::new(
         api::Settings {
             issuers: config.trust_issuers.clone(),
             audience: config.audience.clone(),
@@ -392,6 +458,15 @@ fn deploy_api(
         },
         platform,
     )?;
+    // Replicas on one PostgreSQL count each identity's requests together; SQLite is
+    // one replica's, where the in-process bucket is the same limit without the I/O.
+    if let (Some(shared), Some(crate::events::Database::Postgres(_))) = (shared, &config.database) {
+        api.limit = Arc::new(limit::Shared::new(config.rate_limit, shared.clone()));
+        tracing::info!(
+            per_minute = config.rate_limit,
+            "the deploy API's rate limit is counted in the shared database"
+        );
+    }
     Ok(Ok(Arc::new(api)))
 }
 
@@ -422,7 +497,10 @@ async fn metrics_handler(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render() + &report::metrics_text(&app).await,
+        app.metrics.render()
+            + &app.spill.as_ref().map(|s| s.render()).unwrap_or_default()
+            + &app.shared.as_ref().map(|s| s.render()).unwrap_or_default()
+            + &report::metrics_text(&app).await,
     )
         .into_response()
 }
@@ -483,61 +561,79 @@ async fn accept(
             return text(StatusCode::BAD_REQUEST, why);
         }
     };
-    let state = app
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(&delivery);
-    match state {
-        DeliveryState::New => {}
-        DeliveryState::Pending => {
-            app.metrics.delivery(event, "duplicate");
-            tracing::info!("delivery already queued; not redone");
-            return text(StatusCode::OK, "delivery already queued".to_string());
-        }
-        DeliveryState::Handled => {
-            app.metrics.delivery(event, "duplicate");
-            tracing::info!("delivery seen before; not redone");
-            return text(StatusCode::OK, "delivery already handled".to_string());
-        }
-    }
-    let forget = |app: &App| {
-        app.seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .forget(&delivery)
-    };
     let target = match parsed {
-        Parsed::Ping => {
-            app.metrics.delivery(event, "ping");
+        // Nothing to run twice: these stay in this process's memory.
+        Parsed::Ping | Parsed::Ignored(_) => {
+            let state = app
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(&delivery);
+            if let Some(answer) = duplicate(&app, event, state) {
+                return answer;
+            }
             app.seen
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .handled(&delivery);
-            return text(StatusCode::OK, "pong".to_string());
-        }
-        Parsed::Ignored(why) => {
-            app.metrics.delivery(event, "ignored");
-            app.seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .handled(&delivery);
-            tracing::debug!(%why, "ignored");
-            return text(StatusCode::OK, format!("ignored: {why}"));
+            return match parsed {
+                Parsed::Ignored(why) => {
+                    app.metrics.delivery(event, "ignored");
+                    tracing::debug!(%why, "ignored");
+                    text(StatusCode::OK, format!("ignored: {why}"))
+                }
+                _ => {
+                    app.metrics.delivery(event, "ping");
+                    text(StatusCode::OK, "pong".to_string())
+                }
+            };
         }
         Parsed::Check(t) => t,
     };
-    // A place in the queue of waiting checks; a full queue makes the delivery wait for
-    // room (GitHub gives it ten seconds) instead of dropping it at once.
+    let state = claim(&app, &delivery).await;
+    if let Some(answer) = duplicate(&app, event, state) {
+        return answer;
+    }
     let slot = match app.queue.clone().try_acquire_owned() {
         Ok(slot) => slot,
         Err(_) => {
-            tracing::warn!("the queue of checks is full; waiting for room");
+            let mut refused_by_spill = false;
+            if let Some(spill) = &app.spill {
+                match spill.put(&delivery, &target).await {
+                    spill::Put::Spilled => {
+                        app.metrics.delivery(event, "accepted");
+                        tracing::info!(repo = %target.repo.full_name(), pr = ?target.pull_request, sha = %target.head_sha, "the queue of checks is full; check spilled, to run when a place frees up");
+                        return text(
+                            StatusCode::ACCEPTED,
+                            format!("check spilled; it runs when a place frees up ({delivery})"),
+                        );
+                    }
+                    spill::Put::Full => {
+                        refused_by_spill = true;
+                        tracing::warn!(
+                            "the queue of checks is full and so is the spill (--max-spilled, --max-spilled-bytes); waiting for room"
+                        );
+                    }
+                    spill::Put::Failed => {
+                        refused_by_spill = true;
+                        tracing::warn!("the queue of checks is full and the check could not be spilled; waiting for room");
+                    }
+                }
+            } else {
+                tracing::warn!("the queue of checks is full; waiting for room");
+            }
+            // Nowhere to spill it: the delivery waits for room (GitHub gives it ten
+            // seconds) instead of being dropped at once.
             match tokio::time::timeout(QUEUE_WAIT, app.queue.clone().acquire_owned()).await {
                 Ok(Ok(slot)) => slot,
                 _ => {
-                    forget(&app);
+                    release(&app, &delivery).await;
                     app.metrics.delivery(event, "overloaded");
+                    if refused_by_spill {
+                        if let Some(spill) = &app.spill {
+                            spill.dropped();
+                        }
+                    }
                     tracing::error!(
                         wait_s = QUEUE_WAIT.as_secs(),
                         "the queue of checks stayed full; refusing the delivery: redeliver it from the App's advanced settings"
@@ -551,12 +647,87 @@ async fn accept(
         }
     };
     app.metrics.delivery(event, "accepted");
-    app.metrics.in_flight(1);
     tracing::info!(repo = %target.repo.full_name(), pr = ?target.pull_request, sha = %target.head_sha, "check queued");
+    start_check(app, slot, delivery.clone(), target, None);
+    text(StatusCode::ACCEPTED, format!("check queued ({delivery})"))
+}
+
+/// The answer to a delivery id already claimed; `None` for a new one.
+fn duplicate(app: &App, event: &'static str, state: DeliveryState) -> Option<Response> {
+    let text = |code: StatusCode, msg: &str| (code, format!("{msg}\n")).into_response();
+    match state {
+        DeliveryState::New => None,
+        DeliveryState::Pending => {
+            app.metrics.delivery(event, "duplicate");
+            tracing::info!("delivery already queued; not redone");
+            Some(text(StatusCode::OK, "delivery already queued"))
+        }
+        DeliveryState::Handled => {
+            app.metrics.delivery(event, "duplicate");
+            tracing::info!("delivery seen before; not redone");
+            Some(text(StatusCode::OK, "delivery already handled"))
+        }
+    }
+}
+
+/// Claims a delivery id: in the shared database when there is one and it answers, else
+/// in this process's memory.
+async fn claim(app: &Arc<App>, delivery: &str) -> DeliveryState {
+    if let Some(shared) = &app.shared {
+        let id = delivery.to_string();
+        if let Ok(state) = shared
+            .call("claim", move |me, store| me.claim(store, &id))
+            .await
+        {
+            return state;
+        }
+    }
+    app.seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(delivery)
+}
+
+/// A delivery we could not see through: a redelivery must be able to try again.
+async fn release(app: &Arc<App>, delivery: &str) {
+    finish(app, delivery, false).await
+}
+
+/// The check of `delivery` ended: handled, or released. Both places are told (the
+/// claim is in one of them; the other has nothing of it and does nothing).
+async fn finish(app: &Arc<App>, delivery: &str, handled: bool) {
+    {
+        let mut seen = app.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if handled {
+            seen.handled(delivery);
+        } else {
+            seen.forget(delivery);
+        }
+    }
+    if let Some(shared) = &app.shared {
+        let id = delivery.to_string();
+        let _ = shared
+            .call("finish", move |me, store| me.finish(store, &id, handled))
+            .await;
+    }
+}
+
+/// Runs a check in the background: `slot` is its place in the queue, given up when it
+/// starts running; `spilled`, where it was written down, deleted once it ran.
+pub(crate) fn start_check(
+    app: Arc<App>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    delivery: String,
+    target: webhook::Target,
+    spilled: Option<spill::Place>,
+) {
+    app.metrics.in_flight(1);
     let task_app = app.clone();
     // The check's logs carry the delivery id, so one delivery can be followed through.
-    let task_span = tracing::Span::current();
-    let id = delivery.clone();
+    let task_span = match &spilled {
+        None => tracing::Span::current(),
+        Some(_) => tracing::info_span!("delivery", %delivery, spilled = true),
+    };
     app.in_flight.spawn(
         async move {
             let app = task_app;
@@ -568,17 +739,13 @@ async fn accept(
                 drop(permit);
                 conclusion
             };
-            let mut seen = app.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if conclusion == checks::NOT_REPORTED {
-                // No completed check run: a redelivery must be able to try again.
-                seen.forget(&id);
-            } else {
-                seen.handled(&id);
+            // No completed check run: a redelivery must be able to try again.
+            finish(&app, &delivery, conclusion != checks::NOT_REPORTED).await;
+            if let (Some(place), Some(spill)) = (spilled, &app.spill) {
+                spill.done(place).await;
             }
-            drop(seen);
             app.metrics.in_flight(-1);
         }
         .instrument(task_span),
     );
-    text(StatusCode::ACCEPTED, format!("check queued ({delivery})"))
 }

@@ -17,6 +17,7 @@ mod injection;
 mod output;
 mod policy_paths;
 mod rendered;
+mod replicas;
 mod repo;
 mod repo_concurrency;
 mod repo_crash;
