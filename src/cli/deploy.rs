@@ -4,14 +4,17 @@
 use std::path::PathBuf;
 
 use super::repo_args::{self, CommitArgs, RepoArgs};
+use super::server_args::{self, DeployBody, ServerArgs};
 use super::{inputs, Globals};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::{self, Done, Meta};
 use crate::output::Format;
 use crate::repo::{Create, Repo};
 
-/// Check a values file, then commit the app's change to the GitOps repository and push.
+/// Check a values file, then commit the app's change to the GitOps repository and push
+/// (or, with --server, have a deploy API do it).
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("repo", |a| a.required(false).required_unless_present("server")))]
 pub struct Args {
     /// The values file (`-` reads standard input).
     #[arg(value_name = "VALUES")]
@@ -44,6 +47,9 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    #[command(flatten)]
+    server: ServerArgs,
+
     /// How to print findings and the result: text for people; json, sarif, junit or
     /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
@@ -69,6 +75,9 @@ fn parse_source_time(s: &str) -> std::result::Result<String, String> {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    if let Some(server) = &args.server.server {
+        return remote(globals, &args, server);
+    }
     let platform = globals.platform()?;
     platform.check_env(&args.env)?;
     let mut meta = meta(&args.commit, &args.source_time)?;
@@ -93,6 +102,56 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     )?;
     record(globals, &done, opened.as_ref(), &args.env, &meta);
     Ok(print(globals, &done, args.output))
+}
+
+/// `--server`: the deploy API checks and commits; this prints its answer. The values
+/// file is read here (its text is the request) and named as the user named it, so
+/// findings point at the same file as a local run's.
+fn remote(globals: &Globals, args: &Args, server: &url::Url) -> Result<i32> {
+    let input = inputs::read(&args.values)?;
+    let Ok(values) = std::str::from_utf8(&input.bytes) else {
+        // A JSON request carries text: bytes that are not UTF-8 are rejected here, by
+        // the same check (and with the same finding) the server would have run.
+        let checked = crate::check::check(
+            &globals.platform()?,
+            &crate::check::Request {
+                path: &input.path,
+                bytes: &input.bytes,
+                env: &args.env,
+                tag: args.tag.as_deref(),
+                source_repo: None,
+                actor: None,
+            },
+        )?;
+        if checked.report.ok() {
+            return Err(Error::internal(format!(
+                "{} is not UTF-8, yet the checks passed it",
+                input.path
+            )));
+        }
+        return Ok(print(globals, &Done::rejected(checked.report), args.output));
+    };
+    server_args::send(
+        globals,
+        &args.server,
+        server,
+        args.repo.timeout,
+        "deploy",
+        &DeployBody {
+            values,
+            values_path: &input.path,
+            env: &args.env,
+            tag: args.tag.as_deref(),
+            source_sha: args.commit.source_sha.as_deref(),
+            source_time: args.source_time.source_time.as_deref(),
+            message: args.commit.message.as_deref(),
+            release_hold: args.release_hold,
+            fix: args.fix,
+            dry_run: args.commit.dry_run,
+        },
+        &input.path,
+        args.output,
+    )
 }
 
 /// Who, from where and why, from the flags deploy, rollback and promote share.

@@ -9,6 +9,7 @@
 mod common;
 
 mod check;
+mod deploy_client;
 mod docs;
 mod events;
 mod hardening;
