@@ -150,6 +150,7 @@ fn remote(globals: &Globals, args: &Args, server: &url::Url) -> Result<i32> {
             dry_run: args.commit.dry_run,
         },
         &input.path,
+        Some(values),
         args.output,
     )
 }

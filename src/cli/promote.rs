@@ -68,7 +68,9 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 message: args.commit.message.as_deref(),
                 dry_run: args.commit.dry_run,
             },
-            &crate::layout::AppDir::new(&args.app, &args.to).to_string(),
+            // Promote's findings are about the values it reads from E1.
+            &crate::layout::AppDir::new(&args.app, &args.from).values(),
+            None,
             args.output,
         );
     }

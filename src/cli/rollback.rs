@@ -69,7 +69,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 message: args.commit.message.as_deref(),
                 dry_run: args.commit.dry_run,
             },
-            &crate::layout::AppDir::new(&args.app, &args.env).to_string(),
+            &crate::layout::AppDir::new(&args.app, &args.env).path(),
+            None,
             args.output,
         );
     }

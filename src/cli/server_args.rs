@@ -139,7 +139,7 @@ fn is_false(b: &bool) -> bool {
 
 /// Sends `body` to `{server}/api/v1/{operation}` with the CI's token and prints the
 /// answer as the local command would have printed its outcome; returns the exit code.
-/// `path` names the file of findings the answer places nowhere else.
+/// `path` (and `source`, its text) name the file of findings when the answer does not.
 pub fn send(
     globals: &Globals,
     args: &ServerArgs,
@@ -148,6 +148,7 @@ pub fn send(
     operation: &str,
     body: &impl Serialize,
     path: &str,
+    source: Option<&str>,
     output: Format,
 ) -> Result<i32> {
     let source = TokenSource::resolve(
@@ -167,7 +168,7 @@ pub fn send(
             "the deploy API answered exit code {code}, which gitops-render does not have"
         )));
     }
-    let done = Done::from_answer(answer, path)?;
+    let done = Done::from_answer(answer, path, source)?;
     super::deploy::print(globals, &done, output);
     Ok(code)
 }

@@ -337,9 +337,10 @@ impl Done {
 
     /// A deploy API answer back as the `Done` it was made from, as far as printing
     /// goes; an answer that stands for an error comes back as that error, so the
-    /// caller prints it (and exits) as a local run does. `path` names the file for
-    /// findings when the answer names none (a refusal before the operation).
-    pub fn from_answer(answer: Answer, path: &str) -> Result<Done> {
+    /// caller prints it (and exits) as a local run does. `path` and `source` stand for
+    /// the file when the answer names none (a refusal before the operation, or a
+    /// server that leaves it out): the caller's values file for a deploy.
+    pub fn from_answer(answer: Answer, path: &str, source: Option<&str>) -> Result<Done> {
         if answer.is_error() {
             let kind = match answer.exit_code {
                 exit::OK | exit::REJECTED => ErrorKind::Rejected,
@@ -361,7 +362,7 @@ impl Done {
         }
         let file = answer.file.unwrap_or(AnswerFile {
             path: path.to_string(),
-            source: None,
+            source: source.map(str::to_string),
         });
         let mut report = FileReport::new(file.path, file.source.map(Arc::<str>::from));
         report.findings = answer.findings;
