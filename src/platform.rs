@@ -172,6 +172,25 @@ pub struct Settings {
     pub sizes: BTreeMap<String, Resources>,
     #[serde(default)]
     pub defaults: BTreeMap<String, serde_json::Map<String, Value>>,
+    /// Who may deploy through `serve`'s deploy API, beyond the teams registry: given to
+    /// the `policies/deploy/` Rego as `input.platform`.
+    #[serde(default)]
+    pub deploy: DeploySettings,
+}
+
+/// `deploy:` in `templates/platform.yaml`.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySettings {
+    /// Platform admins, who may roll back any app: `<ci>:<user>` (`github:octocat`,
+    /// `gitlab:alice`), as the deploy API names the person behind a token.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Production deploys only from a CI environment (GitHub `environment`, GitLab
+    /// `environment`) named like the target environment; a team entry's
+    /// `ci_environment: true` asks the same for that team alone.
+    #[serde(default)]
+    pub ci_environment: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

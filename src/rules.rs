@@ -32,6 +32,7 @@ pub enum Area {
     Waivers,
     Repository,
     Policies,
+    DeployApi,
 }
 
 impl Area {
@@ -50,6 +51,7 @@ impl Area {
             Area::Waivers => "waivers",
             Area::Repository => "repository",
             Area::Policies => "policies",
+            Area::DeployApi => "deploy api",
         }
     }
 }
@@ -189,6 +191,16 @@ pub const RULES: &[Rule] = &[
     rust("rerender-unknown-env", E, Repository, "rerender found an environment the platform does not have"),
     rust("rerender-wrong-app", E, Repository, "rerender found a values.yaml for another app"),
     rust("rerender-values-too-large", E, Repository, "rerender found a values.yaml over the bound for stored files"),
+    // The deploy API (`serve`): refusals before the operation runs.
+    rust("token-invalid", E, DeployApi, "the request's OIDC token is missing, malformed, or fails a check"),
+    rust("token-unverifiable", E, DeployApi, "the token's issuer could not be reached to verify it"),
+    rust("deploy-denied", E, DeployApi, "the platform's deploy policy refuses this identity this change"),
+    rust("rate-limited", E, DeployApi, "too many deploy API requests from one identity"),
+    rust("request-invalid", E, DeployApi, "the deploy API request is malformed"),
+    rust("request-rejected", E, DeployApi, "the operation refused the request as asked"),
+    rust("repository-failed", E, DeployApi, "the GitOps repository or the network failed after retries"),
+    rust("server-busy", E, DeployApi, "too many deploys in flight on this server"),
+    rust("deploy-api-off", E, DeployApi, "the deploy API is not configured on this server"),
 ];
 
 /// The rule with this id, if gitops-render or the standard platform defines it.

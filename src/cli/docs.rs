@@ -124,7 +124,7 @@ pub const OTHER_VARIABLES: &[(&str, &str, &str)] = &[
     (
         "GITOPS_RENDER_GIT_TOKEN",
         "every command with `--repo` on an `http(s)://` remote; serve",
-        "A token for HTTP(S) remotes (a GitHub App installation token, a deploy token), sent as `Authorization: Basic` for user `x-access-token` through git's `http.extraHeader` in the environment of the `git` it runs: never on a command line, in a file or in a URL. Not used when the URL carries its own credentials; git's credential helpers work as always.",
+        "A token for HTTP(S) remotes (a GitHub App installation token, a deploy token), sent as `Authorization: Basic` for user `x-access-token` through git's `http.extraHeader` in the environment of the `git` it runs: never on a command line, in a file or in a URL. Not used when the URL carries its own credentials; git's credential helpers work as always. In serve, the deploy API pushes with it when set; otherwise, for an `https://` `--repo` on the GitHub host, with the App's installation token.",
     ),
     (
         "GITHUB_WEBHOOK_SECRET",

@@ -140,12 +140,21 @@ fn parse_identity(s: &str) -> Result<(String, String)> {
     Ok((name.to_string(), email.to_string()))
 }
 
+/// `GITOPS_RENDER_GIT_TOKEN`: the token for HTTP(S) remotes, read here at the edge and
+/// passed down.
+pub fn git_token() -> Option<repo::remote::Token> {
+    std::env::var("GITOPS_RENDER_GIT_TOKEN")
+        .ok()
+        .and_then(repo::remote::Token::new)
+}
+
 /// Opens the repository for reading or writing.
 pub fn open(args: &RepoArgs, commit: Option<&CommitArgs>, create: Create) -> Result<Repo> {
     let mut opts = repo::Options {
         branch: args.branch.clone(),
         cache_root: args.cache_dir.clone(),
         timeout: args.timeout,
+        token: git_token(),
         ..repo::Options::default()
     };
     if let Some(c) = commit {

@@ -95,6 +95,42 @@ pub struct Args {
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     shutdown_timeout: u64,
 
+    /// An OIDC issuer whose tokens the deploy API accepts (repeatable; the environment
+    /// variable takes a comma-separated list): `https://token.actions.githubusercontent.com`
+    /// for GitHub Actions, `https://gitlab.com` for GitLab CI. `https://` only, except
+    /// on a loopback address. Without one (or without --repo) the deploy API is off.
+    #[arg(
+        long = "trust-issuer",
+        value_name = "URL",
+        env = "GITOPS_RENDER_TRUST_ISSUERS",
+        value_delimiter = ','
+    )]
+    trust_issuers: Vec<String>,
+
+    /// The audience (`aud`) a deploy API token must carry: what the pipeline asks its
+    /// CI for.
+    #[arg(long, default_value = "gitops-render", value_name = "AUD")]
+    audience: String,
+
+    /// Deploy API requests one identity (issuer and subject) may make per minute.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    rate_limit: u32,
+
+    /// Deploy API requests past authorization at the same time (waiting for the
+    /// repository or running); more wait up to --api-timeout, then get 503.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_concurrent_deploys: u64,
+
+    /// Seconds one deploy API request may wait for its turn, and again may keep
+    /// trying to land its commit while other deploys move the branch; then 503 or 502.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    api_timeout: u64,
+
+    /// The least seconds between two fetches of an issuer's keys (JWKS) for a token
+    /// whose key id is unknown, so made-up key ids cannot make serve hammer the issuer.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    jwks_refresh_interval: u64,
+
     /// Log lines as JSON (one object per line) instead of text.
     #[arg(long)]
     log_json: bool,
@@ -112,6 +148,13 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     if let Some(repo) = &args.gitops_repo {
         server::webhook::Repo::parse(repo)
             .map_err(|e| Error::usage(format!("--gitops-repo {repo:?}: {e}")))?;
+    }
+    for issuer in &args.trust_issuers {
+        server::oidc::check_url(issuer)
+            .map_err(|e| Error::usage(format!("--trust-issuer: {e}")))?;
+    }
+    if args.audience.trim().is_empty() {
+        return Err(Error::usage("--audience must not be empty"));
     }
     let platform = globals.platform()?;
     let config = server::Config {
@@ -138,6 +181,13 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         },
         announce: !args.log_json,
         database: globals.events.as_ref().map(|r| r.database.clone()),
+        trust_issuers: args.trust_issuers,
+        audience: args.audience,
+        jwks_refresh_interval: Duration::from_secs(args.jwks_refresh_interval),
+        rate_limit: args.rate_limit,
+        max_concurrent_deploys: args.max_concurrent_deploys as usize,
+        api_timeout: Duration::from_secs(args.api_timeout),
+        git_token: super::repo_args::git_token(),
     };
     server::serve(config, platform)?;
     Ok(exit::OK)

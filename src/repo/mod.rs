@@ -83,6 +83,9 @@ pub struct Options {
     /// `Name <email>` from `--committer`; else git's usual environment and config;
     /// else `gitops-render <gitops-render@localhost>`.
     pub committer: Option<(String, String)>,
+    /// The token for an HTTP(S) remote, resolved by the caller (the CLI from
+    /// `GITOPS_RENDER_GIT_TOKEN`, `serve` from its own credentials).
+    pub token: Option<remote::Token>,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             timeout: DEFAULT_TIMEOUT,
             max_attempts: None,
             committer: None,
+            token: None,
         }
     }
 }
@@ -369,8 +373,8 @@ impl Repo {
                     .cache_root
                     .clone()
                     .unwrap_or_else(remote::default_cache_root);
-                let cache = remote::Cache::open(&root, url)?;
-                deepen::register(&cache.dir, url, &opts.branch);
+                let cache = remote::Cache::open(&root, url, opts.token.clone())?;
+                deepen::register(&cache.dir, url, &opts.branch, opts.token.clone());
                 let dir = cache.dir.clone();
                 let session = RemoteSession {
                     cache,
@@ -1199,8 +1203,13 @@ pub(crate) mod deepen {
 
     static OPEN: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-    pub(super) fn register(dir: &Path, url: &remote::Url, branch: &str) {
-        let Ok(cache) = remote::Cache::reader(dir, url) else {
+    pub(super) fn register(
+        dir: &Path,
+        url: &remote::Url,
+        branch: &str,
+        token: Option<remote::Token>,
+    ) {
+        let Ok(cache) = remote::Cache::reader(dir, url, token) else {
             return;
         };
         if let Ok(mut open) = OPEN.lock() {

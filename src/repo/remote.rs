@@ -322,13 +322,15 @@ pub fn tracking_ref(branch: &str) -> String {
 pub struct Cache {
     pub dir: PathBuf,
     url: Url,
+    /// The token for an HTTP(S) remote, passed by the caller (see `token_header`).
+    token: Option<Token>,
     /// Held shared for the whole session; see `maintain`.
     session: Option<lock::Shared>,
 }
 
 impl Cache {
     /// Opens (creating on first use) the cache of `url` under `root`.
-    pub fn open(root: &Path, url: &Url) -> Result<Cache> {
+    pub fn open(root: &Path, url: &Url, token: Option<Token>) -> Result<Cache> {
         let dir = root.join(url.cache_key());
         if !dir.join("HEAD").exists() {
             std::fs::create_dir_all(root).map_err(|e| {
@@ -340,15 +342,17 @@ impl Cache {
         Ok(Cache {
             dir,
             url: url.clone(),
+            token,
             session: Some(session),
         })
     }
 
     /// The cache at `dir`, for one more operation within a session that `open` holds.
-    pub fn reader(dir: &Path, url: &Url) -> Result<Cache> {
+    pub fn reader(dir: &Path, url: &Url, token: Option<Token>) -> Result<Cache> {
         Ok(Cache {
             dir: dir.to_path_buf(),
             url: url.clone(),
+            token,
             session: None,
         })
     }
@@ -381,7 +385,7 @@ impl Cache {
             cmd.env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh");
         }
         let mut config = vec![("remote.origin.url".to_string(), self.url.raw.clone())];
-        if let Some(header) = token_header(&self.url) {
+        if let Some(header) = token_header(&self.url, self.token.as_ref()) {
             config.push(("http.extraHeader".into(), header));
         }
         let n: usize = std::env::var("GIT_CONFIG_COUNT")
@@ -647,15 +651,31 @@ pub const CACHE_CONFIG: &str =
 [extensions]\n\tpartialClone = origin\n\
 [remote \"origin\"]\n\tpromisor = true\n\tpartialCloneFilter = blob:none\n";
 
-/// `GITOPS_RENDER_GIT_TOKEN`: a token for HTTP(S) remotes (a GitHub App installation
-/// token, a deploy token), sent the way `actions/checkout` sends one: as an
-/// `http.extraHeader` passed to git through `GIT_CONFIG_*` environment variables, so it
-/// is on no command line, in no file and in no URL that could be printed. A URL with
-/// its own credentials, and git's credential helpers, work as they always do.
-fn token_header(url: &Url) -> Option<String> {
-    let token = std::env::var("GITOPS_RENDER_GIT_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())?;
+/// A token for HTTP(S) remotes (a GitHub App installation token, a deploy token): the
+/// CLI's `GITOPS_RENDER_GIT_TOKEN`, or the one `serve` pushes with. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// `None` for an empty token.
+    pub fn new(token: impl Into<String>) -> Option<Token> {
+        let t = token.into();
+        (!t.is_empty()).then_some(Token(t))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The token, sent the way `actions/checkout` sends one: as an `http.extraHeader`
+/// passed to git through `GIT_CONFIG_*` environment variables, so it is on no command
+/// line, in no file and in no URL that could be printed. A URL with its own
+/// credentials, and git's credential helpers, work as they always do.
+fn token_header(url: &Url, token: Option<&Token>) -> Option<String> {
+    let token = &token?.0;
     let has_userinfo = url
         .raw
         .split_once("://")

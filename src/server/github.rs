@@ -115,6 +115,8 @@ struct Shared {
 pub struct GitHub {
     shared: Arc<Shared>,
     installations: Mutex<HashMap<u64, Client>>,
+    /// `owner/name` -> the installation that covers it, for the deploy API's pushes.
+    repo_installations: Mutex<HashMap<String, u64>>,
 }
 
 impl GitHub {
@@ -160,7 +162,56 @@ impl GitHub {
                 policy,
             }),
             installations: Mutex::new(HashMap::new()),
+            repo_installations: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// An installation access token for repository `owner/name` (the deploy API pushes
+    /// with it): its installation found once with `GET /repos/{owner}/{repo}/installation`
+    /// as the App, the token cached per installation until a minute before it expires.
+    pub async fn repository_token(&self, owner: &str, name: &str) -> Result<String, ApiError> {
+        let key = format!("{owner}/{name}");
+        let known = self
+            .repo_installations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let route = format!(
+                    "/repos/{}/{}/installation",
+                    utf8_percent_encode(owner, SEGMENT),
+                    utf8_percent_encode(name, SEGMENT)
+                );
+                // Asked as the App; any client carries the App's key.
+                let body = self
+                    .installation(0)
+                    .exchange(
+                        "repo_installation",
+                        As::App,
+                        Method::GET,
+                        &route,
+                        None,
+                        JSON,
+                        false,
+                    )
+                    .await?
+                    .unwrap_or_default();
+                #[derive(Deserialize)]
+                struct Found {
+                    id: u64,
+                }
+                let found: Found = parse_json(&route, &body)?;
+                self.repo_installations
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, found.id);
+                found.id
+            }
+        };
+        self.installation(id).token(None).await
     }
 
     /// The client acting as installation `id`, with its cached token.

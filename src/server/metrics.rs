@@ -27,6 +27,7 @@ pub struct Metrics {
     checks: Mutex<BTreeMap<&'static str, Histogram>>,
     api_requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     api_errors: Mutex<BTreeMap<&'static str, u64>>,
+    deploy_api: Mutex<BTreeMap<(&'static str, String), u64>>,
     in_flight: AtomicI64,
 }
 
@@ -65,6 +66,13 @@ impl Metrics {
     /// A GitHub API call that failed for good, after retries.
     pub fn api_error(&self, endpoint: &'static str) {
         *lock(&self.api_errors).entry(endpoint).or_default() += 1;
+    }
+
+    /// One request to the deploy API, by intent and the answer's `outcome`.
+    pub fn deploy_api(&self, intent: &'static str, outcome: &str) {
+        *lock(&self.deploy_api)
+            .entry((intent, outcome.to_string()))
+            .or_default() += 1;
     }
 
     pub fn in_flight(&self, delta: i64) {
@@ -148,6 +156,18 @@ impl Metrics {
             let _ = writeln!(
                 w,
                 "gitops_render_github_api_errors_total{{endpoint=\"{endpoint}\"}} {n}"
+            );
+        }
+        header(
+            w,
+            "gitops_render_deploy_api_requests_total",
+            "Deploy API requests by intent and outcome (committed, denied, unauthorized...).",
+            "counter",
+        );
+        for ((intent, outcome), n) in lock(&self.deploy_api).iter() {
+            let _ = writeln!(
+                w,
+                "gitops_render_deploy_api_requests_total{{intent=\"{intent}\",outcome=\"{outcome}\"}} {n}"
             );
         }
         out

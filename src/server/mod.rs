@@ -27,9 +27,12 @@
 //! Modules: `webhook` (signatures and payloads), `github` (App auth and the REST API),
 //! `checks` (one pull request check), `metrics`.
 
+pub mod api;
 pub mod checks;
 pub mod github;
+pub mod limit;
 pub mod metrics;
+pub mod oidc;
 pub mod report;
 pub mod webhook;
 
@@ -93,6 +96,22 @@ pub struct Config {
     /// `--database`: the event store behind `/report`, `/api/v1/report` and the event
     /// counters on `/metrics`.
     pub database: Option<crate::events::Database>,
+    /// The deploy API (`/api/v1/{deploy,rollback,promote}`): on with `repo` and at
+    /// least one trusted issuer.
+    pub trust_issuers: Vec<String>,
+    pub audience: String,
+    /// The least time between two fetches of an issuer's keys for an unknown `kid`.
+    pub jwks_refresh_interval: Duration,
+    /// Deploy API requests per identity per minute.
+    pub rate_limit: u32,
+    /// Deploy API requests past authorization at once (waiting for the repository or
+    /// running); more wait up to `api_timeout`, then get 503.
+    pub max_concurrent_deploys: usize,
+    /// How long one deploy may wait for its turn, and again keep trying to land.
+    pub api_timeout: Duration,
+    /// `GITOPS_RENDER_GIT_TOKEN`, read at the edge: pushes and fetches of an HTTP(S)
+    /// `repo`. Never logged.
+    pub git_token: Option<crate::repo::remote::Token>,
 }
 
 impl std::fmt::Debug for Config {
@@ -125,6 +144,10 @@ pub struct App {
     pub(crate) repo: Option<String>,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) events: Option<crate::events::Database>,
+    /// The deploy API, or why it is off.
+    pub(crate) api: std::result::Result<Arc<api::Api>, String>,
+    /// The token for reading (and the deploy API's writing of) an HTTP(S) `--repo`.
+    pub(crate) git_token: Option<crate::repo::remote::Token>,
     secret: Vec<u8>,
     seen: Mutex<webhook::Seen>,
     /// Checks running.
@@ -177,6 +200,18 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         .map(webhook::Repo::parse)
         .transpose()
         .map_err(|e| Error::usage(format!("--gitops-repo: {e}")))?;
+    let api = deploy_api(&config, &platform)?;
+    match &api {
+        Ok(_) => {
+            tracing::info!(issuers = ?config.trust_issuers, audience = %config.audience, "the deploy API is on: /api/v1/deploy, /api/v1/rollback, /api/v1/promote")
+        }
+        Err(why) => tracing::info!("{why}"),
+    }
+    if api.is_ok() && platform.policies.deploy.is_none() {
+        tracing::warn!(
+            "the platform has no policies/deploy/*.rego: the deploy API denies every request"
+        );
+    }
     let app = Arc::new(App {
         platform,
         github,
@@ -188,6 +223,8 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         repo: config.repo.clone(),
         cache_dir: config.cache_dir.clone(),
         events: config.database.clone(),
+        api,
+        git_token: config.git_token.clone(),
         secret: config.webhook_secret.clone(),
         seen: Mutex::new(webhook::Seen::new(50_000)),
         permits: Arc::new(Semaphore::new(config.max_concurrent_checks.max(1))),
@@ -208,6 +245,14 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
             config.max_body_bytes,
         ))
         .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
+    // The deploy API reads a body only once its token verified (see `api`); a
+    // `Content-Length` over the bound is refused before that.
+    let api_limits = ServiceBuilder::new()
+        .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            config.max_body_bytes,
+        ))
+        .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
     let router = Router::new()
         .route(
             "/webhook",
@@ -217,6 +262,18 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         .route("/metrics", get(metrics_handler))
         .route("/report", get(report::page))
         .route("/api/v1/report", get(report::api))
+        .route(
+            "/api/v1/deploy",
+            post(api::deploy).route_layer(api_limits.clone()),
+        )
+        .route(
+            "/api/v1/rollback",
+            post(api::rollback).route_layer(api_limits.clone()),
+        )
+        .route(
+            "/api/v1/promote",
+            post(api::promote).route_layer(api_limits),
+        )
         // The limit above is the one that applies, and it answers before reading.
         .layer(DefaultBodyLimit::disable())
         .with_state(app.clone());
@@ -297,6 +354,45 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The deploy API, or why it is off (answered with 503 and logged at startup).
+fn deploy_api(
+    config: &Config,
+    platform: &Platform,
+) -> Result<std::result::Result<Arc<api::Api>, String>> {
+    let Some(repo) = &config.repo else {
+        return Ok(Err(
+            "the deploy API is off: no GitOps repository (serve --repo REPO)".into(),
+        ));
+    };
+    if config.trust_issuers.is_empty() {
+        return Ok(Err(
+            "the deploy API is off: no trusted issuer (serve --trust-issuer URL)".into(),
+        ));
+    }
+    let api = api::Api::new(
+        api::Settings {
+            issuers: config.trust_issuers.clone(),
+            audience: config.audience.clone(),
+            jwks_refresh_interval: config.jwks_refresh_interval,
+            rate_limit: config.rate_limit,
+            max_concurrent_deploys: config.max_concurrent_deploys,
+            timeout: config.api_timeout,
+            repo: repo.clone(),
+            branch: config
+                .gitops_branch
+                .clone()
+                .unwrap_or_else(|| "main".to_string()),
+            cache_dir: config.cache_dir.clone(),
+            git_token: config.git_token.clone(),
+            github_host: api::github_host_of(&config.api_url),
+            max_body_bytes: config.max_body_bytes,
+            read_timeout: config.read_timeout,
+        },
+        platform,
+    )?;
+    Ok(Ok(Arc::new(api)))
 }
 
 async fn shutdown_signal() {

@@ -99,7 +99,83 @@ pub struct Policies {
     tests: Vec<(String, String)>,
     /// `(path, text)` of the policy files.
     sources: Vec<(String, String)>,
+    /// `(path, text)` of `policies/deploy/*.rego` (tests are in `tests`).
+    deploy_sources: Vec<(String, String)>,
+    /// Who may deploy what where, through `serve`'s deploy API; `None` when the
+    /// platform has no `policies/deploy/`.
+    pub deploy: Option<DeployPolicy>,
     data: regorus::Value,
+}
+
+/// Where the deploy API's authorization policy lives.
+pub const DEPLOY_DIR: &str = "policies/deploy/";
+/// Its rule: a set of reasons (strings) to refuse the request.
+const DEPLOY_RULE: &str = "data.deploy.deny";
+
+/// `policies/deploy/*.rego`: `package deploy`, whose `deny` set of strings refuses a
+/// request of the deploy API. Input: `{claims, issuer, identity, request: {app, team,
+/// env, intent}, team, platform}` (see docs/deploy-api.md).
+pub struct DeployPolicy {
+    engine: regorus::Engine,
+}
+
+impl DeployPolicy {
+    fn load(sources: &[(String, String)], data: &regorus::Value) -> Result<Option<DeployPolicy>> {
+        if sources.is_empty() {
+            return Ok(None);
+        }
+        let mut engine = regorus::Engine::new();
+        engine.set_strict_builtin_errors(false);
+        for (path, text) in sources {
+            engine
+                .add_policy(path.clone(), text.clone())
+                .map_err(|e| Error::platform(format!("policy error: {e}")))?;
+        }
+        engine
+            .add_data(data.clone())
+            .map_err(|e| Error::platform(format!("policy data error: {e}")))?;
+        let policy = DeployPolicy { engine };
+        // As for the manifest policies: a policy that fails at evaluation time is a
+        // platform error at startup, not at the first deploy.
+        policy.deny(&serde_json::json!({
+            "claims": {}, "issuer": "", "identity": {}, "platform": {},
+            "request": {"app": "", "team": "", "env": "", "intent": "deploy"}, "team": null
+        }))?;
+        Ok(Some(policy))
+    }
+
+    /// The reasons to refuse `input`, sorted; empty: allowed.
+    pub fn deny(&self, input: &Value) -> Result<Vec<String>> {
+        let mut engine = self.engine.clone();
+        engine.set_input(regorus::Value::from(input.clone()));
+        let found = engine
+            .eval_rule(DEPLOY_RULE.to_string())
+            .map_err(|e| Error::platform(format!("deploy policy evaluation failed: {e}")))?;
+        let found = to_json(&found)?;
+        let mut reasons = Vec::new();
+        match found {
+            Value::Null => {}
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::String(s) => reasons.push(s),
+                        other => {
+                            return Err(Error::platform(format!(
+                                "{DEPLOY_RULE} must hold strings, found {other}"
+                            )))
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(Error::platform(format!(
+                    "{DEPLOY_RULE} must be a set of strings, found {other}"
+                )))
+            }
+        }
+        reasons.sort();
+        Ok(reasons)
+    }
 }
 
 struct Compiled {
@@ -177,7 +253,21 @@ impl Policies {
         engine.set_strict_builtin_errors(false);
         let mut tests = Vec::new();
         let mut sources = Vec::new();
+        let mut deploy_sources = Vec::new();
         for (rel, text) in files.under("policies/") {
+            // `policies/deploy/` judges who may deploy, on another input: never a
+            // manifest policy, but tested and covered with the others.
+            if rel.ends_with(".rego")
+                && rel.starts_with(DEPLOY_DIR)
+                && !rel[DEPLOY_DIR.len()..].contains('/')
+            {
+                if is_test(rel) {
+                    tests.push((files.display_path(rel), text.to_string()));
+                } else {
+                    deploy_sources.push((files.display_path(rel), text.to_string()));
+                }
+                continue;
+            }
             if !rel.ends_with(".rego") || rel["policies/".len()..].contains('/') {
                 continue;
             }
@@ -224,6 +314,7 @@ impl Policies {
         let failed = |e: &dyn std::fmt::Display| {
             Error::platform(format!("policy evaluation failed ({}): {e}", files.origin))
         };
+        let deploy = DeployPolicy::load(&deploy_sources, &data)?;
         let mut policies = Policies {
             engine,
             compiled: Default::default(),
@@ -232,6 +323,8 @@ impl Policies {
             engines: Default::default(),
             tests,
             sources,
+            deploy_sources,
+            deploy,
             data,
         };
         // Evaluate once now: a policy that fails at evaluation time (a bad builtin call,

@@ -53,6 +53,7 @@ pub(super) fn from_repo(
     repo: &str,
     branch: &str,
     cache_root: Option<std::path::PathBuf>,
+    token: Option<crate::repo::remote::Token>,
     results: &[(String, AllEnvs)],
 ) -> BTreeMap<(String, String), String> {
     use crate::repo::{Create, Location, Options, Repo as GitopsRepo};
@@ -64,6 +65,7 @@ pub(super) fn from_repo(
                 &Options {
                     branch: branch.to_string(),
                     cache_root,
+                    token,
                     ..Options::default()
                 },
                 Create::Never,

@@ -58,14 +58,21 @@ pub(super) async fn check(
     let results = Arc::new(results);
     let diffs = match (&app.repo, &app.gitops) {
         (Some(repo), _) => {
-            let (repo, branch, cache, shared) = (
+            let (repo, branch, cache, shared, token) = (
                 repo.clone(),
                 app.gitops_branch.clone(),
                 app.cache_dir.clone(),
                 results.clone(),
+                app.git_token.clone(),
             );
             tokio::task::spawn_blocking(move || {
-                diffs::from_repo(&repo, branch.as_deref().unwrap_or("main"), cache, &shared)
+                diffs::from_repo(
+                    &repo,
+                    branch.as_deref().unwrap_or("main"),
+                    cache,
+                    token,
+                    &shared,
+                )
             })
             .await
             .unwrap_or_default()

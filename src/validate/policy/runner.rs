@@ -63,7 +63,12 @@ impl Policies {
     /// test cannot leak into another, and measures line coverage of the policies.
     pub fn run_tests(&self, filter: Option<&str>) -> Result<TestRun> {
         let mut base = regorus::Engine::new();
-        for (path, text) in self.sources.iter().chain(self.tests.iter()) {
+        for (path, text) in self
+            .sources
+            .iter()
+            .chain(self.deploy_sources.iter())
+            .chain(self.tests.iter())
+        {
             base.add_policy(path.clone(), text.clone())
                 .map_err(|e| Error::platform(format!("policy error: {e}")))?;
         }
@@ -108,7 +113,7 @@ impl Policies {
             }
         }
         let coverable = self.census()?;
-        for (path, text) in &self.sources {
+        for (path, text) in self.sources.iter().chain(self.deploy_sources.iter()) {
             // The census's lines, and any line a test reached that it did not list.
             let hit = covered.remove(path).unwrap_or_default();
             let all: BTreeSet<u32> = match coverable.get(path) {
@@ -123,6 +128,8 @@ impl Policies {
                 not_covered,
             });
         }
+        // By path: the deploy policies (`policies/deploy/`) among the others.
+        run.coverage.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(run)
     }
 
@@ -131,7 +138,7 @@ impl Policies {
     /// rule lines, covered or not.
     fn census(&self) -> Result<Lines> {
         let mut engine = regorus::Engine::new();
-        for (path, text) in &self.sources {
+        for (path, text) in self.sources.iter().chain(self.deploy_sources.iter()) {
             engine
                 .add_policy(path.clone(), text.clone())
                 .map_err(|e| Error::platform(format!("policy error: {e}")))?;

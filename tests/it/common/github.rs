@@ -425,6 +425,24 @@ async fn answer_request(
         );
     }
 
+    // GET /repos/{owner}/{repo}/installation: the App's JWT, verified; every
+    // repository is in installation INSTALLATION.
+    if let ["repos", owner, name, "installation"] = segments.as_slice() {
+        let Some(jwt) = auth.strip_prefix("Bearer ") else {
+            return refuse(&state, 401, "A JSON web token could not be decoded".into());
+        };
+        let key = DecodingKey::from_rsa_pem(keys().public_pem.as_bytes()).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_required_spec_claims(&["exp", "iat"]);
+        if let Err(e) = decode::<Claims>(jwt, &key, &validation) {
+            return refuse(&state, 401, format!("bad App JWT for {owner}/{name}: {e}"));
+        }
+        return answer(
+            200,
+            json!({"id": INSTALLATION, "app_id": APP_ID, "account": {"login": owner}}),
+        );
+    }
+
     if !auth.starts_with(&format!("Bearer {TOKEN_PREFIX}_{INSTALLATION}_"))
         && !auth.starts_with(&format!("token {TOKEN_PREFIX}_{INSTALLATION}_"))
     {

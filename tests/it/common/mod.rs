@@ -8,6 +8,7 @@ pub mod github;
 pub mod gitops;
 pub mod hostile;
 pub mod http;
+pub mod oidc;
 pub mod postgres;
 pub mod ssh;
 
