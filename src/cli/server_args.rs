@@ -21,12 +21,16 @@ pub struct ServerArgs {
     /// http only to a loopback address) instead of writing the GitOps repository: the
     /// server checks the CI's identity token and its deploy policy, then commits as the
     /// bot. Same output and exit codes as a local run; `--timeout` bounds the retries.
+    /// Who deploys comes from the token: --actor, --committer and --cache-dir do not
+    /// apply.
+    // Only flags without an environment variable conflict: clap counts a variable as
+    // given, and a runner's environment must not break --server.
     #[arg(
         long,
         value_name = "URL",
         env = "GITOPS_RENDER_SERVER",
         value_parser = parse_server,
-        conflicts_with_all = ["repo", "actor", "source_repo", "committer", "attempts", "cache_dir"]
+        conflicts_with_all = ["repo", "source_repo", "attempts"]
     )]
     pub server: Option<url::Url>,
 
@@ -151,7 +155,7 @@ pub fn send(
     source: Option<&str>,
     output: Format,
 ) -> Result<i32> {
-    let source = TokenSource::resolve(
+    let tokens = TokenSource::resolve(
         args.id_token_file.clone(),
         args.id_token_env.clone(),
         |k| std::env::var(k).ok(),
@@ -160,7 +164,7 @@ pub fn send(
         .map_err(|e| Error::internal(format!("cannot encode the request: {e}")))?;
     let deadline = Instant::now() + timeout;
     let http = Http::new();
-    let token = source.fetch(&http, &args.audience, deadline)?;
+    let token = tokens.fetch(&http, &args.audience, deadline)?;
     let answer = http.call(server, operation, &token, &body, deadline)?;
     let code = answer.exit_code;
     if !(exit::OK..=exit::REPOSITORY).contains(&code) {

@@ -123,7 +123,7 @@ fn github_actions_token_is_fetched_for_the_audience_and_sent_as_bearer() {
     .ok();
     assert_eq!(
         run.stdout,
-        format!("deploy: apps/payments-api/dev 1.4.2 committed as 0123456789 on main ({GITOPS}) after 2 attempts\n")
+        format!("deploy: payments-api/dev 1.4.2 committed as 0123456789 on main ({GITOPS}) after 2 attempts\n")
     );
     assert_eq!(tokens.audiences(), ["gitops-render"]);
     let jwt = unsigned_looking_jwt("aud=gitops-render");
@@ -208,7 +208,7 @@ fn a_busy_server_is_retried_honouring_retry_after() {
     let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file]), &[]).ok();
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not waited for");
     assert_eq!(api.requests().len(), 4);
-    assert!(run.stdout.starts_with("deploy: apps/payments-api/dev 1.4.2 committed"), "{}", run.stdout);
+    assert!(run.stdout.starts_with("deploy: payments-api/dev 1.4.2 committed"), "{}", run.stdout);
     assert_never_shown(&run, &jwt);
 }
 
@@ -283,7 +283,7 @@ fn server_urls_and_flags_are_checked_before_anything_is_sent() {
         (deploy_args("http://deploy.example.com", &["--id-token-file", &file]), "loopback"),
         (deploy_args("https://user:pw@deploy.example.com", &["--id-token-file", &file]), "credentials"),
         (deploy_args("https://deploy.example.com", &["--id-token-file", &file, "--repo", "gitops.git"]), "--repo"),
-        (deploy_args("https://deploy.example.com", &["--id-token-file", &file, "--actor", "me"]), "--actor"),
+        (deploy_args("https://deploy.example.com", &["--id-token-file", &file, "--source-repo", "acme/x"]), "--source-repo"),
         (deploy_args("https://deploy.example.com", &["--id-token-file", &file, "--id-token-env", "X"]), "--id-token-env"),
     ] {
         let run = run_with(&sb, &args, &[]).code(2);
@@ -436,7 +436,7 @@ fn the_github_action_deploys_with_the_jobs_token() {
     let run = Run::from(cmd.output().unwrap()).ok();
     assert_eq!(
         run.stdout,
-        format!("deploy: apps/payments-api/dev 1.4.2 committed as 0123456789 on main ({GITOPS})\n")
+        format!("deploy: payments-api/dev 1.4.2 committed as 0123456789 on main ({GITOPS})\n")
     );
     assert_eq!(tokens.audiences(), ["gitops-render"]);
     let req = &api.requests()[0];
@@ -498,4 +498,136 @@ fn the_gitlab_ci_job_in_the_docs_deploys_with_its_id_token() {
     assert_eq!(body["tag"], &sha[..8]);
     assert_eq!(body["source_time"], "2026-11-29T10:02:11Z");
     assert_eq!(body["env"], "prod");
+}
+
+/// The real `serve` (its deploy API trusting an OIDC issuer stand-in, pushing to a
+/// repository served over smart HTTP) and a local run, each on its own fresh, identical
+/// repository: the same deploys (committed, unchanged, dry run, rejected with findings
+/// on values-file lines) print the same bytes on stdout and stderr, in every format,
+/// and exit the same. Masked, because they differ by nature: the repository URL each
+/// side names (`<REPO>`), and commit ids (`<COMMIT>`, and their 10-digit short form
+/// `<SHORT>`), which hold the committer and the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_through_serve_prints_byte_for_byte_what_a_local_deploy_prints() {
+    use crate::common::github::{FakeGitHub, Server};
+    use crate::common::http::{served_bare, GitHttp};
+    use crate::common::oidc::{Issuer, Key};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("srv");
+    served_bare(&served, "acme/gitops.git");
+    served_bare(&served, "acme/local.git");
+    let git = GitHttp::start(&served);
+    let github = FakeGitHub::start().await;
+    let issuer = Issuer::start().await;
+    let key = issuer.publish(Key::rsa("rsa-1"));
+    let server_repo = git.url("acme/gitops.git");
+    let local_repo = git.url("acme/local.git");
+    let cache = tmp.path().join("serve-cache");
+    let db = tmp.path().join("serve-events.db");
+    let server = Server::start_with(
+        &github.url,
+        &["--repo", &server_repo, "--cache-dir", cache.to_str().unwrap(), "--trust-issuer", &issuer.url],
+        &[
+            ("GITOPS_RENDER_DATABASE_URL", db.to_str().unwrap()),
+            ("HOME", tmp.path().to_str().unwrap()),
+        ],
+    );
+    let token = key.sign(&issuer.github_claims("acme/payments-api", "refs/heads/main", "gitops-render"));
+    let sb = Sandbox::new();
+    std::fs::write(sb.path().join("id-token"), &token).unwrap();
+    let good = std::fs::read_to_string(example("payments-api.yaml")).unwrap();
+    std::fs::write(sb.path().join("payments-api.yaml"), &good).unwrap();
+    // Rejected: a value of the wrong type and a misspelt key, each on its line.
+    std::fs::write(
+        sb.path().join("bad.yaml"),
+        good.replace("replicas: 3\n", "replicas: three\nreplcias: 2\n"),
+    )
+    .unwrap();
+    let addr = server.addr.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mask = |run: &Run, repo: &str| -> String {
+            let text = format!("exit {}\n--- stdout\n{}--- stderr\n{}", run.code, run.stdout, run.stderr);
+            let text = text.replace(repo, "<REPO>");
+            let full = regex_lite_replace(&text, 40, "<COMMIT>");
+            regex_lite_replace(&full, 10, "<SHORT>")
+        };
+        let server_url = format!("http://{addr}");
+        let mut compared = 0;
+        for (i, format) in ["text", "json", "sarif", "junit", "github"].iter().enumerate() {
+            let tag = format!("1.5.{i}");
+            let dry = format!("1.6.{i}");
+            let cases: Vec<Vec<&str>> = vec![
+                vec!["payments-api.yaml", "--tag", &tag],
+                vec!["payments-api.yaml", "--tag", &tag],
+                vec!["payments-api.yaml", "--tag", &dry, "--dry-run"],
+                vec!["bad.yaml"],
+            ];
+            for case in cases {
+                let mut common: Vec<&str> = vec!["deploy", case[0], "--env", "dev", "--output", format];
+                common.extend(&case[1..]);
+                let mut local_args = common.clone();
+                local_args.extend(["--repo", &local_repo, "--source-repo", "acme/payments-api"]);
+                let mut remote_args = common.clone();
+                remote_args.extend(["--server", &server_url, "--id-token-file", "id-token"]);
+                let local = Run::from(
+                    sb.cmd(&local_args)
+                        .env("GITOPS_RENDER_DATABASE_URL", sb.path().join("local.db"))
+                        .output()
+                        .unwrap(),
+                );
+                let remote = Run::from(sb.cmd(&remote_args).output().unwrap());
+                let (l, r) = (mask(&local, &local_repo), mask(&remote, &server_repo));
+                assert_eq!(l, r, "{case:?} --output {format}: local (left) and --server (right) differ");
+                assert!(!r.contains(&token), "the token was printed");
+                compared += 1;
+            }
+        }
+        compared
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome, 20);
+    // Both repositories hold the same deploys, one commit each.
+    let count = |name: &str| {
+        let out = std::process::Command::new("git")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .arg("--git-dir")
+            .arg(served.join(name))
+            .args(["rev-list", "--count", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(count("acme/gitops.git"), "5");
+    assert_eq!(count("acme/local.git"), "5");
+    drop(server);
+}
+
+/// Replaces every run of exactly `len` lowercase hex digits that stands alone (not
+/// part of a longer word) with `with`.
+fn regex_lite_replace(text: &str, len: usize, with: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let start_ok = i == 0 || !is_word(bytes[i - 1]);
+        if start_ok && i + len <= bytes.len() {
+            let run = &bytes[i..i + len];
+            let end_ok = i + len == bytes.len() || !is_word(bytes[i + len]);
+            if end_ok
+                && run.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+                && run.iter().any(|b| b.is_ascii_alphabetic())
+            {
+                out.extend_from_slice(with.as_bytes());
+                i += len;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }
