@@ -54,7 +54,8 @@ pub enum TokenSource {
 }
 
 /// The three ways, for the message of a run that found none.
-const HOW_TO_GIVE_A_TOKEN: &str = "--server needs the CI's OIDC identity token: in GitHub Actions give the job \
+const HOW_TO_GIVE_A_TOKEN: &str =
+    "--server needs the CI's OIDC identity token: in GitHub Actions give the job \
      `permissions: id-token: write` (the runner then sets ACTIONS_ID_TOKEN_REQUEST_URL and \
      ACTIONS_ID_TOKEN_REQUEST_TOKEN); in GitLab CI declare an `id_tokens:` entry with the \
      server's audience and pass its variable's name with --id-token-env NAME; in any other \
@@ -98,7 +99,10 @@ impl TokenSource {
         let token = match self {
             TokenSource::File(path) => {
                 let file = std::fs::File::open(path).map_err(|e| {
-                    Error::usage(format!("cannot read --id-token-file {}: {e}", path.display()))
+                    Error::usage(format!(
+                        "cannot read --id-token-file {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 let mut text = String::new();
                 file.take(MAX_TOKEN_BYTES + 1)
@@ -167,9 +171,8 @@ fn github_actions(
     audience: &str,
     deadline: Instant,
 ) -> Result<Secret> {
-    let mut parsed = url::Url::parse(url).map_err(|_| {
-        Error::usage("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL")
-    })?;
+    let mut parsed = url::Url::parse(url)
+        .map_err(|_| Error::usage("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL"))?;
     endpoint_allowed(&parsed, "ACTIONS_ID_TOKEN_REQUEST_URL")?;
     parsed.query_pairs_mut().append_pair("audience", audience);
     let shown = format!("GitHub Actions' token service ({})", origin(&parsed));
@@ -182,25 +185,27 @@ fn github_actions(
                 .config()
                 .timeout_global(Some(timeout))
                 .build()
-                .header("Authorization", &format!("bearer {}", request_token.expose()))
+                .header(
+                    "Authorization",
+                    &format!("bearer {}", request_token.expose()),
+                )
                 .header("Accept", "application/json")
                 .call()
         },
         MAX_TOKEN_BYTES,
     )?;
     if status != 200 {
-        return Err(Error::usage(format!(
-            "{shown} answered {status}: no identity token"
-        ))
-        .with_hint("the job needs `permissions: id-token: write`"));
+        return Err(
+            Error::usage(format!("{shown} answered {status}: no identity token"))
+                .with_hint("the job needs `permissions: id-token: write`"),
+        );
     }
     #[derive(serde::Deserialize)]
     struct TokenAnswer {
         value: String,
     }
-    let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
-        Error::repository(format!("{shown} answered without a token (`value`)"))
-    })?;
+    let answer: TokenAnswer = serde_json::from_slice(&body)
+        .map_err(|_| Error::repository(format!("{shown} answered without a token (`value`)")))?;
     checked(answer.value.trim(), &shown)
 }
 
@@ -220,9 +225,7 @@ pub fn endpoint_allowed(url: &url::Url, what: &str) -> Result<()> {
             "{what} {}: plain http is allowed only to a loopback address; use https://",
             origin(url)
         ))),
-        other => Err(Error::usage(format!(
-            "{what}: {other}:// is not http(s)"
-        ))),
+        other => Err(Error::usage(format!("{what}: {other}:// is not http(s)"))),
     }
 }
 
@@ -446,7 +449,10 @@ mod tests {
     #[test]
     fn flags_come_before_the_github_actions_runtime() {
         let gha = env(&[
-            ("ACTIONS_ID_TOKEN_REQUEST_URL", "https://x/token?api-version=2.0"),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "https://x/token?api-version=2.0",
+            ),
             ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t"),
         ]);
         assert_eq!(
@@ -468,7 +474,12 @@ mod tests {
         let e = TokenSource::resolve(None, None, env(&[])).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         let hint = e.hint.unwrap();
-        for way in ["--id-token-file", "--id-token-env", "id-token: write", "id_tokens:"] {
+        for way in [
+            "--id-token-file",
+            "--id-token-env",
+            "id-token: write",
+            "id_tokens:",
+        ] {
             assert!(hint.contains(way), "{way}: {hint}");
         }
         let e = TokenSource::resolve(None, None, env(&[("GITHUB_ACTIONS", "true")])).unwrap_err();
@@ -482,7 +493,10 @@ mod tests {
             assert!(bad.is_empty() || !e.message.contains(bad), "{}", e.message);
         }
         assert!(checked("eyJh.eyJz.c2ln", "x").is_ok());
-        assert_eq!(format!("{:?}", Secret("eyJh.eyJz.c2ln".into())), "Secret(..)");
+        assert_eq!(
+            format!("{:?}", Secret("eyJh.eyJz.c2ln".into())),
+            "Secret(..)"
+        );
     }
 
     #[test]
@@ -493,9 +507,16 @@ mod tests {
             "http://[::1]:1",
             "http://localhost:9",
         ] {
-            assert!(endpoint_allowed(&url::Url::parse(ok).unwrap(), "--server").is_ok(), "{ok}");
+            assert!(
+                endpoint_allowed(&url::Url::parse(ok).unwrap(), "--server").is_ok(),
+                "{ok}"
+            );
         }
-        for bad in ["http://deploy.example.com", "http://10.0.0.1", "ftp://127.0.0.1"] {
+        for bad in [
+            "http://deploy.example.com",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+        ] {
             assert_eq!(
                 endpoint_allowed(&url::Url::parse(bad).unwrap(), "--server")
                     .unwrap_err()

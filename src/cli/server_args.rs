@@ -65,12 +65,15 @@ pub struct ServerArgs {
 /// Its path is kept (a server behind a path prefix), as a directory the API's routes
 /// are joined to.
 fn parse_server(s: &str) -> std::result::Result<url::Url, String> {
-    let mut url = url::Url::parse(s.trim()).map_err(|e| format!("{s:?} is not an absolute URL: {e}"))?;
+    let mut url =
+        url::Url::parse(s.trim()).map_err(|e| format!("{s:?} is not an absolute URL: {e}"))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("put no credentials in --server: the identity token is the credential".into());
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{s:?} has a query or fragment; give the server's base URL"));
+        return Err(format!(
+            "{s:?} has a query or fragment; give the server's base URL"
+        ));
     }
     endpoint_allowed(&url, "--server").map_err(|e| e.message)?;
     if !url.path().ends_with('/') {
@@ -155,11 +158,10 @@ pub fn send(
     source: Option<&str>,
     output: Format,
 ) -> Result<i32> {
-    let tokens = TokenSource::resolve(
-        args.id_token_file.clone(),
-        args.id_token_env.clone(),
-        |k| std::env::var(k).ok(),
-    )?;
+    let tokens =
+        TokenSource::resolve(args.id_token_file.clone(), args.id_token_env.clone(), |k| {
+            std::env::var(k).ok()
+        })?;
     let body = serde_json::to_vec(body)
         .map_err(|e| Error::internal(format!("cannot encode the request: {e}")))?;
     let deadline = Instant::now() + timeout;

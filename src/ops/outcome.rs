@@ -367,10 +367,17 @@ impl Done {
         let mut report = FileReport::new(file.path, file.source.map(Arc::<str>::from));
         report.findings = answer.findings;
         let landed = match (answer.outcome, answer.deploy) {
-            (AnswerOutcome::Committed | AnswerOutcome::Unchanged | AnswerOutcome::DryRun, Some(d)) => {
+            (
+                AnswerOutcome::Committed | AnswerOutcome::Unchanged | AnswerOutcome::DryRun,
+                Some(d),
+            ) => {
                 let outcome = match answer.outcome {
                     AnswerOutcome::Committed => {
-                        let id = answer.commit.as_deref().or(d.commit.as_deref()).unwrap_or("");
+                        let id = answer
+                            .commit
+                            .as_deref()
+                            .or(d.commit.as_deref())
+                            .unwrap_or("");
                         Outcome::Committed {
                             commit: gix::ObjectId::from_hex(id.as_bytes()).map_err(|_| {
                                 Error::repository(format!(
@@ -419,7 +426,11 @@ impl Done {
             _ => {
                 // Rejected, refused, denied: the findings say why; an answer that claims
                 // success without an accepted change is not believed.
-                if !report.findings.iter().any(|f| f.severity == Severity::Error) {
+                if !report
+                    .findings
+                    .iter()
+                    .any(|f| f.severity == Severity::Error)
+                {
                     report.findings.push(Finding::error(
                         "server-answer",
                         format!(

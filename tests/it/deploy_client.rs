@@ -57,10 +57,17 @@ fn token_file(sb: &Sandbox) -> (String, String) {
 }
 
 fn deploy_args<'a>(server: &'a str, extra: &[&'a str]) -> Vec<String> {
-    let mut args: Vec<String> = ["deploy", &example("payments-api.yaml"), "--env", "dev", "--server", server]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "deploy",
+        &example("payments-api.yaml"),
+        "--env",
+        "dev",
+        "--server",
+        server,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -88,7 +95,12 @@ fn without_a_token_it_is_exit_2_naming_the_three_ways() {
     let api = Stub::scripted(vec![Response::json(500, &json!({}))]);
     let run = run_with(&sb, &deploy_args(&api.url(), &[]), &[]).code(2);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
-    for way in ["--id-token-file", "--id-token-env", "id_tokens:", "permissions: id-token: write"] {
+    for way in [
+        "--id-token-file",
+        "--id-token-env",
+        "id_tokens:",
+        "permissions: id-token: write",
+    ] {
         assert!(run.stderr.contains(way), "{way} missing:\n{}", run.stderr);
     }
     // In GitHub Actions without the permission, the message says which one.
@@ -98,7 +110,11 @@ fn without_a_token_it_is_exit_2_naming_the_three_ways() {
         &[("GITHUB_ACTIONS", "true".into())],
     )
     .code(2);
-    assert!(run.stderr.contains("permissions: id-token: write"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("permissions: id-token: write"),
+        "{}",
+        run.stderr
+    );
     assert!(api.requests().is_empty(), "nothing is sent without a token");
 }
 
@@ -116,7 +132,16 @@ fn github_actions_token_is_fetched_for_the_audience_and_sent_as_bearer() {
         &sb,
         &deploy_args(
             &api.url(),
-            &["--tag", "1.4.2", "--source-sha", "4f2a9c1", "--source-time", "2026-11-29T11:02:11+01:00", "-m", "why"],
+            &[
+                "--tag",
+                "1.4.2",
+                "--source-sha",
+                "4f2a9c1",
+                "--source-time",
+                "2026-11-29T11:02:11+01:00",
+                "-m",
+                "why",
+            ],
         ),
         &tokens.env(),
     )
@@ -130,8 +155,14 @@ fn github_actions_token_is_fetched_for_the_audience_and_sent_as_bearer() {
     let requests = api.requests();
     assert_eq!(requests.len(), 1);
     let req = &requests[0];
-    assert_eq!((req.method.as_str(), req.target.as_str()), ("POST", "/api/v1/deploy"));
-    assert_eq!(req.header("authorization"), Some(format!("Bearer {jwt}").as_str()));
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("POST", "/api/v1/deploy")
+    );
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {jwt}").as_str())
+    );
     assert_eq!(req.header("content-type"), Some("application/json"));
     let body: Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(
@@ -153,11 +184,21 @@ fn github_actions_token_is_fetched_for_the_audience_and_sent_as_bearer() {
     let run = run_with(
         &sb,
         &deploy_args(&api.url(), &[]),
-        &[tokens.env(), vec![("GITOPS_RENDER_AUDIENCE", "https://deploy.example.com".into())]].concat(),
+        &[
+            tokens.env(),
+            vec![(
+                "GITOPS_RENDER_AUDIENCE",
+                "https://deploy.example.com".into(),
+            )],
+        ]
+        .concat(),
     )
     .ok();
     assert_eq!(tokens.audiences()[1], "https://deploy.example.com");
-    assert_never_shown(&run, &unsigned_looking_jwt("aud=https://deploy.example.com"));
+    assert_never_shown(
+        &run,
+        &unsigned_looking_jwt("aud=https://deploy.example.com"),
+    );
 }
 
 /// GitLab CI: `id_tokens:` puts the token in a variable the job names.
@@ -179,8 +220,17 @@ fn gitlab_id_token_comes_from_the_variable_named() {
     );
     assert_never_shown(&run, &jwt);
 
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-env", "GITOPS_ID_TOKEN"]), &[]).code(2);
-    assert!(run.stderr.contains("GITOPS_ID_TOKEN") && run.stderr.contains("id_tokens"), "{}", run.stderr);
+    let run = run_with(
+        &sb,
+        &deploy_args(&api.url(), &["--id-token-env", "GITOPS_ID_TOKEN"]),
+        &[],
+    )
+    .code(2);
+    assert!(
+        run.stderr.contains("GITOPS_ID_TOKEN") && run.stderr.contains("id_tokens"),
+        "{}",
+        run.stderr
+    );
     // A variable that holds something else than a JWT is refused without being shown.
     let run = run_with(
         &sb,
@@ -189,7 +239,11 @@ fn gitlab_id_token_comes_from_the_variable_named() {
     )
     .code(2);
     assert_never_shown(&run, "glpat-not-a-jwt-secret");
-    assert_eq!(api.requests().len(), 1, "nothing sent for the refused tokens");
+    assert_eq!(
+        api.requests().len(),
+        1,
+        "nothing sent for the refused tokens"
+    );
 }
 
 /// 503, 429 with Retry-After, 502: retried (Retry-After honoured), then the answer.
@@ -200,15 +254,32 @@ fn a_busy_server_is_retried_honouring_retry_after() {
     let values = example("payments-api.yaml");
     let api = Stub::scripted(vec![
         Response::json(503, &refusal("error", "unavailable", "starting", 3)),
-        Response::json(429, &refusal("rate-limited", "rate-limited", "slow down", 3)).header("Retry-After", "1"),
+        Response::json(
+            429,
+            &refusal("rate-limited", "rate-limited", "slow down", 3),
+        )
+        .header("Retry-After", "1"),
         Response::json(502, &json!({})),
         Response::json(200, &committed(&values, 1)),
     ]);
     let started = Instant::now();
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file]), &[]).ok();
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not waited for");
+    let run = run_with(
+        &sb,
+        &deploy_args(&api.url(), &["--id-token-file", &file]),
+        &[],
+    )
+    .ok();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not waited for"
+    );
     assert_eq!(api.requests().len(), 4);
-    assert!(run.stdout.starts_with("deploy: payments-api/dev 1.4.2 committed"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .starts_with("deploy: payments-api/dev 1.4.2 committed"),
+        "{}",
+        run.stdout
+    );
     assert_never_shown(&run, &jwt);
 }
 
@@ -217,21 +288,40 @@ fn a_busy_server_is_retried_honouring_retry_after() {
 fn a_server_that_stays_down_is_exit_3_within_the_timeout() {
     let sb = Sandbox::new();
     let (file, _) = token_file(&sb);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let run = run_with(
         &sb,
-        &deploy_args(&format!("http://127.0.0.1:{port}"), &["--id-token-file", &file, "--timeout", "3s"]),
+        &deploy_args(
+            &format!("http://127.0.0.1:{port}"),
+            &["--id-token-file", &file, "--timeout", "3s"],
+        ),
         &[],
     )
     .code(3);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(run.stderr.contains("gave up after"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
 
     // Busy for longer than the budget: the same.
-    let api = Stub::scripted(vec![Response::json(503, &refusal("error", "unavailable", "draining", 3))]);
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file, "--timeout", "2s"]), &[]).code(3);
+    let api = Stub::scripted(vec![Response::json(
+        503,
+        &refusal("error", "unavailable", "draining", 3),
+    )]);
+    let run = run_with(
+        &sb,
+        &deploy_args(&api.url(), &["--id-token-file", &file, "--timeout", "2s"]),
+        &[],
+    )
+    .code(3);
     assert!(run.stderr.contains("answered 503"), "{}", run.stderr);
     assert!(api.requests().len() >= 2, "retried at least once");
 }
@@ -244,33 +334,84 @@ fn refusals_print_as_a_local_run_would_and_keep_their_exit_code() {
     let (file, jwt) = token_file(&sb);
     let api = Stub::scripted(vec![Response::json(
         401,
-        &refusal("unauthorized", "token-invalid", "token expired at 2026-11-30T01:00:00Z (exp)", 2),
+        &refusal(
+            "unauthorized",
+            "token-invalid",
+            "token expired at 2026-11-30T01:00:00Z (exp)",
+            2,
+        ),
     )]);
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file]), &[]).code(2);
-    assert_eq!(run.stderr, "error: token expired at 2026-11-30T01:00:00Z (exp)\n");
+    let run = run_with(
+        &sb,
+        &deploy_args(&api.url(), &["--id-token-file", &file]),
+        &[],
+    )
+    .code(2);
+    assert_eq!(
+        run.stderr,
+        "error: token expired at 2026-11-30T01:00:00Z (exp)\n"
+    );
     assert!(run.stdout.is_empty());
     assert_never_shown(&run, &jwt);
 
     let api = Stub::scripted(vec![Response::json(
         403,
-        &refusal("denied", "deploy-denied", "acme/other-repo is not a source repository of team payments", 1),
+        &refusal(
+            "denied",
+            "deploy-denied",
+            "acme/other-repo is not a source repository of team payments",
+            1,
+        ),
     )]);
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file, "--output", "github"]), &[]).code(1);
+    let run = run_with(
+        &sb,
+        &deploy_args(
+            &api.url(),
+            &["--id-token-file", &file, "--output", "github"],
+        ),
+        &[],
+    )
+    .code(1);
     assert_eq!(
         run.stdout,
         "::error title=deploy-denied::acme/other-repo is not a source repository of team payments\n"
     );
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file, "--output", "json"]), &[]).code(1);
+    let run = run_with(
+        &sb,
+        &deploy_args(&api.url(), &["--id-token-file", &file, "--output", "json"]),
+        &[],
+    )
+    .code(1);
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(doc, json!({"ok": false, "findings": [{"rule": "deploy-denied", "severity": "error", "message": "acme/other-repo is not a source repository of team payments"}]}));
+    assert_eq!(
+        doc,
+        json!({"ok": false, "findings": [{"rule": "deploy-denied", "severity": "error", "message": "acme/other-repo is not a source repository of team payments"}]})
+    );
 
     // Something that is not a deploy API answer is not believed.
     let api = Stub::scripted(vec![Response::json(404, &json!({"message": "Not Found"}))]);
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file]), &[]).code(2);
+    let run = run_with(
+        &sb,
+        &deploy_args(&api.url(), &["--id-token-file", &file]),
+        &[],
+    )
+    .code(2);
     assert!(run.stderr.contains("no /api/v1/deploy"), "{}", run.stderr);
-    let api = Stub::scripted(vec![Response::json(200, &json!({"ok": true, "findings": [], "deploy": null, "outcome": "committed", "commit": null, "exit_code": 0}))]);
-    let run = run_with(&sb, &deploy_args(&api.url(), &["--id-token-file", &file]), &[]).code(3);
-    assert!(run.stderr.contains("without saying what it deployed"), "{}", run.stderr);
+    let api = Stub::scripted(vec![Response::json(
+        200,
+        &json!({"ok": true, "findings": [], "deploy": null, "outcome": "committed", "commit": null, "exit_code": 0}),
+    )]);
+    let run = run_with(
+        &sb,
+        &deploy_args(&api.url(), &["--id-token-file", &file]),
+        &[],
+    )
+    .code(3);
+    assert!(
+        run.stderr.contains("without saying what it deployed"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// Usage errors before anything is sent: a token must not cross a network in clear
@@ -280,17 +421,46 @@ fn server_urls_and_flags_are_checked_before_anything_is_sent() {
     let sb = Sandbox::new();
     let (file, _) = token_file(&sb);
     for (args, says) in [
-        (deploy_args("http://deploy.example.com", &["--id-token-file", &file]), "loopback"),
-        (deploy_args("https://user:pw@deploy.example.com", &["--id-token-file", &file]), "credentials"),
-        (deploy_args("https://deploy.example.com", &["--id-token-file", &file, "--repo", "gitops.git"]), "--repo"),
-        (deploy_args("https://deploy.example.com", &["--id-token-file", &file, "--source-repo", "acme/x"]), "--source-repo"),
-        (deploy_args("https://deploy.example.com", &["--id-token-file", &file, "--id-token-env", "X"]), "--id-token-env"),
+        (
+            deploy_args("http://deploy.example.com", &["--id-token-file", &file]),
+            "loopback",
+        ),
+        (
+            deploy_args(
+                "https://user:pw@deploy.example.com",
+                &["--id-token-file", &file],
+            ),
+            "credentials",
+        ),
+        (
+            deploy_args(
+                "https://deploy.example.com",
+                &["--id-token-file", &file, "--repo", "gitops.git"],
+            ),
+            "--repo",
+        ),
+        (
+            deploy_args(
+                "https://deploy.example.com",
+                &["--id-token-file", &file, "--source-repo", "acme/x"],
+            ),
+            "--source-repo",
+        ),
+        (
+            deploy_args(
+                "https://deploy.example.com",
+                &["--id-token-file", &file, "--id-token-env", "X"],
+            ),
+            "--id-token-env",
+        ),
     ] {
         let run = run_with(&sb, &args, &[]).code(2);
         assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
     }
     // Without --server, --repo is still required.
-    let run = sb.run(&["deploy", &example("payments-api.yaml"), "--env", "dev"]).code(2);
+    let run = sb
+        .run(&["deploy", &example("payments-api.yaml"), "--env", "dev"])
+        .code(2);
     assert!(run.stderr.contains("--repo"), "{}", run.stderr);
 }
 
@@ -309,16 +479,45 @@ fn rollback_and_promote_send_their_flags() {
         }),
     )]);
     let run = sb
-        .cmd(&["rollback", "--app", "payments-api", "--env", "prod", "--to", "1.4.1", "--server", &api.url(), "--id-token-file", &file, "--dry-run"])
+        .cmd(&[
+            "rollback",
+            "--app",
+            "payments-api",
+            "--env",
+            "prod",
+            "--to",
+            "1.4.1",
+            "--server",
+            &api.url(),
+            "--id-token-file",
+            &file,
+            "--dry-run",
+        ])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(1));
     let run = sb
-        .cmd(&["promote", "--app", "payments-api", "--from", "staging", "--to", "prod", "--release-hold", "--server", &api.url(), "--id-token-file", &file, "--output", "junit"])
+        .cmd(&[
+            "promote",
+            "--app",
+            "payments-api",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--release-hold",
+            "--server",
+            &api.url(),
+            "--id-token-file",
+            &file,
+            "--output",
+            "junit",
+        ])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&run.stdout).contains("testsuite name=\"apps/payments-api/prod/values.yaml\""));
+    assert!(String::from_utf8_lossy(&run.stdout)
+        .contains("testsuite name=\"apps/payments-api/prod/values.yaml\""));
     let requests = api.requests();
     assert_eq!(requests[0].target, "/api/v1/rollback");
     assert_eq!(
@@ -346,7 +545,9 @@ fn expand_inputs(template: &str, action: &Value, with: &[(&str, &str)]) -> Strin
     while let Some(start) = out.find("${{") {
         let end = out[start..].find("}}").expect("closed expression") + start + 2;
         let expr = out[start + 3..end - 2].trim();
-        let name = expr.strip_prefix("inputs.").unwrap_or_else(|| panic!("only inputs.* in env: {expr}"));
+        let name = expr
+            .strip_prefix("inputs.")
+            .unwrap_or_else(|| panic!("only inputs.* in env: {expr}"));
         let input = &action["inputs"][name];
         assert!(input.is_object(), "undeclared input {name}");
         let value = with
@@ -364,11 +565,38 @@ fn expand_inputs(template: &str, action: &Value, with: &[(&str, &str)]) -> Strin
 fn workspace(sb: &Sandbox) -> (std::path::PathBuf, String) {
     let ws = sb.path().join("workspace");
     std::fs::create_dir_all(ws.join(".gitops")).unwrap();
-    std::fs::copy(example("payments-api.yaml"), ws.join(".gitops/payments-api.yaml")).unwrap();
+    std::fs::copy(
+        example("payments-api.yaml"),
+        ws.join(".gitops/payments-api.yaml"),
+    )
+    .unwrap();
     sb.git(&["init", "-q", "-b", "main", ws.to_str().unwrap()]);
-    sb.git(&["-C", ws.to_str().unwrap(), "-c", "user.name=dev", "-c", "user.email=dev@example.com", "add", "."]);
-    sb.git(&["-C", ws.to_str().unwrap(), "-c", "user.name=dev", "-c", "user.email=dev@example.com", "commit", "-q", "-m", "build"]);
-    let sha = sb.git(&["-C", ws.to_str().unwrap(), "rev-parse", "HEAD"]).trim().to_string();
+    sb.git(&[
+        "-C",
+        ws.to_str().unwrap(),
+        "-c",
+        "user.name=dev",
+        "-c",
+        "user.email=dev@example.com",
+        "add",
+        ".",
+    ]);
+    sb.git(&[
+        "-C",
+        ws.to_str().unwrap(),
+        "-c",
+        "user.name=dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "build",
+    ]);
+    let sha = sb
+        .git(&["-C", ws.to_str().unwrap(), "rev-parse", "HEAD"])
+        .trim()
+        .to_string();
     (ws, sha)
 }
 
@@ -386,7 +614,8 @@ fn bin_dir_on_path() -> String {
 /// and the binary on PATH, deploys through the deploy API with the job's token.
 #[test]
 fn the_github_action_deploys_with_the_jobs_token() {
-    let action = yaml_file(&std::fs::read_to_string(crate::common::root().join("action.yml")).unwrap());
+    let action =
+        yaml_file(&std::fs::read_to_string(crate::common::root().join("action.yml")).unwrap());
     assert_eq!(action["runs"]["using"], "composite");
     for required in ["values", "env", "server"] {
         assert_eq!(action["inputs"][required]["required"], true, "{required}");
@@ -397,7 +626,10 @@ fn the_github_action_deploys_with_the_jobs_token() {
     let step = &steps[0];
     assert_eq!(step["shell"], "bash");
     let script = step["run"].as_str().unwrap();
-    assert!(!script.contains("${{"), "inputs reach the script only through env:");
+    assert!(
+        !script.contains("${{"),
+        "inputs reach the script only through env:"
+    );
 
     let sb = Sandbox::new();
     let (ws, sha) = workspace(&sb);
@@ -441,13 +673,23 @@ fn the_github_action_deploys_with_the_jobs_token() {
     assert_eq!(tokens.audiences(), ["gitops-render"]);
     let req = &api.requests()[0];
     let jwt = unsigned_looking_jwt("gha aud=gitops-render");
-    assert_eq!(req.header("authorization"), Some(format!("Bearer {jwt}").as_str()));
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {jwt}").as_str())
+    );
     let body: Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(body["values_path"], values_path);
     assert_eq!(body["env"], "dev");
     assert_eq!(body["tag"], "1.4.2");
     assert_eq!(body["source_sha"], sha.as_str());
-    let when = sb.git(&["-C", ws.to_str().unwrap(), "show", "-s", "--format=%cI", &sha]);
+    let when = sb.git(&[
+        "-C",
+        ws.to_str().unwrap(),
+        "show",
+        "-s",
+        "--format=%cI",
+        &sha,
+    ]);
     let when: jiff::Timestamp = when.trim().parse().unwrap();
     assert_eq!(body["source_time"], when.to_string());
     assert_never_shown(&run, &jwt);
@@ -459,21 +701,38 @@ fn the_github_action_deploys_with_the_jobs_token() {
 #[test]
 fn the_gitlab_ci_job_in_the_docs_deploys_with_its_id_token() {
     let doc = std::fs::read_to_string(crate::common::root().join("docs/ci-setup.md")).unwrap();
-    let at = doc.find("<!-- gitlab-ci:").expect("docs/ci-setup.md marks its GitLab job");
+    let at = doc
+        .find("<!-- gitlab-ci:")
+        .expect("docs/ci-setup.md marks its GitLab job");
     let rest = &doc[at..];
     let start = rest.find("```yaml\n").unwrap() + 8;
     let end = rest[start..].find("```").unwrap();
     let jobs = yaml_file(&rest[start..start + end]);
     let (name, job) = jobs.as_object().unwrap().iter().next().unwrap();
-    let ids = job["id_tokens"].as_object().unwrap_or_else(|| panic!("{name} has no id_tokens"));
+    let ids = job["id_tokens"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{name} has no id_tokens"));
     let (variable, spec) = ids.iter().next().unwrap();
     assert_eq!(spec["aud"], "gitops-render");
-    let script: Vec<&str> = job["script"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
-    assert!(script.iter().any(|l| l.contains(&format!("--id-token-env {variable}"))), "{script:?}");
+    let script: Vec<&str> = job["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        script
+            .iter()
+            .any(|l| l.contains(&format!("--id-token-env {variable}"))),
+        "{script:?}"
+    );
 
     let sb = Sandbox::new();
     let (ws, sha) = workspace(&sb);
-    let api = Stub::scripted(vec![Response::json(200, &committed(".gitops/payments-api.yaml", 1))]);
+    let api = Stub::scripted(vec![Response::json(
+        200,
+        &committed(".gitops/payments-api.yaml", 1),
+    )]);
     let jwt = unsigned_looking_jwt("project_path:acme/payments-api:ref_type:branch:ref:main");
     for line in &script {
         let mut cmd = std::process::Command::new("bash");
@@ -493,7 +752,10 @@ fn the_gitlab_ci_job_in_the_docs_deploys_with_its_id_token() {
         assert_never_shown(&run, &jwt);
     }
     let req = &api.requests()[0];
-    assert_eq!(req.header("authorization"), Some(format!("Bearer {jwt}").as_str()));
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {jwt}").as_str())
+    );
     let body: Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(body["tag"], &sha[..8]);
     assert_eq!(body["source_time"], "2026-11-29T10:02:11Z");
@@ -527,13 +789,21 @@ async fn a_deploy_through_serve_prints_byte_for_byte_what_a_local_deploy_prints(
     let db = tmp.path().join("serve-events.db");
     let server = Server::start_with(
         &github.url,
-        &["--repo", &server_repo, "--cache-dir", cache.to_str().unwrap(), "--trust-issuer", &issuer.url],
+        &[
+            "--repo",
+            &server_repo,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--trust-issuer",
+            &issuer.url,
+        ],
         &[
             ("GITOPS_RENDER_DATABASE_URL", db.to_str().unwrap()),
             ("HOME", tmp.path().to_str().unwrap()),
         ],
     );
-    let token = key.sign(&issuer.github_claims("acme/payments-api", "refs/heads/main", "gitops-render"));
+    let token =
+        key.sign(&issuer.github_claims("acme/payments-api", "refs/heads/main", "gitops-render"));
     let sb = Sandbox::new();
     std::fs::write(sb.path().join("id-token"), &token).unwrap();
     let good = std::fs::read_to_string(example("payments-api.yaml")).unwrap();
@@ -547,14 +817,20 @@ async fn a_deploy_through_serve_prints_byte_for_byte_what_a_local_deploy_prints(
     let addr = server.addr.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mask = |run: &Run, repo: &str| -> String {
-            let text = format!("exit {}\n--- stdout\n{}--- stderr\n{}", run.code, run.stdout, run.stderr);
+            let text = format!(
+                "exit {}\n--- stdout\n{}--- stderr\n{}",
+                run.code, run.stdout, run.stderr
+            );
             let text = text.replace(repo, "<REPO>");
             let full = regex_lite_replace(&text, 40, "<COMMIT>");
             regex_lite_replace(&full, 10, "<SHORT>")
         };
         let server_url = format!("http://{addr}");
         let mut compared = 0;
-        for (i, format) in ["text", "json", "sarif", "junit", "github"].iter().enumerate() {
+        for (i, format) in ["text", "json", "sarif", "junit", "github"]
+            .iter()
+            .enumerate()
+        {
             let tag = format!("1.5.{i}");
             let dry = format!("1.6.{i}");
             let cases: Vec<Vec<&str>> = vec![
@@ -564,7 +840,8 @@ async fn a_deploy_through_serve_prints_byte_for_byte_what_a_local_deploy_prints(
                 vec!["bad.yaml"],
             ];
             for case in cases {
-                let mut common: Vec<&str> = vec!["deploy", case[0], "--env", "dev", "--output", format];
+                let mut common: Vec<&str> =
+                    vec!["deploy", case[0], "--env", "dev", "--output", format];
                 common.extend(&case[1..]);
                 let mut local_args = common.clone();
                 local_args.extend(["--repo", &local_repo, "--source-repo", "acme/payments-api"]);
@@ -578,7 +855,10 @@ async fn a_deploy_through_serve_prints_byte_for_byte_what_a_local_deploy_prints(
                 );
                 let remote = Run::from(sb.cmd(&remote_args).output().unwrap());
                 let (l, r) = (mask(&local, &local_repo), mask(&remote, &server_repo));
-                assert_eq!(l, r, "{case:?} --output {format}: local (left) and --server (right) differ");
+                assert_eq!(
+                    l, r,
+                    "{case:?} --output {format}: local (left) and --server (right) differ"
+                );
                 assert!(!r.contains(&token), "the token was printed");
                 compared += 1;
             }
@@ -618,7 +898,9 @@ fn regex_lite_replace(text: &str, len: usize, with: &str) -> String {
             let run = &bytes[i..i + len];
             let end_ok = i + len == bytes.len() || !is_word(bytes[i + len]);
             if end_ok
-                && run.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+                && run
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
                 && run.iter().any(|b| b.is_ascii_alphabetic())
             {
                 out.extend_from_slice(with.as_bytes());

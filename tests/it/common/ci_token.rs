@@ -198,7 +198,10 @@ impl TokenService {
                 return Response::json(401, &serde_json::json!({"message": "unauthorized"}));
             }
             let audience = req.query("audience").unwrap_or_default();
-            Response::json(200, &serde_json::json!({"count": 1, "value": mint(&audience)}))
+            Response::json(
+                200,
+                &serde_json::json!({"count": 1, "value": mint(&audience)}),
+            )
         });
         TokenService {
             stub,
