@@ -75,8 +75,8 @@ fn parse_source_time(s: &str) -> std::result::Result<String, String> {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
-    if let Some(server) = &args.server.server {
-        return remote(globals, &args, server);
+    if args.server.server.is_some() {
+        return remote(globals, &args);
     }
     let platform = globals.platform()?;
     platform.check_env(&args.env)?;
@@ -107,7 +107,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
 /// `--server`: the deploy API checks and commits; this prints its answer. The values
 /// file is read here (its text is the request) and named as the user named it, so
 /// findings point at the same file as a local run's.
-fn remote(globals: &Globals, args: &Args, server: &url::Url) -> Result<i32> {
+fn remote(globals: &Globals, args: &Args) -> Result<i32> {
     let input = inputs::read(&args.values)?;
     let Ok(values) = std::str::from_utf8(&input.bytes) else {
         // A JSON request carries text: bytes that are not UTF-8 are rejected here, by
@@ -134,7 +134,6 @@ fn remote(globals: &Globals, args: &Args, server: &url::Url) -> Result<i32> {
     server_args::send(
         globals,
         &args.server,
-        server,
         args.repo.timeout,
         "deploy",
         &DeployBody {
@@ -149,8 +148,7 @@ fn remote(globals: &Globals, args: &Args, server: &url::Url) -> Result<i32> {
             fix: args.fix,
             dry_run: args.commit.dry_run,
         },
-        &input.path,
-        Some(values),
+        (&input.path, Some(values)),
         args.output,
     )
 }

@@ -48,14 +48,13 @@ pub struct Args {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
-    if let Some(server) = &args.server.server {
+    if args.server.server.is_some() {
         if args.from == args.to {
             return Err(Error::usage("--from and --to name the same environment"));
         }
         return server_args::send(
             globals,
             &args.server,
-            server,
             args.repo.timeout,
             "promote",
             &server_args::PromoteBody {
@@ -69,8 +68,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 dry_run: args.commit.dry_run,
             },
             // Promote's findings are about the values it reads from E1.
-            &crate::layout::AppDir::new(&args.app, &args.from).values(),
-            None,
+            (
+                &crate::layout::AppDir::new(&args.app, &args.from).values(),
+                None,
+            ),
             args.output,
         );
     }

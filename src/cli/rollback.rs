@@ -52,12 +52,11 @@ pub struct Args {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
-    if let Some(server) = &args.server.server {
+    if args.server.server.is_some() {
         // What is restored, its re-check and the hold are the server's to decide.
         return server_args::send(
             globals,
             &args.server,
-            server,
             args.repo.timeout,
             "rollback",
             &server_args::RollbackBody {
@@ -69,8 +68,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
                 message: args.commit.message.as_deref(),
                 dry_run: args.commit.dry_run,
             },
-            &crate::layout::AppDir::new(&args.app, &args.env).path(),
-            None,
+            (
+                &crate::layout::AppDir::new(&args.app, &args.env).path(),
+                None,
+            ),
             args.output,
         );
     }

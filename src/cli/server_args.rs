@@ -146,18 +146,20 @@ fn is_false(b: &bool) -> bool {
 
 /// Sends `body` to `{server}/api/v1/{operation}` with the CI's token and prints the
 /// answer as the local command would have printed its outcome; returns the exit code.
-/// `path` (and `source`, its text) name the file of findings when the answer does not.
+/// `file`, a path and its text, names the file of findings when the answer does not.
 pub fn send(
     globals: &Globals,
     args: &ServerArgs,
-    server: &url::Url,
     timeout: std::time::Duration,
     operation: &str,
     body: &impl Serialize,
-    path: &str,
-    source: Option<&str>,
+    file: (&str, Option<&str>),
     output: Format,
 ) -> Result<i32> {
+    let server = args
+        .server
+        .as_ref()
+        .ok_or_else(|| Error::internal("send without --server"))?;
     let tokens =
         TokenSource::resolve(args.id_token_file.clone(), args.id_token_env.clone(), |k| {
             std::env::var(k).ok()
@@ -174,7 +176,7 @@ pub fn send(
             "the deploy API answered exit code {code}, which gitops-render does not have"
         )));
     }
-    let done = Done::from_answer(answer, path, source)?;
+    let done = Done::from_answer(answer, file.0, file.1)?;
     super::deploy::print(globals, &done, output);
     Ok(code)
 }
