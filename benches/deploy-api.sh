@@ -153,19 +153,20 @@ openssl genrsa -out app.pem 2048 2>/dev/null
 export GITHUB_APP_ID=1 GITHUB_WEBHOOK_SECRET=bench GITHUB_API_URL=http://localhost:9
 export GITHUB_APP_PRIVATE_KEY_PATH=$WORK/app.pem GITOPS_RENDER_GIT_TOKEN=bench
 
-# `start_serve NAME REPO DATABASE`: a replica on a free port; prints its URL.
+# `start_serve NAME REPO DATABASE`: a replica on a free port; its URL in SERVE_URL
+# (not printed: a command substitution would wait for serve's own stdout to close).
 start_serve() {
   local log="$WORK/serve-$1.log"
   "$BIN" serve --listen 127.0.0.1:0 --repo "$2" --trust-issuer "$ISSUER" \
     --cache-dir "$WORK/cache-$1" --database "$3" --rate-limit 100000 \
-    --max-concurrent-deploys "$CONC" 2> "$log" &
+    --max-concurrent-deploys "$CONC" > /dev/null 2> "$log" &
   PIDS+=("$!")
   local deadline=$(( $(date +%s) + 60 ))
   until grep -q 'listening on http://' "$log"; do
     [ "$(date +%s)" -lt "$deadline" ] || { echo "serve $1 did not start:" >&2; cat "$log" >&2; exit 3; }
     sleep 0.1
   done
-  sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$log" | head -1
+  SERVE_URL=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$log" | head -1)
 }
 
 # `run_round NAME TAG CMD...`: DEPLOYS deploys of w00.., CONC at a time, where CMD is
@@ -199,7 +200,8 @@ run_round "CLI (deploy --repo)" 1.1.0 \
   "\"$BIN\" deploy $WORK/@APP@.yaml --env dev --tag \$TAG --repo $ISSUER/git/cli.git --cache-dir $WORK/cache-cli-@APP@ --source-repo acme/load-@APP@ --database $WORK/cli-events.sqlite"
 [ "$(landed cli)" -eq "$DEPLOYS" ] || { echo "CLI: $(landed cli) of $DEPLOYS landed" >&2; exit 1; }
 
-SERVE1=$(start_serve one "$ISSUER/git/api1.git" "$WORK/events-one.sqlite")
+start_serve one "$ISSUER/git/api1.git" "$WORK/events-one.sqlite"
+SERVE1=$SERVE_URL
 # Warm: the first request fetches the issuer's keys and clones the repository.
 "$BIN" deploy "$WORK/w63.yaml" --env dev --server "$SERVE1" --id-token-file "$WORK/token-w63" >/dev/null
 run_round "deploy API, 1 replica" 1.1.0 \
@@ -225,8 +227,10 @@ if [ -z "$DB" ]; then
   fi
 fi
 if [ -n "$DB" ]; then
-  SERVE2A=$(start_serve two-a "$ISSUER/git/api2.git" "$DB")
-  SERVE2B=$(start_serve two-b "$ISSUER/git/api2.git" "$DB")
+  start_serve two-a "$ISSUER/git/api2.git" "$DB"
+  SERVE2A=$SERVE_URL
+  start_serve two-b "$ISSUER/git/api2.git" "$DB"
+  SERVE2B=$SERVE_URL
   "$BIN" deploy "$WORK/w63.yaml" --env dev --server "$SERVE2A" --id-token-file "$WORK/token-w63" >/dev/null
   "$BIN" deploy "$WORK/w63.yaml" --env dev --tag 0.0.1 --server "$SERVE2B" --id-token-file "$WORK/token-w63" >/dev/null
   # Even apps to one replica, odd to the other, as a load balancer would spread them.
