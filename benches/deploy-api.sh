@@ -216,6 +216,9 @@ if [ -z "$DB" ]; then
     mkdir -p pg
     as=()
     if [ "$(id -u)" = 0 ]; then
+      # PostgreSQL refuses to run as root: the cluster belongs to nobody, who must
+      # be able to reach it through the work directory.
+      chmod o+x "$WORK"
       chown 65534:65534 pg
       as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
     fi
