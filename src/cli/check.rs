@@ -93,7 +93,7 @@ fn stored_values(
     env: Option<&str>,
 ) -> Result<Vec<(inputs::Input, Vec<String>)>> {
     let args = super::repo_args::RepoArgs {
-        repo: repo.to_string(),
+        repo: Some(repo.to_string()),
         branch: branch.to_string(),
         cache_dir: std::env::var_os("GITOPS_RENDER_CACHE_DIR")
             .filter(|d| !d.is_empty())

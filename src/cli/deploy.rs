@@ -4,14 +4,17 @@
 use std::path::PathBuf;
 
 use super::repo_args::{self, CommitArgs, RepoArgs};
+use super::server_args::{self, DeployBody, ServerArgs};
 use super::{inputs, Globals};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::{self, Done, Meta};
 use crate::output::Format;
 use crate::repo::{Create, Repo};
 
-/// Check a values file, then commit the app's change to the GitOps repository and push.
+/// Check a values file, then commit the app's change to the GitOps repository and push
+/// (or, with --server, have a deploy API do it).
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("repo", |a| a.required(false).required_unless_present("server")))]
 pub struct Args {
     /// The values file (`-` reads standard input).
     #[arg(value_name = "VALUES")]
@@ -44,6 +47,9 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    #[command(flatten)]
+    server: ServerArgs,
+
     /// How to print findings and the result: text for people; json, sarif, junit or
     /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
@@ -73,18 +79,14 @@ fn parse_source_time(s: &str) -> std::result::Result<String, String> {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    if args.server.server.is_some() {
+        return remote(globals, &args);
+    }
     let platform = globals.platform()?;
     platform.check_env(&args.env)?;
     let mut meta = meta(&args.commit, &args.source_time)?;
     meta.fix = args.fix;
-    // Promote and rollback carry the source time of what they move; only a deploy
-    // names a new source commit whose time must be found.
-    meta.source_time = super::source_time::resolve(
-        meta.source_time.as_deref(),
-        args.commit.source_sha.as_deref(),
-        &std::env::current_dir().unwrap_or_default(),
-        &super::source_time::Ci::from_env(),
-    );
+    meta.source_time = source_time(&args);
     let input = inputs::read(&args.values)?;
     let mut opened: Option<Repo> = None;
     let slot = &mut opened;
@@ -105,6 +107,68 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     )?;
     record(globals, &done, opened.as_ref(), &args.env, &meta);
     Ok(print(globals, &done, args.output))
+}
+
+/// `--server`: the deploy API checks and commits; this prints its answer. The values
+/// file is read here (its text is the request) and named as the user named it, so
+/// findings point at the same file as a local run's.
+fn remote(globals: &Globals, args: &Args) -> Result<i32> {
+    let input = inputs::read(&args.values)?;
+    let Ok(values) = std::str::from_utf8(&input.bytes) else {
+        // A JSON request carries text: bytes that are not UTF-8 are rejected here, by
+        // the same check (and with the same finding) the server would have run.
+        let checked = crate::check::check(
+            &globals.platform()?,
+            &crate::check::Request {
+                path: &input.path,
+                bytes: &input.bytes,
+                env: &args.env,
+                tag: args.tag.as_deref(),
+                source_repo: None,
+                actor: None,
+            },
+        )?;
+        if checked.report.ok() {
+            return Err(Error::internal(format!(
+                "{} is not UTF-8, yet the checks passed it",
+                input.path
+            )));
+        }
+        return Ok(print(globals, &Done::rejected(checked.report), args.output));
+    };
+    server_args::send(
+        globals,
+        &args.server,
+        args.repo.timeout,
+        "deploy",
+        &DeployBody {
+            values,
+            values_path: &input.path,
+            env: &args.env,
+            tag: args.tag.as_deref(),
+            source_sha: args.commit.source_sha.as_deref(),
+            source_time: source_time(args).as_deref(),
+            message: args.commit.message.as_deref(),
+            release_hold: args.release_hold,
+            fix: args.fix,
+            dry_run: args.commit.dry_run,
+        },
+        (&input.path, Some(values)),
+        args.output,
+    )
+}
+
+/// When the source commit was made: the flag, else found from the checkout or the CI
+/// (the server cannot see either, so a `--server` deploy finds it here too). Promote
+/// and rollback carry the source time of what they move; only a deploy names a new
+/// source commit whose time must be found.
+fn source_time(args: &Args) -> Option<String> {
+    super::source_time::resolve(
+        args.source_time.source_time.as_deref(),
+        args.commit.source_sha.as_deref(),
+        &std::env::current_dir().unwrap_or_default(),
+        &super::source_time::Ci::from_env(),
+    )
 }
 
 /// Who, from where and why, from the flags deploy, rollback and promote share.

@@ -1,6 +1,7 @@
 //! The command line: flags become settings here and nowhere else; each subcommand lives
 //! in its own file with its arguments (whose doc comments are its help) and one `run`.
 
+mod api_client;
 mod check;
 mod deploy;
 mod docs;
@@ -16,6 +17,7 @@ mod report;
 mod rerender;
 mod rollback;
 mod serve;
+mod server_args;
 mod source_time;
 mod validate;
 mod verify;

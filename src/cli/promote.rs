@@ -2,6 +2,7 @@
 //! and version E1 runs now, re-rendered and re-checked for E2.
 
 use super::repo_args::{self, CommitArgs, RepoArgs};
+use super::server_args::{self, ServerArgs};
 use super::Globals;
 use crate::error::{Error, Result};
 use crate::ops;
@@ -10,6 +11,7 @@ use crate::repo::Create;
 
 /// Deploy to E2 what E1 runs now.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("repo", |a| a.required(false).required_unless_present("server")))]
 pub struct Args {
     /// The app to promote.
     #[arg(long, value_name = "APP")]
@@ -36,6 +38,9 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    #[command(flatten)]
+    server: ServerArgs,
+
     /// How to print findings and the result: text for people; json, sarif, junit or
     /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
@@ -43,6 +48,33 @@ pub struct Args {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    if args.server.server.is_some() {
+        if args.from == args.to {
+            return Err(Error::usage("--from and --to name the same environment"));
+        }
+        return server_args::send(
+            globals,
+            &args.server,
+            args.repo.timeout,
+            "promote",
+            &server_args::PromoteBody {
+                app: &args.app,
+                from: &args.from,
+                to: &args.to,
+                release_hold: args.release_hold,
+                source_sha: args.commit.source_sha.as_deref(),
+                source_time: args.source_time.source_time.as_deref(),
+                message: args.commit.message.as_deref(),
+                dry_run: args.commit.dry_run,
+            },
+            // Promote's findings are about the values it reads from E1.
+            (
+                &crate::layout::AppDir::new(&args.app, &args.from).values(),
+                None,
+            ),
+            args.output,
+        );
+    }
     let platform = globals.platform()?;
     platform.check_env(&args.from)?;
     platform.check_env(&args.to)?;

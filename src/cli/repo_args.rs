@@ -12,8 +12,8 @@ pub struct RepoArgs {
     /// deploy) or a remote in any form git accepts: `https://host/org/repo.git`,
     /// `ssh://git@host/org/repo.git`, `git@host:org/repo.git`, `file:///srv/repo.git`.
     /// Something that could be either is refused, never made a directory.
-    #[arg(long, value_name = "REPO", env = "GITOPS_RENDER_REPO")]
-    pub repo: String,
+    #[arg(long, value_name = "REPO", env = "GITOPS_RENDER_REPO", required = true)]
+    pub repo: Option<String>,
 
     /// The branch Argo CD or Flux apply.
     #[arg(
@@ -161,7 +161,13 @@ pub fn open(args: &RepoArgs, commit: Option<&CommitArgs>, create: Create) -> Res
         opts.max_attempts = c.attempts.map(|n| n.max(1));
         opts.committer = c.committer.as_deref().map(parse_identity).transpose()?;
     }
-    Repo::open(&Location::parse(&args.repo)?, &opts, create)
+    // Required on the command line, except where `--server` replaces it (deploy,
+    // rollback, promote), and there only reached without `--server`.
+    let repo = args
+        .repo
+        .as_deref()
+        .ok_or_else(|| Error::usage("--repo REPO (or GITOPS_RENDER_REPO) is required"))?;
+    Repo::open(&Location::parse(repo)?, &opts, create)
 }
 
 pub use crate::ops::short;

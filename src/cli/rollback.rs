@@ -7,6 +7,7 @@
 
 use super::deploy::SourceTime;
 use super::repo_args::{self, CommitArgs, RepoArgs};
+use super::server_args::{self, ServerArgs};
 use super::Globals;
 use crate::error::Result;
 use crate::ops::{self, rollback::parse_to};
@@ -15,6 +16,7 @@ use crate::repo::Create;
 
 /// Redeploy an earlier version of one app in one environment; default: the previous one.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("repo", |a| a.required(false).required_unless_present("server")))]
 pub struct Args {
     /// The app to roll back.
     #[arg(long, value_name = "APP")]
@@ -40,6 +42,9 @@ pub struct Args {
     #[command(flatten)]
     commit: CommitArgs,
 
+    #[command(flatten)]
+    server: ServerArgs,
+
     /// How to print findings and the result: text for people; json, sarif, junit or
     /// github (workflow commands) for tools.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
@@ -47,6 +52,29 @@ pub struct Args {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    if args.server.server.is_some() {
+        // What is restored, its re-check and the hold are the server's to decide.
+        return server_args::send(
+            globals,
+            &args.server,
+            args.repo.timeout,
+            "rollback",
+            &server_args::RollbackBody {
+                app: &args.app,
+                env: &args.env,
+                to: args.to.as_deref(),
+                source_sha: args.commit.source_sha.as_deref(),
+                source_time: args.source_time.source_time.as_deref(),
+                message: args.commit.message.as_deref(),
+                dry_run: args.commit.dry_run,
+            },
+            (
+                &crate::layout::AppDir::new(&args.app, &args.env).path(),
+                None,
+            ),
+            args.output,
+        );
+    }
     let platform = globals.platform()?;
     platform.check_env(&args.env)?;
     // Refused before the repository is even opened (see `parse_to`).

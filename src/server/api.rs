@@ -35,7 +35,6 @@ use crate::error::{exit, Error};
 use crate::events::{self, Event, Kind, Outcome as EventOutcome, Recorder};
 use crate::findings::{FileReport, Finding};
 use crate::ops::{self, Done, Meta};
-use crate::output::{self, Format};
 use crate::platform::Platform;
 use crate::repo::remote::Token;
 use crate::repo::{self, Create, Location, Outcome, Repo};
@@ -516,53 +515,18 @@ fn refusals(
     }
 }
 
-/// The answer of an operation that ran: the text `--output json` prints, byte for
-/// byte, with `"deploy": null` (for a rejection, whose document has none), `"outcome"`,
-/// `"commit"` and `"exit_code"` appended as its last keys, so a client that drops those
-/// lines gets the CLI's document back.
+/// The answer of an operation that ran: `Done::answer`, the CLI's `--output json`
+/// document plus what a client needs to print exactly what a local run prints (outcome,
+/// commit, exit code, attempts, the file and its text, the notice). One type, shared
+/// with the client (`ops::outcome::Answer`), so the two cannot drift apart.
 fn answer_of(done: &Done) -> Answer {
-    let printed = done.print(Format::Json, &output::Options::default());
-    let (outcome, commit) = match &done.landed {
-        None => ("rejected", None),
-        Some(l) => match &l.outcome {
-            Outcome::Refused { .. } => ("refused", None),
-            Outcome::Committed { commit, .. } => ("committed", Some(commit.to_string())),
-            Outcome::Unchanged { .. } => ("unchanged", None),
-            Outcome::WouldChange { .. } => ("dry-run", None),
-        },
-    };
-    let exit_code = done.exit_code();
-    let has_deploy = serde_json::from_str::<Value>(&printed.stdout)
-        .ok()
-        .is_some_and(|v| v.get("deploy").is_some());
-    let mut body = printed
-        .stdout
-        .trim_end()
-        .strip_suffix('}')
-        .unwrap_or("{")
-        .trim_end()
-        .to_string();
-    let mut add = |key: &str, value: Value| {
-        if !body.ends_with('{') {
-            body.push(',');
-        }
-        body.push_str(&format!("\n  {}: {value}", Value::String(key.to_string())));
-    };
-    if !has_deploy {
-        add("deploy", Value::Null);
-    }
-    add("outcome", json!(outcome));
-    add("commit", json!(commit));
-    add("exit_code", json!(exit_code));
-    body.push_str("\n}\n");
+    let answer = done.answer();
+    let mut body = serde_json::to_string_pretty(&answer).unwrap_or_default();
+    body.push('\n');
     Answer {
-        status: if exit_code == exit::OK {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
+        status: StatusCode::from_u16(answer.http_status()).unwrap_or(StatusCode::BAD_GATEWAY),
         body,
-        outcome,
+        outcome: answer.outcome.as_str(),
         retry_after: None,
     }
 }

@@ -10,6 +10,7 @@ mod common;
 
 mod check;
 mod deploy_api;
+mod deploy_client;
 mod docs;
 mod events;
 mod hardening;

@@ -3,6 +3,7 @@
 //! leaks into what a test sees.
 #![allow(dead_code)]
 
+pub mod ci_token;
 pub mod github;
 pub mod gitops;
 pub mod hostile;
