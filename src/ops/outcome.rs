@@ -7,7 +7,7 @@
 //! cannot disagree about the shape other programs read.
 //!
 //! `Answer` is the deploy API's wire form of a `Done` (or of an error): the server
-//! builds it with `Done::answer` / `Answer::from_error`, a `--server` client turns it
+//! builds it with `Done::answer`, a `--server` client turns it
 //! back into a `Done` with `Done::from_answer` and prints it through the same `print`,
 //! so a remote deploy prints byte for byte what a local one would.
 
@@ -167,47 +167,9 @@ pub struct Answer {
     /// A line for people beside the findings (a rollback says which values failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
-    /// An internal or platform failure: a 500, not the caller's fault.
-    #[serde(skip)]
-    server_fault: bool,
 }
 
 impl Answer {
-    /// A refusal before (or instead of) the operation: one error finding under `rule`
-    /// (`token-invalid`, `deploy-denied`, `rate-limited`, `request-invalid`, ...),
-    /// whose message names the failed check, never the token.
-    pub fn refusal(
-        outcome: AnswerOutcome,
-        rule: &str,
-        message: impl Into<String>,
-        exit_code: i32,
-    ) -> Answer {
-        Answer {
-            ok: false,
-            findings: vec![Finding::error(rule, message)],
-            deploy: None,
-            outcome,
-            commit: None,
-            exit_code,
-            attempts: None,
-            file: None,
-            notice: None,
-            server_fault: false,
-        }
-    }
-
-    /// The operation returned an `Err`: its message and hint, the exit code its kind
-    /// implies. A client prints it as a local run prints an error.
-    pub fn from_error(e: &Error) -> Answer {
-        let mut finding = Finding::error("error", e.message.clone());
-        finding.help = e.hint.clone();
-        Answer {
-            findings: vec![finding],
-            server_fault: matches!(e.kind, ErrorKind::Internal | ErrorKind::Platform),
-            ..Answer::refusal(AnswerOutcome::Error, "error", "", e.exit_code())
-        }
-    }
-
     /// The HTTP status that goes with the answer (the contract's table).
     pub fn http_status(&self) -> u16 {
         match self.outcome {
@@ -218,7 +180,6 @@ impl Answer {
             AnswerOutcome::Invalid => 400,
             AnswerOutcome::RateLimited => 429,
             AnswerOutcome::Error | AnswerOutcome::Other => match self.exit_code {
-                _ if self.server_fault => 500,
                 exit::OK => 200,
                 exit::REJECTED => 422,
                 exit::USAGE => 400,
@@ -350,7 +311,6 @@ impl Done {
                 source: self.report.source.as_deref().map(str::to_string),
             }),
             notice: self.notice.clone(),
-            server_fault: false,
         }
     }
 

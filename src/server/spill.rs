@@ -284,8 +284,8 @@ impl Spill {
 }
 
 /// Runs spilled checks as places in the queue free up, oldest first, until `stop`.
-/// The place is taken before the check: the queue's semaphore is fair, so a drain
-/// waiting for a place gets the next one before deliveries that arrive after it.
+/// The oldest check is taken, then a place waited for: the queue's semaphore is fair,
+/// so the drain gets the next place before deliveries that arrive after it.
 pub async fn drain(
     app: Arc<super::App>,
     spill: Arc<Spill>,
@@ -295,6 +295,19 @@ pub async fn drain(
         if *stop.borrow() {
             return;
         }
+        // Take the check first, then wait for a place: holding a place of the queue
+        // while looking for work would make a delivery that arrives meanwhile find the
+        // queue full, and spill it for nothing.
+        let Some(t) = spill.take().await else {
+            tokio::select! {
+                _ = spill.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        };
+        // Stopping here leaves the check spilled: it is deleted only once it ran, so the
+        // next start (or, on a shared database, another replica after the lease) runs it.
         let slot = tokio::select! {
             s = app.queue.clone().acquire_owned() => match s {
                 Ok(s) => s,
@@ -302,20 +315,8 @@ pub async fn drain(
             },
             _ = stop.changed() => return,
         };
-        match spill.take().await {
-            Some(t) => {
-                tracing::info!(delivery = %t.delivery, repo = %t.target.repo.full_name(), pr = ?t.target.pull_request, "running a spilled check");
-                super::start_check(app.clone(), slot, t.delivery, t.target, Some(t.place));
-            }
-            None => {
-                drop(slot);
-                tokio::select! {
-                    _ = spill.wake.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        }
+        tracing::info!(delivery = %t.delivery, repo = %t.target.repo.full_name(), pr = ?t.target.pull_request, "running a spilled check");
+        super::start_check(app.clone(), slot, t.delivery, t.target, Some(t.place));
     }
 }
 
