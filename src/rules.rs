@@ -201,6 +201,7 @@ pub const RULES: &[Rule] = &[
     rust("repository-failed", E, DeployApi, "the GitOps repository or the network failed after retries"),
     rust("server-busy", E, DeployApi, "too many deploys in flight on this server"),
     rust("deploy-api-off", E, DeployApi, "the deploy API is not configured on this server"),
+    rust("server-answer", E, DeployApi, "a deploy API answer that refuses without saying why"),
 ];
 
 /// The rule with this id, if gitops-render or the standard platform defines it.
