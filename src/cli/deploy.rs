@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use super::repo_args::{self, CommitArgs, RepoArgs};
-use super::server_args::{self, DeployBody, ServerArgs};
+use super::server_args::{self, ServerArgs};
 use super::{inputs, Globals};
 use crate::error::{Error, Result};
+use crate::ops::request::DeployBody;
 use crate::ops::{self, Done, Meta};
 use crate::output::Format;
 use crate::repo::{Create, Repo};
@@ -142,13 +143,13 @@ fn remote(globals: &Globals, args: &Args) -> Result<i32> {
         args.repo.timeout,
         "deploy",
         &DeployBody {
-            values,
-            values_path: &input.path,
-            env: &args.env,
-            tag: args.tag.as_deref(),
-            source_sha: args.commit.source_sha.as_deref(),
-            source_time: source_time(args).as_deref(),
-            message: args.commit.message.as_deref(),
+            values: values.to_string(),
+            values_path: Some(input.path.clone()),
+            env: args.env.clone(),
+            tag: args.tag.clone(),
+            source_sha: args.commit.source_sha.clone(),
+            source_time: source_time(args),
+            message: args.commit.message.clone(),
             release_hold: args.release_hold,
             fix: args.fix,
             dry_run: args.commit.dry_run,

@@ -83,30 +83,7 @@ pub(super) fn rejected(
     actor: Option<&str>,
     source: Option<&str>,
 ) {
-    let mut e = Event::now(Kind::Rejected, Outcome::Rejected);
-    e.env = Some(env.to_string());
-    e.team = team.map(String::from);
-    e.app = app.map(String::from);
-    e.version = version.map(String::from).filter(|v| !v.is_empty());
-    e.actor = actor.map(String::from);
-    if let Some(s) = source {
-        match s.rsplit_once('@') {
-            Some((r, sha)) => {
-                e.source_repo = Some(r.into());
-                e.source_commit = Some(sha.into());
-            }
-            None => e.source_repo = Some(s.into()),
-        }
-    }
-    let mut rules: Vec<String> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == crate::findings::Severity::Error)
-        .map(|f| f.rule.to_string())
-        .collect();
-    rules.sort();
-    rules.dedup();
-    e.rules = rules;
+    let mut e = events::rejected(report, team, app, env, version, actor, source);
     e.duration_ms = Some(globals.started.elapsed().as_millis() as i64);
     record(globals, e);
 }

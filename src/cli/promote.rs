@@ -57,14 +57,14 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             &args.server,
             args.repo.timeout,
             "promote",
-            &server_args::PromoteBody {
-                app: &args.app,
-                from: &args.from,
-                to: &args.to,
+            &crate::ops::request::PromoteBody {
+                app: args.app.clone(),
+                from: args.from.clone(),
+                to: args.to.clone(),
                 release_hold: args.release_hold,
-                source_sha: args.commit.source_sha.as_deref(),
-                source_time: args.source_time.source_time.as_deref(),
-                message: args.commit.message.as_deref(),
+                source_sha: args.commit.source_sha.clone(),
+                source_time: args.source_time.source_time.clone(),
+                message: args.commit.message.clone(),
                 dry_run: args.commit.dry_run,
             },
             // Promote's findings are about the values it reads from E1.

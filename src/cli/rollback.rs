@@ -59,13 +59,13 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             &args.server,
             args.repo.timeout,
             "rollback",
-            &server_args::RollbackBody {
-                app: &args.app,
-                env: &args.env,
-                to: args.to.as_deref(),
-                source_sha: args.commit.source_sha.as_deref(),
-                source_time: args.source_time.source_time.as_deref(),
-                message: args.commit.message.as_deref(),
+            &crate::ops::request::RollbackBody {
+                app: args.app.clone(),
+                env: args.env.clone(),
+                to: args.to.clone(),
+                source_sha: args.commit.source_sha.clone(),
+                source_time: args.source_time.source_time.clone(),
+                message: args.commit.message.clone(),
                 dry_run: args.commit.dry_run,
             },
             (

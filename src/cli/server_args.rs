@@ -83,67 +83,6 @@ fn parse_server(s: &str) -> std::result::Result<url::Url, String> {
     Ok(url)
 }
 
-/// The request body of `POST /api/v1/deploy` (the contract in docs/deploy-api.md).
-#[derive(Debug, Serialize)]
-pub struct DeployBody<'a> {
-    pub values: &'a str,
-    pub values_path: &'a str,
-    pub env: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tag: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_sha: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_time: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_false")]
-    pub release_hold: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub fix: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub dry_run: bool,
-}
-
-/// The request body of `POST /api/v1/rollback`.
-#[derive(Debug, Serialize)]
-pub struct RollbackBody<'a> {
-    pub app: &'a str,
-    pub env: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_sha: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_time: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_false")]
-    pub dry_run: bool,
-}
-
-/// The request body of `POST /api/v1/promote`.
-#[derive(Debug, Serialize)]
-pub struct PromoteBody<'a> {
-    pub app: &'a str,
-    pub from: &'a str,
-    pub to: &'a str,
-    #[serde(skip_serializing_if = "is_false")]
-    pub release_hold: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_sha: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_time: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_false")]
-    pub dry_run: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// Sends `body` to `{server}/api/v1/{operation}` with the CI's token and prints the
 /// answer as the local command would have printed its outcome; returns the exit code.
 /// `file`, a path and its text, names the file of findings when the answer does not.

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use record::{record, record_landed, Recorder};
+pub use record::{record, record_landed, rejected, Recorder};
 pub use store::Store;
 
 /// What happened.

@@ -108,6 +108,45 @@ pub fn record_landed(recorder: &Recorder, repo: &Repo, commit: ObjectId, started
     record(recorder, &events, Some(&backfill));
 }
 
+/// The event of a refused change (policy, schema, hold, the deploy policy): the rule
+/// ids of its errors, and who asked from where (`source` as a trailer writes it,
+/// `owner/repo@sha`). The CLI and the deploy API record the same shape.
+pub fn rejected(
+    report: &crate::findings::FileReport,
+    team: Option<&str>,
+    app: Option<&str>,
+    env: &str,
+    version: Option<&str>,
+    actor: Option<&str>,
+    source: Option<&str>,
+) -> Event {
+    let mut e = Event::now(super::Kind::Rejected, super::Outcome::Rejected);
+    e.env = Some(env.to_string());
+    e.team = team.map(String::from);
+    e.app = app.map(String::from);
+    e.version = version.map(String::from).filter(|v| !v.is_empty());
+    e.actor = actor.map(String::from);
+    if let Some(s) = source {
+        match s.rsplit_once('@') {
+            Some((r, sha)) => {
+                e.source_repo = Some(r.into());
+                e.source_commit = Some(sha.into());
+            }
+            None => e.source_repo = Some(s.into()),
+        }
+    }
+    let mut rules: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.is_error())
+        .map(|f| f.rule.to_string())
+        .collect();
+    rules.sort();
+    rules.dedup();
+    e.rules = rules;
+    e
+}
+
 fn describe(e: &Event) -> String {
     let what = match (&e.app, &e.env) {
         (Some(a), Some(v)) => format!("{a}/{v}"),

@@ -26,6 +26,7 @@ pub mod deploy;
 pub mod drift;
 pub mod outcome;
 pub mod promote;
+pub mod request;
 pub mod rerender;
 pub mod rollback;
 pub mod tree;

@@ -24,7 +24,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -32,8 +31,9 @@ use super::limit::{RateLimit, Taken};
 use super::oidc::{Refusal, Verified, Verifier};
 use super::App;
 use crate::error::{exit, Error};
-use crate::events::{self, Event, Kind, Outcome as EventOutcome, Recorder};
+use crate::events::{self, Recorder};
 use crate::findings::{FileReport, Finding};
+use crate::ops::request::{DeployBody, PromoteBody, RollbackBody};
 use crate::ops::{self, Done, Meta};
 use crate::platform::Platform;
 use crate::repo::remote::Token;
@@ -190,68 +190,6 @@ impl Intent {
             Intent::Promote => "promote",
         }
     }
-}
-
-/// `POST /api/v1/deploy`: a values file's text and where it goes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeployBody {
-    pub values: String,
-    /// Only labels findings (file names in the answer match a local run).
-    #[serde(default)]
-    pub values_path: Option<String>,
-    pub env: String,
-    #[serde(default)]
-    pub tag: Option<String>,
-    #[serde(default)]
-    pub source_sha: Option<String>,
-    #[serde(default)]
-    pub source_time: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub release_hold: bool,
-    #[serde(default)]
-    pub fix: bool,
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// `POST /api/v1/rollback`: `rollback`'s flags.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackBody {
-    pub app: String,
-    pub env: String,
-    #[serde(default)]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub source_sha: Option<String>,
-    #[serde(default)]
-    pub source_time: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// `POST /api/v1/promote`: `promote`'s flags.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PromoteBody {
-    pub app: String,
-    pub from: String,
-    pub to: String,
-    #[serde(default)]
-    pub release_hold: bool,
-    #[serde(default)]
-    pub source_sha: Option<String>,
-    #[serde(default)]
-    pub source_time: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub dry_run: bool,
 }
 
 enum Body {
@@ -1207,30 +1145,7 @@ fn rejected(
     source: Option<&str>,
     started: Instant,
 ) {
-    let mut e = Event::now(Kind::Rejected, EventOutcome::Rejected);
-    e.env = Some(env.to_string());
-    e.team = team.map(String::from);
-    e.app = app.map(String::from);
-    e.version = version.map(String::from).filter(|v| !v.is_empty());
-    e.actor = actor.map(String::from);
-    if let Some(s) = source {
-        match s.rsplit_once('@') {
-            Some((r, sha)) => {
-                e.source_repo = Some(r.into());
-                e.source_commit = Some(sha.into());
-            }
-            None => e.source_repo = Some(s.into()),
-        }
-    }
-    let mut rules: Vec<String> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == crate::findings::Severity::Error)
-        .map(|f| f.rule.to_string())
-        .collect();
-    rules.sort();
-    rules.dedup();
-    e.rules = rules;
+    let mut e = events::rejected(report, team, app, env, version, actor, source);
     e.duration_ms = Some(started.elapsed().as_millis() as i64);
     events::record(recorder, &[e], None);
 }
