@@ -32,6 +32,6 @@ pub mod values;
 pub mod yaml;
 
 /// The allocator of the `gitops-render` binary, here so the stage benchmarks measure
-/// with the same one (see BENCHMARKS.md, check section, for the measurement).
-pub type Allocator = std::alloc::System;
-pub const ALLOCATOR: Allocator = std::alloc::System;
+/// with the same one: mimalloc, for the reason in Cargo.toml (figures in BENCHMARKS.md).
+pub type Allocator = mimalloc::MiMalloc;
+pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;

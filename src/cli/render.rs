@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
-    let platform = globals.platform()?;
+    let platform = globals.platform_until_exit()?;
     let env = match &args.env {
         Some(e) => {
             platform.check_env(e)?;

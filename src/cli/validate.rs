@@ -46,7 +46,7 @@ pub struct Args {
 const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
-    let platform = globals.platform()?;
+    let platform = globals.platform_until_exit()?;
     let inputs = inputs::read_all_with(&args.manifests, EXTENSIONS)?;
     let crd_inputs = if args.crd.is_empty() {
         Vec::new()
