@@ -3,11 +3,15 @@
 package gitops.hardening
 
 import data.gitops.lib
+import data.gitops.lib.all_containers
+import data.gitops.lib.manifests
+import data.gitops.lib.pods
+import data.gitops.lib.values
 
 # resources-requests: every container (and init container) requests CPU and memory, so
 # the scheduler places it on a node that has room for it.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	sized(e)
 	i := e.i
 	obj := e.obj
@@ -23,7 +27,7 @@ deny contains f if {
 # resources-limits: every container (and init container) has CPU and memory limits, so
 # one app cannot starve its neighbours on the node.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	sized(e)
 	i := e.i
 	obj := e.obj
@@ -50,9 +54,10 @@ has_quantity(c, kind, r) if {
 probed_kinds := {"Deployment", "StatefulSet", "DaemonSet"}
 
 deny contains f if {
-	some i, obj in lib.manifests
-	probed_kinds[lib.kind(obj)]
-	some e in lib.pod_containers(obj)
+	some e in all_containers
+	probed_kinds[e.obj.kind]
+	i := e.i
+	obj := e.obj
 	e.path[count(e.path) - 2] == "containers"
 	count(lib.array_at(e.container, ["ports"])) > 0
 	some probe in ["readinessProbe", "livenessProbe"]
@@ -66,39 +71,53 @@ deny contains f if {
 
 # A missing probe on the app's own rendered workload points at `health`.
 health_field(obj) := "health.path" if {
-	lib.values.health
-	lib.name(obj) == lib.values.app
+	values.health
+	lib.name(obj) == values.app
 } else := null
 
 # service-account-token: pods get no Kubernetes API token, unless their own
 # ServiceAccount (in the same manifests) has automountServiceAccountToken: false and the
 # pod does not override it.
 deny contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
+	some p in pods
+	i := p.i
+	obj := p.obj
+	spec := p.spec
 	not spec.automountServiceAccountToken == false
 	not token_disabled_by_service_account(obj, spec)
 	f := lib.finding_at(
 		"service-account-token",
 		sprintf("%s mounts a Kubernetes API token into its pods (automountServiceAccountToken is %v): set automountServiceAccountToken: false on the pod spec", [lib.resource(obj), object.get(spec, "automountServiceAccountToken", "unset")]),
-		i, array.concat(lib.pod_spec_path(obj), ["automountServiceAccountToken"]), null,
+		i, array.concat(p.path, ["automountServiceAccountToken"]), null,
 	)
 }
 
 token_disabled_by_service_account(obj, spec) if {
 	not "automountServiceAccountToken" in object.keys(spec)
-	some sa in service_accounts
+	some sa in service_accounts_in[lib.namespace(obj)]
 	lib.name(sa) == service_account_name(spec)
-	lib.namespace(sa) == lib.namespace(obj)
 	sa.automountServiceAccountToken == false
 }
 
-# Companions, gathered once per evaluation rather than searched for in every manifest.
-service_accounts := [o | some o in lib.manifests; o.kind == "ServiceAccount"]
+# Companions, gathered once per evaluation by namespace, rather than searched for among
+# every manifest for every workload (`validate` evaluates hundreds of objects at once).
+service_accounts_in[ns] contains o if {
+	some o in manifests
+	o.kind == "ServiceAccount"
+	ns := lib.namespace(o)
+}
 
-pdbs := [o | some o in lib.manifests; o.kind == "PodDisruptionBudget"]
+pdbs_in[ns] contains o if {
+	some o in manifests
+	o.kind == "PodDisruptionBudget"
+	ns := lib.namespace(o)
+}
 
-network_policies := [o | some o in lib.manifests; o.kind == "NetworkPolicy"]
+network_policies_in[ns] contains o if {
+	some o in manifests
+	o.kind == "NetworkPolicy"
+	ns := lib.namespace(o)
+}
 
 service_account_name(spec) := n if {
 	n := spec.serviceAccountName
@@ -109,13 +128,14 @@ service_account_name(spec) := n if {
 # service-account-default: a pod runs as its app's own ServiceAccount, never `default`,
 # so RBAC granted to one app never leaks to every pod of the namespace.
 warn contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
-	service_account_name(spec) == "default"
+	some p in pods
+	i := p.i
+	obj := p.obj
+	service_account_name(p.spec) == "default"
 	f := lib.finding_at(
 		"service-account-default",
 		sprintf("%s runs as the namespace's default ServiceAccount: create a ServiceAccount for the app and set serviceAccountName", [lib.resource(obj)]),
-		i, array.concat(lib.pod_spec_path(obj), ["serviceAccountName"]), null,
+		i, array.concat(p.path, ["serviceAccountName"]), null,
 	)
 }
 
@@ -124,8 +144,8 @@ warn contains f if {
 replicated_kinds := {"Deployment", "StatefulSet"}
 
 warn contains f if {
-	some i, obj in lib.manifests
-	replicated_kinds[lib.kind(obj)]
+	some i, obj in manifests
+	replicated_kinds[obj.kind]
 	replicas := lib.get(obj, ["spec", "replicas"], 1)
 	is_number(replicas)
 	replicas > 1
@@ -140,16 +160,16 @@ warn contains f if {
 
 # A budget without a selector selects no pods (policy/v1); `{}` selects them all.
 has_pdb(obj, labels) if {
-	some pdb in pdbs
-	lib.namespace(pdb) == lib.namespace(obj)
+	some pdb in pdbs_in[lib.namespace(obj)]
 	lib.selects(lib.get(pdb, ["spec", "selector"], null), labels)
 }
 
 # network-policy-missing: every workload's pods are selected by a NetworkPolicy that
 # governs their ingress, so they are not open to every pod of the cluster.
 warn contains f if {
-	some i, obj in lib.manifests
-	lib.pod_spec(obj)
+	some p in pods
+	i := p.i
+	obj := p.obj
 	labels := lib.pod_labels(obj)
 	not has_network_policy(obj, labels)
 	f := lib.finding_at(
@@ -160,8 +180,7 @@ warn contains f if {
 }
 
 has_network_policy(obj, labels) if {
-	some np in network_policies
-	lib.namespace(np) == lib.namespace(obj)
+	some np in network_policies_in[lib.namespace(obj)]
 	lib.selects(lib.get(np, ["spec", "podSelector"], {}), labels)
 	governs_ingress(np)
 }

@@ -6,18 +6,27 @@
 package gitops.images
 
 import data.gitops.lib
+import data.gitops.lib.all_containers
+import data.gitops.lib.teams
+import data.gitops.lib.values
+
+# Every container's image reference, parsed once per evaluation for the rules below.
+images := [{"e": e, "ref": lib.image_parts(e.container.image)} |
+	some e in all_containers
+	is_string(e.container.image)
+]
 
 # image-registry: the image comes from one of the team's registries (prefix match on
 # the repository, Docker Hub short names expanded).
 deny contains f if {
-	some e in lib.all_containers
+	some x in images
+	e := x.e
 	i := e.i
 	obj := e.obj
 	c := e.container
-	is_string(c.image)
-	ref := lib.image_parts(c.image)
+	ref := x.ref
 	t := lib.object_team(obj)
-	registries := lib.teams[t].registries
+	registries := teams[t].registries
 	is_array(registries)
 	not allowed(ref.repository, registries)
 	f := lib.finding_at(
@@ -58,12 +67,12 @@ under(repo, prefix) if {
 # image-tag-latest: `latest` moves; what runs would change without a deploy, and a
 # rollback could not return to it.
 deny contains f if {
-	some e in lib.all_containers
+	some x in images
+	e := x.e
 	i := e.i
 	obj := e.obj
 	c := e.container
-	is_string(c.image)
-	ref := lib.image_parts(c.image)
+	ref := x.ref
 	ref.digest == ""
 	ref.tag == "latest"
 	f := lib.finding_at(
@@ -75,12 +84,12 @@ deny contains f if {
 
 # image-tag-missing: no tag and no digest means `latest`.
 deny contains f if {
-	some e in lib.all_containers
+	some x in images
+	e := x.e
 	i := e.i
 	obj := e.obj
 	c := e.container
-	is_string(c.image)
-	ref := lib.image_parts(c.image)
+	ref := x.ref
 	ref.digest == ""
 	ref.tag == ""
 	f := lib.finding_at(
@@ -93,5 +102,5 @@ deny contains f if {
 # The values field to blame when the image is the app's own (rendered from `image` and
 # `version`), so the finding points at the values file's line.
 values_field(repo, field) := field if {
-	repo == lib.values.image
+	repo == values.image
 } else := null

@@ -3,10 +3,16 @@
 package gitops.ingress
 
 import data.gitops.lib
+import data.gitops.lib.manifests
+import data.gitops.lib.teams
+import data.gitops.lib.values
 
 # Every host name an object claims, lower-cased, without a trailing dot, with where it
 # is written: [{"host": h, "path": [...]}, ...].
 hosts(obj) := (ingress_rule_hosts(obj) | ingress_tls_hosts(obj)) | route_hosts(obj)
+
+# The kinds `hosts` reads: asked first, so other objects cost no function call.
+host_kinds := {"Ingress", "HTTPRoute", "GRPCRoute", "TLSRoute"}
 
 ingress_rule_hosts(obj) := {{"host": normalise(h), "path": ["spec", "rules", j, "host"]} |
 	obj.kind == "Ingress"
@@ -34,11 +40,12 @@ normalise(h) := trim_suffix(lower(h), ".")
 # on a label boundary: `api.payments.apps.example.com` and `payments.apps.example.com`
 # are under `payments.apps.example.com`; `evilpayments.apps.example.com` is not.
 deny contains f if {
-	some i, obj in lib.manifests
+	some i, obj in manifests
+	host_kinds[obj.kind]
 	some entry in hosts(obj)
 	host := entry.host
 	t := lib.object_team(obj)
-	cfg := lib.teams[t]
+	cfg := teams[t]
 	domains := lib.array_at(cfg, ["ingress_domains"])
 	not host_allowed(host, domains)
 	f := lib.finding_at(
@@ -64,13 +71,13 @@ allowed_list(domains) := concat(", ", domains) if {
 
 # The values field to blame when the host is the app's own `ingress.host`.
 host_field(host) := "ingress.host" if {
-	host == normalise(lib.values.ingress.host)
+	host == normalise(values.ingress.host)
 } else := null
 
 # ingress-tls: every host of an Ingress is covered by its TLS section, so nothing is
 # served in clear text.
 warn contains f if {
-	some i, obj in lib.manifests
+	some i, obj in manifests
 	obj.kind == "Ingress"
 	some j, rule in lib.array_at(obj, ["spec", "rules"])
 	is_string(lib.get(rule, ["host"], null))

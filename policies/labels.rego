@@ -3,6 +3,9 @@
 package gitops.labels
 
 import data.gitops.lib
+import data.gitops.lib.manifests
+import data.gitops.lib.pod_spec_paths
+import data.gitops.lib.pod_template_paths
 
 # Required on every object, and on the pods of every workload.
 required := ["app.kubernetes.io/name", "app.kubernetes.io/managed-by", "team"]
@@ -10,23 +13,38 @@ required := ["app.kubernetes.io/name", "app.kubernetes.io/managed-by", "team"]
 # Recommended on every object.
 recommended := ["app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/component", "app.kubernetes.io/part-of"]
 
+# Each object's missing labels, found once per evaluation for the rules on its own labels:
+# [{"i": index in manifests, "obj": object, "required": [...], "recommended": [...]}].
+object_labels := [{"i": i, "obj": obj, "required": [n | some n in required; not good[n]], "recommended": [n | some n in recommended; not good[n]]} |
+	some i, obj in manifests
+	good := present(lib.object_at(obj, ["metadata", "labels"]))
+]
+
+# The names of the labels whose value is a non-empty string. Rego orders values of
+# different types by type (null, booleans, numbers, strings, arrays, sets, objects), so
+# the values above "" and below [] are exactly the non-empty strings: two comparisons
+# instead of a builtin call, for every label of every object.
+present(labels) := {n | some n, v in labels; "" < v; v < []}
+
+# The names of `names` that `present` lacks, in the order of `names`.
+missing_labels(present, names) := [n | some n in names; not present[n]]
+
 # labels-required: the object's own labels.
 deny contains f if {
-	some i, obj in lib.manifests
-	missing := missing_labels(lib.object_at(obj, ["metadata", "labels"]), required)
-	count(missing) > 0
+	some e in object_labels
+	count(e.required) > 0
 	f := lib.finding_at(
 		"labels-required",
-		sprintf("%s lacks the label(s) %v: set them in metadata.labels (the standard templates always do)", [lib.resource(obj), concat(", ", missing)]),
-		i, ["metadata", "labels"], null,
+		sprintf("%s lacks the label(s) %v: set them in metadata.labels (the standard templates always do)", [lib.resource(e.obj), concat(", ", e.required)]),
+		e.i, ["metadata", "labels"], null,
 	)
 }
 
 # labels-required: the labels of the pods a workload creates.
 deny contains f if {
-	some i, obj in lib.manifests
-	labels := lib.pod_labels(obj)
-	missing := missing_labels(labels, required)
+	some i, obj in manifests
+	pod_spec_paths[obj.kind]
+	missing := missing_labels(present(lib.pod_labels(obj)), required)
 	count(missing) > 0
 	f := lib.finding_at(
 		"labels-required",
@@ -37,26 +55,15 @@ deny contains f if {
 
 # labels-recommended: the rest of the Kubernetes recommended labels.
 warn contains f if {
-	some i, obj in lib.manifests
-	missing := missing_labels(lib.object_at(obj, ["metadata", "labels"]), recommended)
-	count(missing) > 0
+	some e in object_labels
+	count(e.recommended) > 0
 	f := lib.finding_at(
 		"labels-recommended",
-		sprintf("%s lacks the recommended label(s) %v: set them in metadata.labels", [lib.resource(obj), concat(", ", missing)]),
-		i, ["metadata", "labels"], null,
+		sprintf("%s lacks the recommended label(s) %v: set them in metadata.labels", [lib.resource(e.obj), concat(", ", e.recommended)]),
+		e.i, ["metadata", "labels"], null,
 	)
 }
 
 pod_labels_path(obj) := ["metadata", "labels"] if {
 	obj.kind == "Pod"
-} else := array.concat(lib.pod_template_paths[obj.kind], ["metadata", "labels"])
-
-missing_labels(labels, names) := [n |
-	some n in names
-	not non_empty_string(object.get(labels, n, null))
-]
-
-non_empty_string(v) if {
-	is_string(v)
-	v != ""
-}
+} else := array.concat(pod_template_paths[obj.kind], ["metadata", "labels"])

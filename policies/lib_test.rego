@@ -92,6 +92,43 @@ test_shapes_helpers_return_empty_values if {
 	lib.containers({"containers": [{"name": "a"}, null, "b"]}) == [{"name": "a"}]
 }
 
+# --- pod specs and containers
+
+test_pod_spec_helpers_find_the_pod_spec_of_each_kind if {
+	cron := {"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}}}}
+	lib.pod_spec_path(cron) == ["spec", "jobTemplate", "spec", "template", "spec"]
+	lib.pod_spec(cron) == {"containers": [{"name": "c"}]}
+	lib.pod_containers(cron) == [{"container": {"name": "c"}, "path": ["spec", "jobTemplate", "spec", "template", "spec", "containers", 0]}]
+	not lib.pod_spec({"kind": "Service", "spec": {}})
+	not lib.pod_spec({"kind": "Pod", "spec": null})
+}
+
+test_effective_settings_come_from_the_container_else_the_pod if {
+	spec := {"securityContext": {"runAsUser": 1, "runAsNonRoot": true}}
+	c := {"securityContext": {"runAsUser": 2}}
+	lib.effective(spec, c, "runAsUser") == 2
+	lib.effective(spec, c, "runAsNonRoot") == true
+	not lib.effective({}, c, "runAsNonRoot")
+}
+
+# A container's setting replaces the pod's whole, as the kubelet applies them: an empty
+# seccompProfile of the container is not completed from the pod's.
+test_all_containers_carry_the_effective_security_context if {
+	pod := {"kind": "Pod", "spec": {
+		"securityContext": {"runAsUser": 1, "seccompProfile": {"type": "RuntimeDefault"}},
+		"containers": [{"name": "a", "securityContext": {"seccompProfile": {}}}],
+	}}
+	cs := lib.all_containers with input as {"manifests": [pod]}
+	count(cs) == 1
+	cs[0].security == {"runAsUser": 1, "seccompProfile": {}}
+	cs[0].path == ["spec", "containers", 0]
+}
+
+test_app_comes_from_the_context_else_the_values if {
+	lib.app == "a" with input as {"context": {"app": "a"}, "values": {"app": "b"}}
+	lib.app == "b" with input as {"context": {}, "values": {"app": "b"}}
+}
+
 # --- every package evaluates on manifests of the wrong shape, without an error
 
 malformed := [

@@ -9,32 +9,30 @@
 package gitops.pss
 
 import data.gitops.lib
+import data.gitops.lib.all_containers
+import data.gitops.lib.pods
 
 # pss-run-as-non-root: every container must be kept from running as root.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
 	spec := e.spec
-	not lib.effective(spec, e.container, "runAsNonRoot") == true
+	not e.security.runAsNonRoot == true
 	f := lib.finding_at(
 		"pss-run-as-non-root",
-		sprintf("%s may run as root (runAsNonRoot is %v): set securityContext.runAsNonRoot: true on the pod or the container", [lib.container_subject(obj, e.container), runs_as_non_root(spec, e.container)]),
+		sprintf("%s may run as root (runAsNonRoot is %v): set securityContext.runAsNonRoot: true on the pod or the container", [lib.container_subject(obj, e.container), object.get(e.security, "runAsNonRoot", "unset")]),
 		i, lib.effective_path(spec, e, "runAsNonRoot"), null,
 	)
 }
 
-runs_as_non_root(spec, c) := v if {
-	v := lib.effective(spec, c, "runAsNonRoot")
-} else := "unset"
-
 # pss-run-as-user-root: no container may ask for UID 0.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
 	spec := e.spec
-	lib.effective(spec, e.container, "runAsUser") == 0
+	e.security.runAsUser == 0
 	f := lib.finding_at(
 		"pss-run-as-user-root",
 		sprintf("%s sets runAsUser: 0 (root): use a non-zero UID, above 10000 so it never matches a user on the node", [lib.container_subject(obj, e.container)]),
@@ -44,10 +42,10 @@ deny contains f if {
 
 # pss-privileged: no privileged containers.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
-	lib.object_at(e.container, ["securityContext"]).privileged == true
+	e.container.securityContext.privileged == true
 	f := lib.finding_at(
 		"pss-privileged",
 		sprintf("%s is privileged, which gives it every device and capability of the node: remove securityContext.privileged or set it to false", [lib.container_subject(obj, e.container)]),
@@ -57,10 +55,10 @@ deny contains f if {
 
 # pss-privilege-escalation: allowPrivilegeEscalation must be set, and to false.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
-	not lib.object_at(e.container, ["securityContext"]).allowPrivilegeEscalation == false
+	not e.container.securityContext.allowPrivilegeEscalation == false
 	f := lib.finding_at(
 		"pss-privilege-escalation",
 		sprintf("%s does not set securityContext.allowPrivilegeEscalation: false, so setuid binaries can gain privileges: set it to false", [lib.container_subject(obj, e.container)]),
@@ -70,7 +68,7 @@ deny contains f if {
 
 # pss-capabilities-drop-all: every container drops ALL capabilities.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
 	not drops_all(e.container)
@@ -88,7 +86,7 @@ drops_all(c) if {
 
 # pss-capabilities-add: the only capability a container may add back is NET_BIND_SERVICE.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
 	some j, cap in lib.array_at(e.container, ["securityContext", "capabilities", "add"])
@@ -102,45 +100,49 @@ deny contains f if {
 
 # pss-seccomp: every container runs under the RuntimeDefault or a Localhost profile.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
 	spec := e.spec
-	not seccomp_profile(spec, e.container) in {"RuntimeDefault", "Localhost"}
+	not seccomp_profile(e.security) in {"RuntimeDefault", "Localhost"}
 	f := lib.finding_at(
 		"pss-seccomp",
-		sprintf("%s runs with seccomp profile %v: set securityContext.seccompProfile.type: RuntimeDefault on the pod (or Localhost with a profile)", [lib.container_subject(obj, e.container), seccomp_profile(spec, e.container)]),
+		sprintf("%s runs with seccomp profile %v: set securityContext.seccompProfile.type: RuntimeDefault on the pod (or Localhost with a profile)", [lib.container_subject(obj, e.container), seccomp_profile(e.security)]),
 		i, array.concat(lib.effective_path(spec, e, "seccompProfile"), ["type"]), null,
 	)
 }
 
-seccomp_profile(spec, c) := t if {
-	t := lib.effective(spec, c, "seccompProfile").type
+seccomp_profile(security) := t if {
+	t := security.seccompProfile.type
 } else := "unset"
 
 # pss-host-namespaces: no sharing of the node's network, PID or IPC namespace.
 deny contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
+	some p in pods
+	i := p.i
+	obj := p.obj
+	spec := p.spec
 	some field in ["hostNetwork", "hostPID", "hostIPC"]
 	spec[field] == true
 	f := lib.finding_at(
 		"pss-host-namespaces",
 		sprintf("%s sets %s: true, sharing the node's namespace with the pod: remove it", [lib.resource(obj), field]),
-		i, array.concat(lib.pod_spec_path(obj), [field]), null,
+		i, array.concat(p.path, [field]), null,
 	)
 }
 
 # pss-host-path: no hostPath volumes.
 deny contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
+	some p in pods
+	i := p.i
+	obj := p.obj
+	spec := p.spec
 	some j, v in lib.array_at(spec, ["volumes"])
 	lib.get(v, ["hostPath"], null) != null
 	f := lib.finding_at(
 		"pss-host-path",
 		sprintf("%s mounts the node's path %v through the hostPath volume %v: use an emptyDir, a ConfigMap, a Secret or a PersistentVolumeClaim instead", [lib.resource(obj), lib.get(v, ["hostPath", "path"], "?"), lib.get(v, ["name"], "?")]),
-		i, array.concat(lib.pod_spec_path(obj), ["volumes", j, "hostPath"]), null,
+		i, array.concat(p.path, ["volumes", j, "hostPath"]), null,
 	)
 }
 
@@ -152,8 +154,10 @@ allowed_volume_types := {
 }
 
 deny contains f if {
-	some i, obj in lib.manifests
-	spec := lib.pod_spec(obj)
+	some p in pods
+	i := p.i
+	obj := p.obj
+	spec := p.spec
 	some j, v in lib.array_at(spec, ["volumes"])
 	is_object(v)
 	some t, _ in v
@@ -162,13 +166,13 @@ deny contains f if {
 	f := lib.finding_at(
 		"pss-volume-types",
 		sprintf("%s uses a %v volume (%v), which the restricted profile forbids: use one of %v", [lib.resource(obj), t, lib.get(v, ["name"], "?"), sort(allowed_volume_types)]),
-		i, array.concat(lib.pod_spec_path(obj), ["volumes", j, t]), null,
+		i, array.concat(p.path, ["volumes", j, t]), null,
 	)
 }
 
 # pss-host-ports: no container binds a port on the node.
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
 	some j, p in lib.array_at(e.container, ["ports"])
@@ -183,10 +187,10 @@ deny contains f if {
 # pss-read-only-root-filesystem: the image's filesystem cannot be written to; writable
 # paths are explicit volumes (the standard templates mount /tmp as an emptyDir).
 deny contains f if {
-	some e in lib.all_containers
+	some e in all_containers
 	i := e.i
 	obj := e.obj
-	not lib.object_at(e.container, ["securityContext"]).readOnlyRootFilesystem == true
+	not e.container.securityContext.readOnlyRootFilesystem == true
 	f := lib.finding_at(
 		"pss-read-only-root-filesystem",
 		sprintf("%s has a writable root filesystem: set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app must write", [lib.container_subject(obj, e.container)]),

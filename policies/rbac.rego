@@ -4,12 +4,15 @@
 package gitops.rbac
 
 import data.gitops.lib
+import data.gitops.lib.manifests
 
 role_kinds := {"Role", "ClusterRole"}
 
-# Every rule of a Role or ClusterRole, with its index: [{"rule": r, "j": j}, ...].
-role_rules(obj) := [{"rule": r, "j": j} |
-	role_kinds[lib.kind(obj)]
+# Every rule of every Role and ClusterRole, gathered once per evaluation:
+# [{"i": index in manifests, "obj": the role, "rule": r, "j": its index}, ...].
+role_rules := [{"i": i, "obj": obj, "rule": r, "j": j} |
+	some i, obj in manifests
+	role_kinds[obj.kind]
 	some j, r in lib.array_at(obj, ["rules"])
 	is_object(r)
 ]
@@ -17,8 +20,9 @@ role_rules(obj) := [{"rule": r, "j": j} |
 # rbac-wildcard: no `*` verb or resource. A wildcard grants every verb (or resource)
 # Kubernetes has now and every one added later, custom resources included.
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in role_rules(obj)
+	some e in role_rules
+	i := e.i
+	obj := e.obj
 	some field in ["verbs", "resources"]
 	some k, v in lib.array_at(e.rule, [field])
 	v == "*"
@@ -35,8 +39,9 @@ deny contains f if {
 escalating_verbs := {"bind", "escalate", "impersonate"}
 
 deny contains f if {
-	some i, obj in lib.manifests
-	some e in role_rules(obj)
+	some e in role_rules
+	i := e.i
+	obj := e.obj
 	some k, v in lib.array_at(e.rule, ["verbs"])
 	escalating_verbs[v]
 	f := lib.finding_at(
@@ -51,9 +56,10 @@ deny contains f if {
 reading_verbs := {"get", "list", "watch", "*"}
 
 deny contains f if {
-	some i, obj in lib.manifests
-	lib.kind(obj) == "ClusterRole"
-	some e in role_rules(obj)
+	some e in role_rules
+	e.obj.kind == "ClusterRole"
+	i := e.i
+	obj := e.obj
 	core_group(e.rule)
 	"secrets" in lib.array_at(e.rule, ["resources"])
 	some k, v in lib.array_at(e.rule, ["verbs"])
@@ -72,8 +78,8 @@ core_group(r) if "*" in lib.array_at(r, ["apiGroups"])
 # rbac-cluster-admin: nothing is bound to cluster-admin, the role that can do anything
 # anywhere.
 deny contains f if {
-	some i, obj in lib.manifests
-	lib.kind(obj) in {"RoleBinding", "ClusterRoleBinding"}
+	some i, obj in manifests
+	obj.kind in {"RoleBinding", "ClusterRoleBinding"}
 	lib.get(obj, ["roleRef", "kind"], "") == "ClusterRole"
 	lib.get(obj, ["roleRef", "name"], "") == "cluster-admin"
 	f := lib.finding_at(

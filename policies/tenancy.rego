@@ -6,11 +6,15 @@
 package gitops.tenancy
 
 import data.gitops.lib
+import data.gitops.lib.app
+import data.gitops.lib.manifests
+import data.gitops.lib.team
+import data.gitops.lib.teams
 
 # team-unknown: the team is in the teams registry.
 deny contains f if {
-	t := lib.team
-	not lib.teams[t]
+	t := team
+	not teams[t]
 	f := lib.values_finding(
 		"team-unknown",
 		sprintf("team %q is not in the teams registry (known teams: %v): use your team's name as registered, or ask the platform team to register it", [t, known_teams]),
@@ -23,12 +27,12 @@ deny contains f if {
 # nobody registered would exempt the object from every team rule (registries, hosts),
 # since there is no entry to judge it by.
 deny contains f if {
-	not lib.team
-	some obj in lib.manifests
+	not team
+	some obj in manifests
 	t := obj.metadata.labels.team
 	is_string(t)
 	t != ""
-	not lib.teams[t]
+	not teams[t]
 	f := lib.finding(
 		"team-unknown",
 		sprintf("%s is labelled team %q, which is not in the teams registry (known teams: %v): label it with its team's registered name", [lib.resource(obj), t, known_teams]),
@@ -36,8 +40,8 @@ deny contains f if {
 	)
 }
 
-known_teams := concat(", ", sort(object.keys(lib.teams))) if {
-	count(lib.teams) > 0
+known_teams := concat(", ", sort(object.keys(teams))) if {
+	count(teams) > 0
 } else := "none"
 
 team_field := "team" if {
@@ -46,9 +50,9 @@ team_field := "team" if {
 
 # team-owns-app: the team owns the app in the teams registry.
 deny contains f if {
-	t := lib.team
-	cfg := lib.teams[t]
-	a := lib.app
+	t := team
+	cfg := teams[t]
+	a := app
 	not a in lib.array_at(cfg, ["apps"])
 	f := lib.values_finding(
 		"team-owns-app",
@@ -66,8 +70,8 @@ app_field := "app" if {
 # path segment; compared case-insensitively, as GitHub does).
 deny contains f if {
 	repo := lib.context("source_repo")
-	t := lib.team
-	cfg := lib.teams[t]
+	t := team
+	cfg := teams[t]
 	patterns := lib.array_at(cfg, ["source_repos"])
 	not source_allowed(lower(repo), patterns)
 	f := lib.values_finding(
@@ -89,14 +93,14 @@ allowed_patterns(patterns) := concat(", ", patterns) if {
 # namespace-team: every namespaced object of a deployment lives in the namespace of its
 # team and environment, `<team>-<env>`, so no team can write into another's namespace.
 deny contains f if {
-	t := lib.team
+	t := team
 	e := lib.context("env")
 	expected := concat("-", [t, e])
-	some i, obj in lib.manifests
-	lib.namespaced(obj)
+	some i, obj in manifests
 	ns := lib.namespace(obj)
 	ns != ""
 	ns != expected
+	lib.namespaced(obj)
 	f := lib.finding_at(
 		"namespace-team",
 		sprintf("%s is in namespace %q, but team %q deploys to %q in %s: put it in %q", [lib.resource(obj), ns, t, expected, e, expected]),
@@ -109,10 +113,10 @@ deny contains f if {
 shared_namespaces := {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 deny contains f if {
-	some i, obj in lib.manifests
-	lib.namespaced(obj)
-	ns := lib.namespace(obj)
+	some i, obj in manifests
+	ns := obj.metadata.namespace
 	shared_namespaces[ns]
+	lib.namespaced(obj)
 	f := lib.finding_at(
 		"namespace-default",
 		sprintf("%s is in the shared namespace %q: put it in the app's own namespace", [lib.resource(obj), ns]),
@@ -125,9 +129,9 @@ deny contains f if {
 # kind has no namespace to set, and a custom resource whose definition gitops-render
 # was not given may be either.
 warn contains f if {
-	some i, obj in lib.manifests
-	lib.known_namespaced(obj)
+	some i, obj in manifests
 	lib.namespace(obj) == ""
+	lib.known_namespaced(obj)
 	f := lib.finding_at(
 		"namespace-missing",
 		sprintf("%s does not set metadata.namespace, so it lands in whatever namespace it is applied to: set it", [lib.resource(obj)]),
@@ -137,8 +141,8 @@ warn contains f if {
 
 # team-label-mismatch: an object of a deployment carries its team's label, not another.
 deny contains f if {
-	t := lib.team
-	some i, obj in lib.manifests
+	t := team
+	some i, obj in manifests
 	label := lib.object_at(obj, ["metadata", "labels"]).team
 	label != t
 	f := lib.finding_at(
