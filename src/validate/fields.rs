@@ -5,7 +5,7 @@
 //! (docs/rules.md) so a finding says which promise of the server it anticipates.
 //!
 //! Every function here takes the object as JSON of any shape: a value of the wrong type
-//! was already reported by the typed check, so it is skipped here, never a panic.
+//! was already reported by the schema walk, so it is skipped here, never a panic.
 
 use serde_json::{Map, Value};
 

@@ -1,17 +1,20 @@
-//! Strict Kubernetes API schema checks, against the types of one pinned version.
+//! Strict Kubernetes API schema checks, against the API schema of one pinned version.
 //!
 //! The source of truth is `k8s-openapi`, whose types are generated from the upstream
 //! OpenAPI document of each Kubernetes release; we compile in one release
-//! (`KUBERNETES_VERSION`). Each object is deserialised into its typed struct through two
-//! wrappers: `serde_ignored` reports every field the type does not have (the "unknown
-//! field" that `kubectl apply` silently drops and `kubeconform -strict` catches), and
-//! `serde_path_to_error` names the path of a wrong type. k8s-openapi's deserialisers
-//! default a missing required field instead of failing, so required fields are checked
-//! against the `required` lists of the same upstream document, which k8s-openapi
-//! carries in its schemars impls. No schema here is written by hand.
+//! (`KUBERNETES_VERSION`) and use the schemas k8s-openapi carries in its schemars
+//! impls, which keep the upstream `properties`, `required`, types and formats. Each
+//! object is walked once beside its kind's schema (`schema_walk`): every unknown field
+//! (the one `kubectl apply` silently drops and `kubeconform -strict` catches), every
+//! value of the wrong type and every missing required field, not just the first.
+//! What a schema node accepts is what k8s-openapi's typed deserialisers accept, so the
+//! verdicts are the typed ones; the walk just never instantiates the deserialisers of
+//! ~100 kinds (they were a third of the binary). No schema here is written by hand.
+//!
+//! Beyond the schema: names by each kind's rule (`check_metadata`), and the API
+//! server's field validation that OpenAPI cannot express (`fields`).
 
 use crate::pointer::resolve_ref as deref;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use k8s_openapi::api;
@@ -75,7 +78,6 @@ pub enum Scope {
     Subresource,
 }
 
-type CheckFn = fn(&Value) -> Vec<Issue>;
 type SchemaFn = fn() -> Value;
 
 /// One built-in kind of the compiled-in release.
@@ -84,8 +86,9 @@ pub struct Kind {
     pub group: &'static str,
     pub kind: &'static str,
     pub scope: Scope,
-    check: CheckFn,
     schema: SchemaFn,
+    schema_value: std::sync::OnceLock<Value>,
+    compiled: std::sync::OnceLock<super::schema_walk::Compiled>,
 }
 
 fn scope_of<T: k8s_openapi::Resource>() -> Scope
@@ -110,8 +113,9 @@ macro_rules! kinds {
             group: <$t as k8s_openapi::Resource>::GROUP,
             kind: <$t as k8s_openapi::Resource>::KIND,
             scope: scope_of::<$t>(),
-            check: check_as::<$t> as CheckFn,
             schema: schema_of::<$t> as SchemaFn,
+            schema_value: std::sync::OnceLock::new(),
+            compiled: std::sync::OnceLock::new(),
         }),*]
     };
 }
@@ -300,10 +304,9 @@ pub fn check(object: &Value) -> Vec<Issue> {
         )];
     }
     if let Some(k) = builtin(api_version, kind) {
-        let mut issues = (k.check)(object);
-        let root = cached_schema(k);
-        missing_required(object, root, root, &mut String::new(), &mut issues);
-        if root.pointer("/properties/metadata").is_some() {
+        let mut issues = Vec::new();
+        compiled(k).check(object, &mut issues);
+        if cached_schema(k).pointer("/properties/metadata").is_some() {
             issues.extend(check_metadata(object, k));
         }
         issues.extend(super::fields::check(object, k.kind));
@@ -366,75 +369,6 @@ pub fn expects_string(api_version: &str, kind: &str, pointer: &str) -> bool {
     }
 }
 
-fn check_as<T: DeserializeOwned>(object: &Value) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    let mut track = serde_path_to_error::Track::new();
-    let result: Result<T, _> = {
-        let de = serde_path_to_error::Deserializer::new(object, &mut track);
-        serde_ignored::deserialize(de, |path| {
-            let mut segments = Vec::new();
-            collect_ignored(&path, &mut segments);
-            let pointer: String = segments.iter().map(|s| format!("/{s}")).collect();
-            let field = segments.last().cloned().unwrap_or_default();
-            issues.push(Issue {
-                at_key: true,
-                ..Issue::error(
-                    "kube-unknown-field",
-                    pointer,
-                    format!("unknown field `{}`", crate::pointer::unescape(&field)),
-                )
-            });
-        })
-    };
-    if let Err(e) = result {
-        let pointer = crate::pointer::from_path(&track.path());
-        let message = e.to_string();
-        let rule = if message.starts_with("missing field") {
-            "kube-required-field"
-        } else {
-            "kube-schema"
-        };
-        let where_ = crate::values::pointer_to_dotted(&pointer);
-        let help = type_help(&message, object.pointer(&pointer));
-        let mut issue = Issue::error(
-            rule,
-            pointer,
-            if where_.is_empty() {
-                message
-            } else {
-                format!("{where_}: {message}")
-            },
-        );
-        issue.help = help;
-        issues.push(issue);
-    }
-    issues
-}
-
-/// A hint for the usual wrong-type mistakes: an unquoted `true` or `8080` where the API
-/// takes a string, an empty (`null`) or scalar value where it takes a list or a mapping.
-fn type_help(message: &str, value: Option<&Value>) -> Option<String> {
-    match value {
-        Some(v @ (Value::Bool(_) | Value::Number(_))) if message.contains("expected a string") => {
-            Some(format!("quote the value: \"{v}\""))
-        }
-        Some(Value::Null) if message.contains("expected a sequence") => {
-            Some("write `[]` for an empty list, or remove the field".into())
-        }
-        Some(Value::Null)
-            if message.contains("expected a map") || message.contains("expected struct") =>
-        {
-            Some("write `{}` for an empty mapping, or remove the field".into())
-        }
-        Some(Value::String(_) | Value::Number(_) | Value::Bool(_))
-            if message.contains("expected a sequence") =>
-        {
-            Some("this field takes a list: write it as `- item` lines or `[item]`".into())
-        }
-        _ => None,
-    }
-}
-
 fn schema_of<T: schemars::JsonSchema>() -> Value {
     schemars::SchemaGenerator::default()
         .into_root_schema_for::<T>()
@@ -442,101 +376,14 @@ fn schema_of<T: schemars::JsonSchema>() -> Value {
 }
 
 /// Generating a kind's schema takes a moment, so each is made once per process, when
-/// the first object of that kind is checked.
-fn cached_schema(k: &'static Kind) -> &'static Value {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<usize, &'static Value>>> = OnceLock::new();
-    let key = k as *const Kind as usize;
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(found) = cache.lock().expect("schema cache").get(&key) {
-        return found;
-    }
-    // Made outside the lock; a race makes the schema twice and keeps one. Leaked on
-    // purpose: at most one per kind of the release, for the life of the process.
-    let made: &'static Value = Box::leak(Box::new((k.schema)()));
-    cache
-        .lock()
-        .expect("schema cache")
-        .entry(key)
-        .or_insert(made)
+/// the first object of that kind is checked, and compiled for the walk once.
+fn cached_schema(k: &Kind) -> &Value {
+    k.schema_value.get_or_init(|| (k.schema)())
 }
 
-/// Walks an object with its schema and reports every required field that is absent.
-fn missing_required(
-    value: &Value,
-    schema: &Value,
-    root: &Value,
-    pointer: &mut String,
-    issues: &mut Vec<Issue>,
-) {
-    let schema = deref(root, schema);
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::Array(required)) = schema.get("required") {
-                for name in required.iter().filter_map(Value::as_str) {
-                    // `metadata.name` has its own rules (generateName) below.
-                    // `containers: null` is as absent to the API server as no key at all.
-                    if map.get(name).is_none_or(Value::is_null)
-                        && !(pointer.is_empty() && name == "metadata")
-                    {
-                        let at = crate::values::pointer_to_dotted(pointer);
-                        let full = if at.is_empty() {
-                            name.to_string()
-                        } else {
-                            format!("{at}.{name}")
-                        };
-                        issues.push(Issue::error(
-                            "kube-required-field",
-                            pointer.clone(),
-                            format!("missing required field `{full}`"),
-                        ));
-                    }
-                }
-            }
-            let props = schema.get("properties");
-            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
-            for (k, v) in map {
-                let Some(sub) = props.and_then(|p| p.get(k)).or(extra) else {
-                    continue;
-                };
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&crate::pointer::escape(k));
-                missing_required(v, sub, root, pointer, issues);
-                pointer.truncate(len);
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    let len = pointer.len();
-                    pointer.push_str(&format!("/{i}"));
-                    missing_required(item, sub, root, pointer, issues);
-                    pointer.truncate(len);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn collect_ignored(path: &serde_ignored::Path<'_>, out: &mut Vec<String>) {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => {}
-        Path::Seq { parent, index } => {
-            collect_ignored(parent, out);
-            out.push(index.to_string());
-        }
-        Path::Map { parent, key } => {
-            collect_ignored(parent, out);
-            out.push(crate::pointer::escape(key).into_owned());
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => collect_ignored(parent, out),
-    }
+fn compiled(k: &Kind) -> &super::schema_walk::Compiled {
+    k.compiled
+        .get_or_init(|| super::schema_walk::Compiled::new(cached_schema(k)))
 }
 
 // ---------------------------------------------------------------------------------

@@ -399,13 +399,13 @@ fn check_object(crds: &Crds, o: &Object) -> Vec<Issue> {
 
 /// Plain scalars that kubectl and Helm (YAML 1.1) read as booleans or numbers, where
 /// the API takes a string: `FEATURE: yes` in a ConfigMap is a string here and `true`
-/// to kubectl, and the API server refuses a boolean in `data`. When the typed check
-/// already found a non-string where a string belongs, every such value is reported
-/// (the typed check stops at the first), each with its fix.
+/// to kubectl, and the API server refuses a boolean in `data`. A non-string the schema
+/// walk found where a string belongs is reported again in the words of the file (`0x1F`
+/// rather than the number 31), with its fix, in place of the walk's report.
 fn yaml11_strings(node: &Node, api_version: &str, kind: &str, issues: &mut Vec<Issue>) {
-    let typed_string_error = issues
-        .iter()
-        .position(|i| i.rule == "kube-schema" && i.message.contains("expected a string"));
+    let is_string_error =
+        |i: &Issue| i.rule == "kube-schema" && i.message.contains("expected a string");
+    let any_string_error = issues.iter().any(is_string_error);
     let mut found = Vec::new();
     walk_scalars(node, &mut String::new(), &mut |pointer, text| {
         let (rule, message) = match yaml::yaml11_reading(text) {
@@ -413,7 +413,7 @@ fn yaml11_strings(node: &Node, api_version: &str, kind: &str, issues: &mut Vec<I
                 "yaml-ambiguous-scalar",
                 format!("`{text}` is {reading} to kubectl and Helm (YAML 1.1), though a string here, and the API takes a string: the API server refuses it"),
             ),
-            None if typed_string_error.is_some() => {
+            None if any_string_error => {
                 let reading = match yaml::core_scalar(text, Style::Plain, None) {
                     Value::Bool(_) => "a boolean",
                     Value::Number(_) => "a number",
@@ -430,10 +430,8 @@ fn yaml11_strings(node: &Node, api_version: &str, kind: &str, issues: &mut Vec<I
             );
         }
     });
-    if let Some(i) = typed_string_error {
-        if found.iter().any(|f| f.pointer == issues[i].pointer) {
-            issues.remove(i);
-        }
+    if any_string_error {
+        issues.retain(|i| !(is_string_error(i) && found.iter().any(|f| f.pointer == i.pointer)));
     }
     issues.extend(found);
 }

@@ -9,6 +9,7 @@ pub mod fields;
 pub mod kube;
 pub mod manifests;
 pub mod policy;
+mod schema_walk;
 
 use serde_json::{json, Value};
 
