@@ -696,12 +696,14 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
     };
     // 4. May they: the platform's deploy policy.
     let team = app_name.as_deref().and_then(|a| owner(&api.teams, a));
-    let denied = match (&platform.policies.deploy, app_name.as_deref()) {
-        (None, _) => Err(
+    let denied = match (platform.policies.deploy(), app_name.as_deref()) {
+        // `serve` loaded it at startup; an error then would have stopped it.
+        (Err(e), _) => Err(e.message),
+        (Ok(None), _) => Err(
             "this platform has no deploy policy (policies/deploy/*.rego): the deploy API allows nothing"
                 .to_string(),
         ),
-        (Some(policy), Some(a)) => {
+        (Ok(Some(policy)), Some(a)) => {
             let input = json!({
                 "claims": verified.claims,
                 "issuer": verified.issuer,
@@ -723,7 +725,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
         }
         // The values file names no app: it cannot pass the checks, so the operation
         // below rejects it before anything is opened, and there is nothing to allow.
-        (Some(_), None) => Ok(Vec::new()),
+        (Ok(Some(_)), None) => Ok(Vec::new()),
     };
     match denied {
         Ok(reasons) if reasons.is_empty() => {}

@@ -257,7 +257,9 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         }
         Err(why) => tracing::info!("{why}"),
     }
-    if api.is_ok() && platform.policies.deploy.is_none() {
+    // Loaded now even with the API off: a broken deploy policy stops `serve` at startup,
+    // not at the first request.
+    if platform.policies.deploy()?.is_none() && api.is_ok() {
         tracing::warn!(
             "the platform has no policies/deploy/*.rego: the deploy API denies every request"
         );

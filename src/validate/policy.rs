@@ -101,9 +101,10 @@ pub struct Policies {
     sources: Vec<(String, String)>,
     /// `(path, text)` of `policies/deploy/*.rego` (tests are in `tests`).
     deploy_sources: Vec<(String, String)>,
-    /// Who may deploy what where, through `serve`'s deploy API; `None` when the
-    /// platform has no `policies/deploy/`.
-    pub deploy: Option<DeployPolicy>,
+    /// Who may deploy what where, through `serve`'s deploy API: loaded the first time
+    /// [`Policies::deploy`] is asked (only `serve` asks), so no other command pays for
+    /// parsing and trying it.
+    deploy: std::sync::OnceLock<std::result::Result<Option<DeployPolicy>, String>>,
     data: regorus::Value,
 }
 
@@ -314,7 +315,6 @@ impl Policies {
         let failed = |e: &dyn std::fmt::Display| {
             Error::platform(format!("policy evaluation failed ({}): {e}", files.origin))
         };
-        let deploy = DeployPolicy::load(&deploy_sources, &data)?;
         let mut policies = Policies {
             engine,
             compiled: Default::default(),
@@ -324,7 +324,7 @@ impl Policies {
             tests,
             sources,
             deploy_sources,
-            deploy,
+            deploy: Default::default(),
             data,
         };
         // Evaluate once now: a policy that fails at evaluation time (a bad builtin call,
@@ -442,6 +442,19 @@ impl Policies {
             .expect("not poisoned")
             .pop()
             .unwrap_or_else(|| self.engine.clone())
+    }
+
+    /// The deploy API's policy; `None` when the platform has no `policies/deploy/`. An
+    /// error is the policy's (a parse error, or a failure on a sample request), the same
+    /// on every call: `serve` asks at startup, so a broken one stops it there.
+    pub fn deploy(&self) -> Result<Option<&DeployPolicy>> {
+        self.deploy
+            .get_or_init(|| {
+                DeployPolicy::load(&self.deploy_sources, &self.data).map_err(|e| e.message)
+            })
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(|message| Error::platform(message.clone()))
     }
 
     pub fn sources(&self) -> &[(String, String)] {

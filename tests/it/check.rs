@@ -645,6 +645,35 @@ fn platform_with(dir: &std::path::Path, file: &str, edit: impl Fn(String) -> Str
     std::fs::write(&path, edit(text)).unwrap();
 }
 
+/// The deploy API's policy is loaded only by `serve`, the one command that uses it: a
+/// broken one stops `serve` at startup (exit 2, with its file and line) and costs a
+/// `check` nothing.
+#[test]
+fn a_broken_deploy_policy_stops_serve_and_leaves_check_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("platform");
+    platform_with(&dir, "policies/deploy/deploy.rego", |t| {
+        t.replacen("deny contains", "deny contains contains", 1)
+    });
+    let values = root().join(EXAMPLES[0]);
+    let (code, out, err) = run(bin_in(tmp.path())
+        .args(["check", "--env", "dev", "--platform"])
+        .arg(&dir)
+        .arg(&values));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(bin_in(tmp.path())
+        .env("GITHUB_WEBHOOK_SECRET", "s")
+        .env("GITHUB_APP_ID", "1")
+        .env(
+            "GITHUB_APP_PRIVATE_KEY",
+            crate::common::github::keys().private_pem.as_str(),
+        )
+        .args(["serve", "--listen", "127.0.0.1:0", "--platform"])
+        .arg(&dir));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("deploy.rego:"), "{err}");
+}
+
 /// A broken platform file is exit 2 with its file and line under every command that
 /// loads the platform, before anything is read or written.
 #[test]
