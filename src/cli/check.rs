@@ -76,7 +76,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let files: Vec<FileReport> = inputs
         .par_iter()
         .map(|(input, envs)| {
-            let report = check_all_envs(&platform, &args, envs, input);
+            let report = check_all_envs(platform, &args, envs, input);
             progress.inc(1);
             report
         })

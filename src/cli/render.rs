@@ -50,7 +50,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     };
     let input = inputs::read(&args.values)?;
     let checked = check(
-        &platform,
+        platform,
         &Request {
             path: &input.path,
             bytes: &input.bytes,

@@ -76,6 +76,6 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             })
             .collect(),
     };
-    let report = manifests::validate(&platform, &sources, &options)?;
+    let report = manifests::validate(platform, &sources, &options)?;
     Ok(emit(globals, &report, args.output))
 }
