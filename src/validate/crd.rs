@@ -132,10 +132,10 @@ impl Crds {
                 ),
             )]);
         };
+        let mut issues = super::kube::custom_resource_metadata(object, kind);
         let Some(validator) = &v.validator else {
-            return Some(Vec::new());
+            return Some(issues);
         };
-        let mut issues = Vec::new();
         for e in validator.iter_errors(object) {
             let pointer = e.instance_path().as_str().to_string();
             if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =

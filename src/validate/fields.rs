@@ -192,6 +192,14 @@ fn labels(object: &Value, pointer: &str, rule: &'static str, out: &mut Vec<Issue
 /// The annotations of all objects together may not exceed 256 KiB (keys and values).
 const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 
+/// The label and annotation syntax of an object's own metadata, for kinds this module
+/// knows nothing else about (custom resources).
+pub fn object_metadata(object: &Value) -> Vec<Issue> {
+    let mut out = Vec::new();
+    object_meta(object, "/metadata", &mut out);
+    out
+}
+
 fn object_meta(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
     labels(object, &format!("{pointer}/labels"), "kube-label", out);
     let at = format!("{pointer}/annotations");

@@ -480,8 +480,20 @@ fn name_problem(rule: NameRule, name: &str, prefix: bool, object: &Value) -> Opt
 /// What the API server would refuse in `metadata` that the types cannot say: the
 /// name (by the kind's rule, or a generateName), labels and annotations.
 fn check_metadata(object: &Value, k: &Kind) -> Vec<Issue> {
+    check_name(object, k.kind, name_rule(k))
+}
+
+/// The metadata of a custom resource, as the API server checks it whatever the
+/// definition's schema says: the name (or generateName) a DNS-1123 subdomain, and the
+/// label and annotation syntax every object is held to.
+pub(crate) fn custom_resource_metadata(object: &Value, kind: &str) -> Vec<Issue> {
+    let mut issues = check_name(object, kind, NameRule::Subdomain);
+    issues.extend(super::fields::object_metadata(object));
+    issues
+}
+
+fn check_name(object: &Value, kind: &str, rule: NameRule) -> Vec<Issue> {
     let mut issues = Vec::new();
-    let rule = name_rule(k);
     let name = object.pointer("/metadata/name");
     let generate = object.pointer("/metadata/generateName");
     match (name, generate) {
@@ -490,7 +502,7 @@ fn check_metadata(object: &Value, k: &Kind) -> Vec<Issue> {
                 issues.push(Issue::error(
                     "kube-name",
                     "/metadata/name",
-                    format!("the {} name {name:?} is not valid: it {why}", k.kind),
+                    format!("the {kind} name {name:?} is not valid: it {why}"),
                 ));
             }
         }
@@ -501,7 +513,7 @@ fn check_metadata(object: &Value, k: &Kind) -> Vec<Issue> {
                 issues.push(Issue::error(
                     "kube-name",
                     "/metadata/generateName",
-                    format!("the {} generateName {prefix:?} is not valid: with the generated suffix the name {why}", k.kind),
+                    format!("the {kind} generateName {prefix:?} is not valid: with the generated suffix the name {why}"),
                 ));
             }
         }
