@@ -51,9 +51,10 @@ pub enum Location {
 
 impl Location {
     /// Reads `--repo` with git's URL rules (see `remote::classify`): a usage error for
-    /// anything that could be a path or a remote, or that runs a program.
-    pub fn parse(repo: &str) -> Result<Location> {
-        Ok(match remote::classify(repo)? {
+    /// anything that could be a path or a remote, or that runs a program. `home` is what
+    /// a leading `~` means (the caller's `HOME`); `None` leaves `~` as written.
+    pub fn parse(repo: &str, home: Option<&Path>) -> Result<Location> {
+        Ok(match remote::classify(repo, home)? {
             remote::Parsed::Local(p) => Location::Local(p),
             remote::Parsed::Remote(u) => Location::Remote(u),
         })
@@ -72,8 +73,9 @@ impl Location {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub branch: String,
-    /// Where caches of remotes live; default `remote::default_cache_root()`.
-    pub cache_root: Option<PathBuf>,
+    /// Where caches of remotes live: resolved by the caller (the CLI's `--cache-dir`,
+    /// else `$XDG_CACHE_HOME/gitops-render`); the default is the temporary directory's.
+    pub cache_root: PathBuf,
     /// How long to keep trying to land a commit (lost races, network failures) before
     /// giving up with exit 3.
     pub timeout: Duration,
@@ -91,7 +93,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             branch: "main".into(),
-            cache_root: None,
+            cache_root: std::env::temp_dir().join("gitops-render-cache"),
             timeout: DEFAULT_TIMEOUT,
             max_attempts: None,
             committer: None,
@@ -368,11 +370,7 @@ impl Repo {
                 (path.clone(), None)
             }
             Location::Remote(url) => {
-                let root = opts
-                    .cache_root
-                    .clone()
-                    .unwrap_or_else(remote::default_cache_root);
-                let cache = remote::Cache::open(&root, url, opts.token.clone())?;
+                let cache = remote::Cache::open(&opts.cache_root, url, opts.token.clone())?;
                 deepen::register(&cache.dir, url, &opts.branch, opts.token.clone());
                 let dir = cache.dir.clone();
                 let session = RemoteSession {

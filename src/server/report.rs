@@ -188,13 +188,14 @@ pub async fn record_check(
     let Some(database) = app.events.clone() else {
         return;
     };
-    let mut e = Event::now(Kind::Check, outcome);
+    let mut e = Event::now(app.clock, Kind::Check, outcome);
     e.source_repo = Some(target.repo.full_name().to_string());
     e.source_commit = Some(target.head_sha.clone());
     e.duration_ms = Some(took.as_millis().min(i64::MAX as u128) as i64);
     let recorder = events::Recorder {
         database,
         from_flag: false,
+        clock: app.clock,
     };
     let _ = tokio::task::spawn_blocking(move || events::record(&recorder, &[e], None)).await;
 }

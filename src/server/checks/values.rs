@@ -61,7 +61,7 @@ pub(super) async fn check(
             let (repo, branch, cache, shared, token) = (
                 repo.clone(),
                 app.gitops_branch.clone(),
-                app.cache_dir.clone(),
+                app.cache_root.clone(),
                 results.clone(),
                 app.git_token.clone(),
             );
