@@ -735,16 +735,16 @@ pub(crate) fn start_check(
     app.in_flight.spawn(
         async move {
             let app = task_app;
-            let conclusion = {
+            let ended = {
                 let permit = app.permits.clone().acquire_owned().await;
                 // Running now: no longer waiting, so the queue has room for another.
                 drop(slot);
-                let conclusion = checks::run(app.clone(), target).await;
+                let ended = checks::run(app.clone(), target).await;
                 drop(permit);
-                conclusion
+                ended
             };
             // No completed check run: a redelivery must be able to try again.
-            finish(&app, &delivery, conclusion != checks::NOT_REPORTED).await;
+            finish(&app, &delivery, ended != checks::Ended::NotReported).await;
             if let (Some(place), Some(spill)) = (spilled, &app.spill) {
                 spill.done(place).await;
             }

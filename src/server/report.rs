@@ -177,12 +177,13 @@ pub async fn metrics_text(app: &Arc<App>) -> String {
 pub async fn record_check(
     app: &Arc<App>,
     target: &super::webhook::Target,
-    conclusion: &str,
+    conclusion: crate::server::github::Conclusion,
     took: std::time::Duration,
 ) {
+    use crate::server::github::Conclusion;
     let outcome = match conclusion {
-        "success" => Outcome::Success,
-        "failure" => Outcome::Failure,
+        Conclusion::Success => Outcome::Success,
+        Conclusion::Failure => Outcome::Failure,
         _ => return,
     };
     let Some(database) = app.events.clone() else {
