@@ -176,7 +176,7 @@ pub fn open(
         .as_deref()
         .ok_or_else(|| Error::usage("--repo REPO (or GITOPS_RENDER_REPO) is required"))?;
     let location = Location::parse(repo, globals.env.home.as_deref())?;
-    Repo::open(&location, &opts, create)
+    Ok(Repo::open(&location, &opts, create)?)
 }
 
 pub use crate::ops::short;

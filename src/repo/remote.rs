@@ -44,7 +44,7 @@ use gix::url::Scheme;
 use gix::ObjectId;
 
 use super::lock;
-use crate::error::{Error, Result};
+use super::{Error, Result};
 
 /// The forms `--repo` takes, for hints.
 pub const FORMS: &str = "--repo takes a local path (/srv/gitops.git, ./gitops) or a remote: \
@@ -275,18 +275,25 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// Why talking to a remote failed: worth another attempt (the network, the server), or
-/// not (git is missing, the branch is a tag).
+/// Why talking to a remote failed: worth another attempt (the network, the server: what
+/// git said, scrubbed), or not (git is missing, the branch is a tag). The retry loops
+/// (`Repo::tip`, `Repo::apply`) turn the last transport failure into
+/// `Error::Transport` with the number of attempts.
 #[derive(Debug)]
 pub enum Failure {
-    Transport(Error),
+    Transport(String),
     Fatal(Error),
 }
 
 impl From<Failure> for Error {
     fn from(f: Failure) -> Error {
         match f {
-            Failure::Transport(e) | Failure::Fatal(e) => e,
+            Failure::Transport(message) => Error::Transport {
+                message,
+                attempts: 1,
+                writing: false,
+            },
+            Failure::Fatal(e) => e,
         }
     }
 }
@@ -585,7 +592,7 @@ impl Cache {
             deref: false,
         };
         git.edit_reference(edit)
-            .map_err(|e| Error::repository(format!("cannot update {tracking}: {e}")))?;
+            .map_err(super::git_err("update the remote-tracking ref"))?;
         Ok(())
     }
 
@@ -600,10 +607,7 @@ impl Cache {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        Failure::Transport(Error::repository(format!(
-            "cannot {what} {}: {last}",
-            self.url.shown
-        )))
+        Failure::Transport(format!("cannot {what} {}: {last}", self.url.shown))
     }
 
     /// Keeps the cache bounded: `git gc --auto` (which does nothing below git's
@@ -730,9 +734,10 @@ mod tests {
         }
     }
 
-    fn usage(s: &str) -> Error {
+    fn usage(s: &str) -> crate::error::Error {
         match classify(s, None) {
             Err(e) => {
+                let e = crate::error::Error::from(e);
                 assert_eq!(e.exit_code(), crate::error::exit::USAGE, "{s}: {e:?}");
                 e
             }

@@ -77,7 +77,7 @@ pub(super) fn from_repo(
             };
             let dir = AppDir::new(&rendering.app, &rendering.env);
             let diff = match &opened {
-                Err(e) => Err(e.message.clone()),
+                Err(e) => Err(e.to_string()),
                 Ok((_, None)) => Ok(crate::repo::diff::unified(
                     &dir.path(),
                     &BTreeMap::new(),
