@@ -35,7 +35,7 @@ pub(super) fn store(globals: &Globals) -> Result<Store> {
     let recorder = globals.events.as_ref().ok_or_else(|| {
         Error::usage("no event store: pass --database or set GITOPS_RENDER_DATABASE_URL (or HOME, for the default file)")
     })?;
-    Store::open(&recorder.database)
+    Ok(Store::open(&recorder.database)?)
 }
 
 fn import(globals: &Globals, args: ImportArgs) -> Result<i32> {

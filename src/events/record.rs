@@ -67,7 +67,7 @@ pub fn record(recorder: &Recorder, events: &[Event], backfill: Option<&str>) -> 
     eprintln!(
         "warning: the event store {} is unavailable ({}): the {} event{} of {} {} not recorded",
         recorder.database.shown(),
-        last.map(|e| e.message).unwrap_or_default(),
+        last.map(|e| e.to_string()).unwrap_or_default(),
         events[0].kind.as_str(),
         if events.len() > 1 { "s" } else { "" },
         what.join(", "),
