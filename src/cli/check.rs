@@ -65,7 +65,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     };
     // Each input with the environments it is checked in.
     let inputs: Vec<(inputs::Input, Vec<String>)> = match &args.repo {
-        Some(repo) => stored_values(repo, &args.branch, args.env.as_deref())?,
+        Some(repo) => stored_values(globals, repo, &args.branch, args.env.as_deref())?,
         None => inputs::read_all(&args.values)?
             .into_iter()
             .map(|i| (i, envs.clone()))
@@ -88,6 +88,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
 /// Every `apps/<app>/<env>/values.yaml` at the branch's tip, named by its path in the
 /// repository, to be checked in `<env>`.
 fn stored_values(
+    globals: &Globals,
     repo: &str,
     branch: &str,
     env: Option<&str>,
@@ -100,7 +101,7 @@ fn stored_values(
             .map(std::path::PathBuf::from),
         timeout: crate::repo::DEFAULT_TIMEOUT,
     };
-    let mut repo = super::repo_args::open(&args, None, crate::repo::Create::Never)?;
+    let mut repo = super::repo_args::open(globals, &args, None, crate::repo::Create::Never)?;
     let Some(tip) = repo.tip()? else {
         return Ok(Vec::new());
     };

@@ -102,7 +102,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             meta: meta.clone(),
         },
         move || {
-            let repo = repo_args::open(&args.repo, Some(&args.commit), Create::IfMissing)?;
+            let repo = repo_args::open(globals, &args.repo, Some(&args.commit), Create::IfMissing)?;
             Ok(slot.insert(repo))
         },
     )?;

@@ -35,11 +35,11 @@ pub(super) fn store(globals: &Globals) -> Result<Store> {
     let recorder = globals.events.as_ref().ok_or_else(|| {
         Error::usage("no event store: pass --database or set GITOPS_RENDER_DATABASE_URL (or HOME, for the default file)")
     })?;
-    Store::open(&recorder.database)
+    Ok(Store::open(&recorder.database)?)
 }
 
 fn import(globals: &Globals, args: ImportArgs) -> Result<i32> {
-    let mut repo = repo_args::open(&args.repo, None, Create::Never)?;
+    let mut repo = repo_args::open(globals, &args.repo, None, Create::Never)?;
     let events = events::import::import(&mut repo)?;
     let mut store = store(globals)?;
     let added = store.insert(&events)?;
@@ -83,7 +83,16 @@ pub(super) fn rejected(
     actor: Option<&str>,
     source: Option<&str>,
 ) {
-    let mut e = events::rejected(report, team, app, env, version, actor, source);
+    let mut e = events::rejected(
+        globals.env.clock,
+        report,
+        team,
+        app,
+        env,
+        version,
+        actor,
+        source,
+    );
     e.duration_ms = Some(globals.started.elapsed().as_millis() as i64);
     record(globals, e);
 }
@@ -95,7 +104,7 @@ pub(super) fn verified(globals: &Globals, problems: &[&str]) {
     } else {
         Outcome::Drift
     };
-    let mut e = Event::now(Kind::Verify, outcome);
+    let mut e = Event::now(globals.env.clock, Kind::Verify, outcome);
     let mut rules: Vec<String> = problems
         .iter()
         .map(|p| match *p {

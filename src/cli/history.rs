@@ -32,8 +32,8 @@ pub struct Args {
     output: Format,
 }
 
-pub fn run(_globals: &Globals, args: Args) -> Result<i32> {
-    let mut repo = repo_args::open(&args.repo, None, Create::Never)?;
+pub fn run(globals: &Globals, args: Args) -> Result<i32> {
+    let mut repo = repo_args::open(globals, &args.repo, None, Create::Never)?;
     let filter = Filter {
         app: args.app.clone(),
         env: args.env.clone(),

@@ -5,6 +5,7 @@ mod api_client;
 mod check;
 mod deploy;
 mod docs;
+mod environment;
 mod events;
 mod format;
 mod history;
@@ -129,6 +130,8 @@ pub struct Globals {
     pub started: std::time::Instant,
     /// `GITOPS_RENDER_TODAY`: the date waivers are judged by, if pinned.
     today: Option<jiff::civil::Date>,
+    /// Home, cache and state directories and the events' clock, from the environment.
+    pub env: environment::Environment,
 }
 
 impl Globals {
@@ -188,23 +191,26 @@ pub fn main() -> i32 {
                 return e.exit_code();
             }
         };
+    let env = environment::Environment::from_process();
     let events = match &cli.database {
         Some(url) => match crate::events::Database::parse(url) {
             Ok(database) => Some(crate::events::Recorder {
                 database,
                 from_flag: std::env::var("GITOPS_RENDER_DATABASE_URL").as_deref()
                     != Ok(url.as_str()),
+                clock: env.clock,
             }),
             Err(e) => {
                 report_error(&e);
                 return e.exit_code();
             }
         },
-        None => crate::events::Database::default_sqlite()
-            .ok()
+        None => env
+            .default_database()
             .map(|database| crate::events::Recorder {
                 database,
                 from_flag: false,
+                clock: env.clock,
             }),
     };
     let globals = Globals {
@@ -214,6 +220,7 @@ pub fn main() -> i32 {
         events,
         started: std::time::Instant::now(),
         today,
+        env,
     };
     let result = match cli.command {
         Command::Check(args) => check::run(&globals, args),

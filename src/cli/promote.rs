@@ -82,7 +82,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         return Err(Error::usage("--from and --to name the same environment"));
     }
     let meta = super::deploy::meta(&args.commit, &args.source_time)?;
-    let mut repo = repo_args::open(&args.repo, Some(&args.commit), Create::Never)?;
+    let mut repo = repo_args::open(globals, &args.repo, Some(&args.commit), Create::Never)?;
     let done = ops::promote::promote(
         &platform,
         &mut repo,

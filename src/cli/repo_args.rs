@@ -149,10 +149,18 @@ pub fn git_token() -> Option<repo::remote::Token> {
 }
 
 /// Opens the repository for reading or writing.
-pub fn open(args: &RepoArgs, commit: Option<&CommitArgs>, create: Create) -> Result<Repo> {
+pub fn open(
+    globals: &super::Globals,
+    args: &RepoArgs,
+    commit: Option<&CommitArgs>,
+    create: Create,
+) -> Result<Repo> {
     let mut opts = repo::Options {
         branch: args.branch.clone(),
-        cache_root: args.cache_dir.clone(),
+        cache_root: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| globals.env.cache_root.clone()),
         timeout: args.timeout,
         token: git_token(),
         ..repo::Options::default()
@@ -167,7 +175,8 @@ pub fn open(args: &RepoArgs, commit: Option<&CommitArgs>, create: Create) -> Res
         .repo
         .as_deref()
         .ok_or_else(|| Error::usage("--repo REPO (or GITOPS_RENDER_REPO) is required"))?;
-    Repo::open(&Location::parse(repo)?, &opts, create)
+    let location = Location::parse(repo, globals.env.home.as_deref())?;
+    Ok(Repo::open(&location, &opts, create)?)
 }
 
 pub use crate::ops::short;

@@ -53,7 +53,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     if let Some(env) = &args.env {
         platform.check_env(env)?;
     }
-    let mut repo = repo_args::open(&args.repo, Some(&args.commit), Create::Never)?;
+    let mut repo = repo_args::open(globals, &args.repo, Some(&args.commit), Create::Never)?;
     let Some(tip) = repo.tip()? else {
         // Standard output carries the json document when asked for: the note goes to
         // standard error then.

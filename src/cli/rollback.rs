@@ -80,7 +80,7 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     // Refused before the repository is even opened (see `parse_to`).
     let to = args.to.as_deref().map(parse_to).transpose()?;
     let meta = super::deploy::meta(&args.commit, &args.source_time)?;
-    let mut repo = repo_args::open(&args.repo, Some(&args.commit), Create::Never)?;
+    let mut repo = repo_args::open(globals, &args.repo, Some(&args.commit), Create::Never)?;
     let done = ops::rollback::rollback(
         &platform,
         &mut repo,

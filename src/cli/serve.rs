@@ -178,6 +178,11 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     if args.audience.trim().is_empty() {
         return Err(Error::usage("--audience must not be empty"));
     }
+    let repo = args
+        .repo
+        .as_deref()
+        .map(|r| crate::repo::Location::parse(r, globals.env.home.as_deref()))
+        .transpose()?;
     let platform = globals.platform()?;
     let database = globals.events.as_ref().map(|r| r.database.clone());
     let config = server::Config {
@@ -189,8 +194,10 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         values_glob: args.values_glob,
         gitops_repo: args.gitops_repo,
         gitops_branch: args.gitops_branch,
-        repo: args.repo,
-        cache_dir: args.cache_dir,
+        repo,
+        cache_root: args
+            .cache_dir
+            .unwrap_or_else(|| globals.env.cache_root.clone()),
         max_concurrent_checks: args.max_concurrent_checks,
         max_queued: args.max_queued,
         max_body_bytes: args.max_body_bytes,
@@ -204,11 +211,12 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         },
         announce: !args.log_json,
         database: database.clone(),
+        clock: globals.env.clock,
         // The default file is one machine's; a database named on purpose is shared.
         shared_database: database.is_some()
-            && database.as_ref() != crate::events::Database::default_sqlite().ok().as_ref(),
+            && database.as_ref() != globals.env.default_database().as_ref(),
         spool_dir: args.spool_dir,
-        default_spool_dir: default_spool_dir(),
+        default_spool_dir: globals.env.default_spool_dir(),
         max_spilled: args.max_spilled,
         max_spilled_bytes: args.max_spilled_bytes,
         delivery_lease: Duration::from_secs(args.delivery_lease),
@@ -222,14 +230,6 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     };
     server::serve(config, platform)?;
     Ok(exit::OK)
-}
-
-/// `spool` in gitops-render's state directory, beside the default event store.
-fn default_spool_dir() -> Option<PathBuf> {
-    match crate::events::Database::default_sqlite().ok()? {
-        crate::events::Database::Sqlite(file) => file.parent().map(|d| d.join("spool")),
-        crate::events::Database::Postgres(_) => None,
-    }
 }
 
 fn private_key() -> Result<String> {

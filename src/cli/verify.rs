@@ -28,7 +28,7 @@ pub struct Args {
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform()?;
-    let mut repo = repo_args::open(&args.repo, None, Create::Never)?;
+    let mut repo = repo_args::open(globals, &args.repo, None, Create::Never)?;
     let summary = match repo.tip()? {
         Some(tip) => {
             // Lines are for the formats that annotate files.

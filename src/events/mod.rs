@@ -164,12 +164,9 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event happening now, with a fresh time-ordered id. "Now" is the clock
-    /// the commits use: `GIT_COMMITTER_DATE` when set (as for a commit that landed, so
-    /// a replayed or pinned history keeps its rejections beside its deploys), else the
-    /// system clock.
-    pub fn now(kind: Kind, outcome: Outcome) -> Event {
-        let time = committer_clock();
+    /// A new event happening now by `clock`, with a fresh time-ordered id.
+    pub fn now(clock: Clock, kind: Kind, outcome: Outcome) -> Event {
+        let time = clock.now_ms();
         let random: [u8; 10] = *uuid::Uuid::new_v4()
             .as_bytes()
             .first_chunk()
@@ -201,14 +198,36 @@ impl Event {
     }
 }
 
-/// Milliseconds now, by `GIT_COMMITTER_DATE` if it is set and reads as a date.
-fn committer_clock() -> i64 {
-    if let Ok(v) = std::env::var("GIT_COMMITTER_DATE") {
-        if let Ok(t) = gix::date::parse(&v, None) {
-            return t.seconds.saturating_mul(1000);
+/// What "now" is for an event. Events take the clock the commits use, so a replayed
+/// or pinned history (`GIT_COMMITTER_DATE`, resolved by the caller) keeps its
+/// rejections and verify runs beside its deploys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// This time, in milliseconds since the Unix epoch.
+    Pinned(i64),
+}
+
+impl Clock {
+    /// The clock of `GIT_COMMITTER_DATE`'s value, in any form git accepts; the system
+    /// clock when it is unset or does not read as a date (git would refuse to commit
+    /// with it, and the commit's error says so).
+    pub fn committer_date(value: Option<&str>) -> Clock {
+        match value.map(|v| gix::date::parse(v, None)) {
+            Some(Ok(t)) => Clock::Pinned(t.seconds.saturating_mul(1000)),
+            _ => Clock::System,
         }
     }
-    jiff::Timestamp::now().as_millisecond()
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(self) -> i64 {
+        match self {
+            Clock::System => jiff::Timestamp::now().as_millisecond(),
+            Clock::Pinned(ms) => ms,
+        }
+    }
 }
 
 /// The id of the event of a landed commit: a UUIDv7 whose time is the commit's and
@@ -259,26 +278,6 @@ impl Database {
             )));
         }
         Ok(Database::Sqlite(PathBuf::from(url)))
-    }
-
-    /// The default store: `events.sqlite` in gitops-render's state directory,
-    /// `$XDG_STATE_HOME/gitops-render` or `~/.local/state/gitops-render` (state that
-    /// outlives a run but is not configuration, by the XDG base directory spec).
-    pub fn default_sqlite() -> Result<Database> {
-        let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-                Some(home) => PathBuf::from(home).join(".local").join("state"),
-                None => {
-                    return Err(Error::usage(
-                        "no place for the event store: set --database, GITOPS_RENDER_DATABASE_URL, XDG_STATE_HOME or HOME",
-                    ))
-                }
-            },
-        };
-        Ok(Database::Sqlite(
-            base.join("gitops-render").join("events.sqlite"),
-        ))
     }
 
     /// For messages: a PostgreSQL URL without its password.

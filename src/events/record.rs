@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use gix::ObjectId;
 
-use super::{import, Database, Event, Store};
+use super::{import, Clock, Database, Event, Store};
 use crate::repo::Repo;
 
 /// Pauses between attempts: three attempts within about two seconds, so a deploy
@@ -24,6 +24,8 @@ pub struct Recorder {
     /// Whether the database came from `--database` (and so must be repeated in the
     /// backfill command) rather than from the environment, which the rerun inherits.
     pub from_flag: bool,
+    /// "Now" for the events of what leaves no commit.
+    pub clock: Clock,
 }
 
 impl Recorder {
@@ -65,7 +67,7 @@ pub fn record(recorder: &Recorder, events: &[Event], backfill: Option<&str>) -> 
     eprintln!(
         "warning: the event store {} is unavailable ({}): the {} event{} of {} {} not recorded",
         recorder.database.shown(),
-        last.map(|e| e.message).unwrap_or_default(),
+        last.map(|e| e.to_string()).unwrap_or_default(),
         events[0].kind.as_str(),
         if events.len() > 1 { "s" } else { "" },
         what.join(", "),
@@ -111,7 +113,9 @@ pub fn record_landed(recorder: &Recorder, repo: &Repo, commit: ObjectId, started
 /// The event of a refused change (policy, schema, hold, the deploy policy): the rule
 /// ids of its errors, and who asked from where (`source` as a trailer writes it,
 /// `owner/repo@sha`). The CLI and the deploy API record the same shape.
+#[allow(clippy::too_many_arguments)]
 pub fn rejected(
+    clock: Clock,
     report: &crate::findings::FileReport,
     team: Option<&str>,
     app: Option<&str>,
@@ -120,7 +124,7 @@ pub fn rejected(
     actor: Option<&str>,
     source: Option<&str>,
 ) -> Event {
-    let mut e = Event::now(super::Kind::Rejected, super::Outcome::Rejected);
+    let mut e = Event::now(clock, super::Kind::Rejected, super::Outcome::Rejected);
     e.env = Some(env.to_string());
     e.team = team.map(String::from);
     e.app = app.map(String::from);

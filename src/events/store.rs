@@ -17,7 +17,36 @@
 use std::time::Duration;
 
 use super::{Database, Event, Kind, Outcome};
-use crate::error::{Error, Result};
+/// A database driver's error (rusqlite, postgres) or what was wrong with a row.
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// What went wrong with the event store, with the driver's error as the source. The
+/// edge decides what it means: a command that only records an event warns and goes on
+/// (`events::record`); one that reads the store exits 3, as for a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the event store {store}: {source}")]
+    Open {
+        store: String,
+        #[source]
+        source: Source,
+    },
+    #[error("event store {store}: cannot {what}: {source}")]
+    Query {
+        store: String,
+        what: String,
+        #[source]
+        source: Source,
+    },
+}
+
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        crate::error::Error::repository(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The schema, in order. Never edit an entry that shipped: add one.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -218,35 +247,42 @@ impl Store {
     /// Connects (creating a SQLite file and its directory if missing) and migrates.
     pub fn open(db: &Database) -> Result<Store> {
         let shown = db.shown();
-        let fail = |e: &dyn std::fmt::Display| {
-            Error::repository(format!("cannot open the event store {shown}: {e}"))
+        let fail = |e: Source| StoreError::Open {
+            store: shown.clone(),
+            source: e,
         };
         let backend = match db {
             Database::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
+                    std::fs::create_dir_all(parent).map_err(|e| fail(e.into()))?;
                 }
-                let conn = rusqlite::Connection::open(path).map_err(|e| fail(&e))?;
+                let conn = rusqlite::Connection::open(path).map_err(|e| fail(e.into()))?;
                 // WAL: `serve` reads while a deploy on the same machine writes.
                 conn.busy_timeout(Duration::from_secs(10))
-                    .map_err(|e| fail(&e))?;
+                    .map_err(|e| fail(e.into()))?;
                 conn.pragma_update(None, "journal_mode", "WAL")
-                    .map_err(|e| fail(&e))?;
+                    .map_err(|e| fail(e.into()))?;
                 conn.pragma_update(None, "synchronous", "NORMAL")
-                    .map_err(|e| fail(&e))?;
+                    .map_err(|e| fail(e.into()))?;
                 Backend::Sqlite(conn)
             }
             Database::Postgres(url) => {
-                let mut config: postgres::Config = url.parse().map_err(|e| fail(&e))?;
+                let mut config: postgres::Config =
+                    url.parse().map_err(|e: postgres::Error| fail(e.into()))?;
                 if config.get_connect_timeout().is_none() {
                     config.connect_timeout(Duration::from_secs(10));
                 }
                 config.application_name("gitops-render");
-                let client = config.connect(postgres::NoTls).map_err(|e| fail(&e))?;
+                let client = config
+                    .connect(postgres::NoTls)
+                    .map_err(|e| fail(e.into()))?;
                 Backend::Postgres(Box::new(client))
             }
         };
-        let mut store = Store { backend, shown };
+        let mut store = Store {
+            backend,
+            shown: shown.clone(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -256,8 +292,12 @@ impl Store {
         &self.shown
     }
 
-    fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
-        Error::repository(format!("event store {}: cannot {what}: {e}", self.shown))
+    fn err(&self, what: &str, e: impl Into<Source>) -> StoreError {
+        StoreError::Query {
+            store: self.shown.clone(),
+            what: what.to_string(),
+            source: e.into(),
+        }
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -281,7 +321,7 @@ impl Store {
                 }
                 tx.commit()
             })()
-            .map_err(|e| e.to_string()),
+            .map_err(Source::from),
             Backend::Postgres(client) => (|| {
                 let mut tx = client.transaction()?;
                 // One migrator at a time across replicas; released at commit.
@@ -302,7 +342,7 @@ impl Store {
                 }
                 tx.commit()
             })()
-            .map_err(|e| e.to_string()),
+            .map_err(Source::from),
         };
         result.map_err(|e| self.err("apply its migrations", e))
     }
@@ -327,7 +367,7 @@ impl Store {
                 }
                 tx.commit()
             })()
-            .map_err(|e| e.to_string()),
+            .map_err(Source::from),
             Backend::Postgres(client) => (|| {
                 let mut tx = client.transaction()?;
                 for chunk in rows.chunks(BATCH) {
@@ -341,7 +381,7 @@ impl Store {
                 }
                 tx.commit()
             })()
-            .map_err(|e| e.to_string()),
+            .map_err(Source::from),
         };
         result.map_err(|e| self.err("write events", e))?;
         Ok(added)
@@ -386,7 +426,7 @@ impl Store {
                 }
                 Ok::<_, rusqlite::Error>(out)
             })()
-            .map_err(|e| e.to_string()),
+            .map_err(Source::from),
             Backend::Postgres(client) => (|| {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> = params
                     .iter()
@@ -416,7 +456,7 @@ impl Store {
                 }
                 Ok::<_, postgres::Error>(out)
             })()
-            .map_err(|e| e.to_string()),
+            .map_err(Source::from),
         };
         result.map_err(|e| self.err(what, e))
     }

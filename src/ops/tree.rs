@@ -215,4 +215,5 @@ pub fn now<F: Future>(future: F) -> Result<F::Output> {
 pub fn blob_id(bytes: &[u8]) -> Result<ObjectId> {
     gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, bytes)
         .map_err(git_err("hash a file"))
+        .map_err(Into::into)
 }

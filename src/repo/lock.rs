@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{flock, FlockOperation};
 
-use crate::error::{Error, Result};
+use super::{Error, Result};
 
 /// An exclusive lock, released on drop (or by the kernel when the process dies).
 pub struct Exclusive {
@@ -33,9 +33,16 @@ impl Exclusive {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| Error::repository(format!("cannot open {}: {e}", path.display())))?;
-        flock(&file, FlockOperation::LockExclusive)
-            .map_err(|e| Error::repository(format!("cannot lock {}: {e}", path.display())))?;
+            .map_err(|source| Error::Lock {
+                what: "open",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        flock(&file, FlockOperation::LockExclusive).map_err(|e| Error::Lock {
+            what: "lock",
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
         Ok(Exclusive {
             file,
             path: path.to_path_buf(),
@@ -66,7 +73,11 @@ impl Exclusive {
             .set_len(0)
             .and_then(|_| self.file.rewind())
             .and_then(|_| self.file.write_all(bytes))
-            .map_err(|e| Error::repository(format!("cannot write {}: {e}", self.path.display())))
+            .map_err(|source| Error::Lock {
+                what: "write",
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
@@ -92,9 +103,16 @@ impl Shared {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| Error::repository(format!("cannot open {}: {e}", path.display())))?;
-        flock(&file, FlockOperation::LockShared)
-            .map_err(|e| Error::repository(format!("cannot lock {}: {e}", path.display())))?;
+            .map_err(|source| Error::Lock {
+                what: "open",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        flock(&file, FlockOperation::LockShared).map_err(|e| Error::Lock {
+            what: "lock",
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
         Ok(Shared { file })
     }
 

@@ -21,6 +21,7 @@
 //! its remote-tracking ref between runs (`remote`).
 
 pub mod diff;
+pub mod error;
 pub mod history;
 pub mod hold;
 mod lock;
@@ -36,7 +37,7 @@ use std::time::Duration;
 use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
-use crate::error::{Error, Result};
+pub use self::error::{Error, Result};
 use crate::findings::Finding;
 use crate::layout::AppDir;
 
@@ -51,9 +52,10 @@ pub enum Location {
 
 impl Location {
     /// Reads `--repo` with git's URL rules (see `remote::classify`): a usage error for
-    /// anything that could be a path or a remote, or that runs a program.
-    pub fn parse(repo: &str) -> Result<Location> {
-        Ok(match remote::classify(repo)? {
+    /// anything that could be a path or a remote, or that runs a program. `home` is what
+    /// a leading `~` means (the caller's `HOME`); `None` leaves `~` as written.
+    pub fn parse(repo: &str, home: Option<&Path>) -> Result<Location> {
+        Ok(match remote::classify(repo, home)? {
             remote::Parsed::Local(p) => Location::Local(p),
             remote::Parsed::Remote(u) => Location::Remote(u),
         })
@@ -72,8 +74,9 @@ impl Location {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub branch: String,
-    /// Where caches of remotes live; default `remote::default_cache_root()`.
-    pub cache_root: Option<PathBuf>,
+    /// Where caches of remotes live: resolved by the caller (the CLI's `--cache-dir`,
+    /// else `$XDG_CACHE_HOME/gitops-render`); the default is the temporary directory's.
+    pub cache_root: PathBuf,
     /// How long to keep trying to land a commit (lost races, network failures) before
     /// giving up with exit 3.
     pub timeout: Duration,
@@ -91,7 +94,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             branch: "main".into(),
-            cache_root: None,
+            cache_root: std::env::temp_dir().join("gitops-render-cache"),
             timeout: DEFAULT_TIMEOUT,
             max_attempts: None,
             committer: None,
@@ -368,11 +371,7 @@ impl Repo {
                 (path.clone(), None)
             }
             Location::Remote(url) => {
-                let root = opts
-                    .cache_root
-                    .clone()
-                    .unwrap_or_else(remote::default_cache_root);
-                let cache = remote::Cache::open(&root, url, opts.token.clone())?;
+                let cache = remote::Cache::open(&opts.cache_root, url, opts.token.clone())?;
                 deepen::register(&cache.dir, url, &opts.branch, opts.token.clone());
                 let dir = cache.dir.clone();
                 let session = RemoteSession {
@@ -460,13 +459,15 @@ impl Repo {
         loop {
             match self.try_tip() {
                 Ok(t) => return Ok(t),
-                Err(remote::Failure::Transport(e)) => {
-                    attempt += 1;
-                    if attempt > MAX_TRANSPORT_ATTEMPTS || !backoff(attempt, deadline) {
-                        return Err(
-                            e.with_hint("nothing was written; check the network and the URL")
-                        );
+                Err(remote::Failure::Transport(message)) => {
+                    if attempt >= MAX_TRANSPORT_ATTEMPTS || !backoff(attempt + 1, deadline) {
+                        return Err(Error::Transport {
+                            message,
+                            attempts: attempt,
+                            writing: false,
+                        });
                     }
+                    attempt += 1;
                 }
                 Err(remote::Failure::Fatal(e)) => return Err(e),
             }
@@ -649,10 +650,11 @@ impl Repo {
     pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>> {
         let size = self.blob_size(id)?;
         if size > trust::MAX_STORED_FILE {
-            return Err(Error::rejected(format!(
-                "a stored file ({id}) is {size} bytes, over the {} byte bound: not read",
-                trust::MAX_STORED_FILE
-            )));
+            return Err(Error::StoredFileTooLarge {
+                id,
+                size,
+                bound: trust::MAX_STORED_FILE,
+            });
         }
         Ok(self
             .git
@@ -698,9 +700,13 @@ impl Repo {
             }
             let tip = match self.try_tip() {
                 Ok(t) => t,
-                Err(remote::Failure::Transport(e)) => {
+                Err(remote::Failure::Transport(message)) => {
                     transport_failures += 1;
-                    last_error = Some(e);
+                    last_error = Some(Error::Transport {
+                        message,
+                        attempts: transport_failures,
+                        writing: true,
+                    });
                     if transport_failures >= MAX_TRANSPORT_ATTEMPTS {
                         break;
                     }
@@ -746,16 +752,20 @@ impl Repo {
                 }
                 Ok(Moved::LostRace) => {
                     lost_races += 1;
-                    last_error = Some(Error::repository(format!(
-                        "{} kept moving: {lost_races} attempts in {:.1} s lost the race to other deploys",
-                        self.branch,
-                        started.elapsed().as_secs_f64()
-                    )));
+                    last_error = Some(Error::LostRace {
+                        branch: self.branch.clone(),
+                        attempts: lost_races,
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
                     tracing::debug!("lost race {lost_races} on {}; rebuilding", self.branch);
                 }
-                Err(remote::Failure::Transport(e)) => {
+                Err(remote::Failure::Transport(message)) => {
                     transport_failures += 1;
-                    last_error = Some(e);
+                    last_error = Some(Error::Transport {
+                        message,
+                        attempts: transport_failures,
+                        writing: true,
+                    });
                     if transport_failures >= MAX_TRANSPORT_ATTEMPTS {
                         break;
                     }
@@ -763,11 +773,13 @@ impl Repo {
                 Err(remote::Failure::Fatal(e)) => return Err(e),
             }
         }
-        Err(last_error
-            .unwrap_or_else(|| Error::repository("could not land the commit"))
-            .with_hint(
+        // Out of time or attempts: the last lost race or network failure says why (its
+        // hint, at the edge: run the deploy again).
+        Err(last_error.unwrap_or_else(|| {
+            Error::repository("could not land the commit").with_hint(
                 "nothing was written; run the deploy again (--timeout gives concurrent deploys more time)",
-            ))
+            )
+        }))
     }
 
     /// Writes a directory's blobs and its tree; returns the tree.
@@ -851,7 +863,7 @@ impl Repo {
                         .cache
                         .advance_tracking(&self.git, &tracking, expected, new)
                     {
-                        tracing::debug!("not advancing {tracking}: {}", e.message);
+                        tracing::debug!("not advancing {tracking}: {e}");
                     }
                     Ok(Moved::Done)
                 }
@@ -1120,10 +1132,10 @@ fn is_empty_dir(path: &Path) -> bool {
 /// (`refs/heads/main` would become `refs/heads/refs/heads/main`), an option.
 fn check_branch_name(branch: &str) -> Result<()> {
     let bad = |why: String| {
-        Err(
-            Error::usage(format!("invalid branch name {branch:?}: {why}"))
-                .with_hint("name the branch as Argo CD or Flux sees it, e.g. --branch main"),
-        )
+        Err(Error::BadBranchName {
+            branch: branch.to_string(),
+            why,
+        })
     };
     if branch.starts_with('-') {
         return bad("it would be read as an option".into());
@@ -1166,11 +1178,15 @@ fn with_retries(
         match op() {
             Ok(()) => return Ok(()),
             Err(remote::Failure::Fatal(e)) => return Err(e),
-            Err(remote::Failure::Transport(e)) => {
-                attempt += 1;
-                if attempt > MAX_TRANSPORT_ATTEMPTS || !backoff(attempt, deadline) {
-                    return Err(e);
+            Err(remote::Failure::Transport(message)) => {
+                if attempt >= MAX_TRANSPORT_ATTEMPTS || !backoff(attempt + 1, deadline) {
+                    return Err(Error::Transport {
+                        message,
+                        attempts: attempt,
+                        writing: false,
+                    });
                 }
+                attempt += 1;
             }
         }
     }
@@ -1191,7 +1207,7 @@ pub(crate) mod deepen {
     use gix::ObjectId;
 
     use super::remote;
-    use crate::error::{Error, Result};
+    use super::{Error, Result};
 
     struct Entry {
         dir: PathBuf,
@@ -1233,11 +1249,7 @@ pub(crate) mod deepen {
             if let Ok(c) = git.find_commit(id) {
                 return Ok(c);
             }
-            let missing = || {
-                Error::repository(format!(
-                    "cannot read commit {id}: it is not in the repository"
-                ))
-            };
+            let missing = || Error::ObjectMissing { id };
             if !git.is_shallow().unwrap_or(false) {
                 return Err(missing());
             }
@@ -1271,8 +1283,11 @@ pub(crate) mod deepen {
     }
 }
 
-pub(crate) fn git_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::repository(format!("cannot {what}: {e}"))
+/// For `.map_err`: gix's error at step `what`, kept as the source (`Error::Git`).
+pub(crate) fn git_err<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+) -> impl Fn(E) -> Error {
+    error::git(what)
 }
 
 /// For tests of crash safety only: with `GITOPS_RENDER_TEST_PAUSE=<point>`, the process

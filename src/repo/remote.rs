@@ -44,7 +44,7 @@ use gix::url::Scheme;
 use gix::ObjectId;
 
 use super::lock;
-use crate::error::{Error, Result};
+use super::{Error, Result};
 
 /// The forms `--repo` takes, for hints.
 pub const FORMS: &str = "--repo takes a local path (/srv/gitops.git, ./gitops) or a remote: \
@@ -58,12 +58,12 @@ pub enum Parsed {
 }
 
 /// Classifies `--repo` the way git does, refusing what git would guess at.
-pub fn classify(repo: &str) -> Result<Parsed> {
+pub fn classify(repo: &str, home: Option<&Path>) -> Result<Parsed> {
     if repo.trim().is_empty() {
         return Err(Error::usage("--repo is empty").with_hint(FORMS));
     }
     if is_unmistakably_a_path(repo) {
-        return Ok(Parsed::Local(expand_home(repo)));
+        return Ok(Parsed::Local(expand_home(repo, home)));
     }
     let shown = redact_url(repo);
     let url = gix::url::parse(repo).map_err(|_| {
@@ -142,13 +142,10 @@ fn is_unmistakably_a_path(repo: &str) -> bool {
 }
 
 /// `~` and `~/x` are the home directory, as a shell would have expanded them.
-fn expand_home(repo: &str) -> PathBuf {
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+fn expand_home(repo: &str, home: Option<&Path>) -> PathBuf {
     match (repo.strip_prefix('~'), home) {
-        (Some(""), Some(h)) => PathBuf::from(h),
-        (Some(rest), Some(h)) if rest.starts_with('/') => {
-            Path::new(&h).join(rest.trim_start_matches('/'))
-        }
+        (Some(""), Some(h)) => h.to_path_buf(),
+        (Some(rest), Some(h)) if rest.starts_with('/') => h.join(rest.trim_start_matches('/')),
         _ => PathBuf::from(repo),
     }
 }
@@ -278,18 +275,25 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// Why talking to a remote failed: worth another attempt (the network, the server), or
-/// not (git is missing, the branch is a tag).
+/// Why talking to a remote failed: worth another attempt (the network, the server: what
+/// git said, scrubbed), or not (git is missing, the branch is a tag). The retry loops
+/// (`Repo::tip`, `Repo::apply`) turn the last transport failure into
+/// `Error::Transport` with the number of attempts.
 #[derive(Debug)]
 pub enum Failure {
-    Transport(Error),
+    Transport(String),
     Fatal(Error),
 }
 
 impl From<Failure> for Error {
     fn from(f: Failure) -> Error {
         match f {
-            Failure::Transport(e) | Failure::Fatal(e) => e,
+            Failure::Transport(message) => Error::Transport {
+                message,
+                attempts: 1,
+                writing: false,
+            },
+            Failure::Fatal(e) => e,
         }
     }
 }
@@ -380,6 +384,12 @@ impl Cache {
             .env_remove("GIT_NAMESPACE")
             .env_remove("GIT_SHALLOW_FILE")
             .stdin(Stdio::null());
+        // `GIT_ALLOW_PROTOCOL` and `GIT_CONFIG_*` are read here, where `git` is spawned,
+        // and not resolved at startup like gitops-render's own settings: they are git's
+        // contract with the child, which inherits them from this process whatever we
+        // resolve. We only add to what the child will see: a restriction of transports
+        // when the user set none (and leave theirs alone when they did), and our
+        // configuration numbered after theirs, so neither is lost.
         if std::env::var_os("GIT_ALLOW_PROTOCOL").is_none() {
             // Defence in depth: `classify` already refused these, git refuses them too.
             cmd.env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh");
@@ -582,7 +592,7 @@ impl Cache {
             deref: false,
         };
         git.edit_reference(edit)
-            .map_err(|e| Error::repository(format!("cannot update {tracking}: {e}")))?;
+            .map_err(super::git_err("update the remote-tracking ref"))?;
         Ok(())
     }
 
@@ -597,10 +607,7 @@ impl Cache {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        Failure::Transport(Error::repository(format!(
-            "cannot {what} {}: {last}",
-            self.url.shown
-        )))
+        Failure::Transport(format!("cannot {what} {}: {last}", self.url.shown))
     }
 
     /// Keeps the cache bounded: `git gc --auto` (which does nothing below git's
@@ -709,39 +716,28 @@ pub fn parse_porcelain(stdout: &str, target: &str) -> Option<(char, String)> {
     None
 }
 
-/// Where caches of remotes live: `--cache-dir`, else `$XDG_CACHE_HOME/gitops-render`,
-/// else `~/.cache/gitops-render`, else the temporary directory.
-pub fn default_cache_root() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Path::new(&x).join("gitops-render");
-    }
-    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return Path::new(&h).join(".cache").join("gitops-render");
-    }
-    std::env::temp_dir().join("gitops-render-cache")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn remote(s: &str) -> Url {
-        match classify(s) {
+        match classify(s, None) {
             Ok(Parsed::Remote(u)) => u,
             other => panic!("{s}: {other:?}"),
         }
     }
 
     fn local(s: &str) -> PathBuf {
-        match classify(s) {
+        match classify(s, None) {
             Ok(Parsed::Local(p)) => p,
             other => panic!("{s}: {other:?}"),
         }
     }
 
-    fn usage(s: &str) -> Error {
-        match classify(s) {
+    fn usage(s: &str) -> crate::error::Error {
+        match classify(s, None) {
             Err(e) => {
+                let e = crate::error::Error::from(e);
                 assert_eq!(e.exit_code(), crate::error::exit::USAGE, "{s}: {e:?}");
                 e
             }
@@ -774,6 +770,23 @@ mod tests {
         assert_eq!(local("/srv/gitops.git"), PathBuf::from("/srv/gitops.git"));
         assert_eq!(local("dir/with:colon"), PathBuf::from("dir/with:colon"));
         assert_eq!(local("../up"), PathBuf::from("../up"));
+    }
+
+    #[test]
+    fn a_leading_tilde_is_the_home_directory_given_as_a_shell_expands_it() {
+        let home = Some(Path::new("/home/u"));
+        let local = |s: &str, home| match classify(s, home) {
+            Ok(Parsed::Local(p)) => p,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(local("~", home), PathBuf::from("/home/u"));
+        assert_eq!(
+            local("~/gitops.git", home),
+            PathBuf::from("/home/u/gitops.git")
+        );
+        // `~user` is not ours to guess, and without a home `~` stays as written.
+        assert_eq!(local("~other/x", home), PathBuf::from("~other/x"));
+        assert_eq!(local("~/gitops.git", None), PathBuf::from("~/gitops.git"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl StoredDir {
             .get(layout::VALUES)
             .map(|id| repo.blob(*id))
             .transpose()
+            .map_err(Into::into)
     }
 }
 

@@ -78,9 +78,9 @@ pub struct Settings {
     pub rate_limit: u32,
     pub max_concurrent_deploys: usize,
     pub timeout: Duration,
-    pub repo: String,
+    pub repo: Location,
     pub branch: String,
-    pub cache_dir: Option<std::path::PathBuf>,
+    pub cache_root: std::path::PathBuf,
     pub git_token: Option<Token>,
     /// `GITHUB_API_URL`'s host: an `https://` repository there is pushed to with the
     /// App's installation token.
@@ -97,7 +97,7 @@ impl Api {
             settings.jwks_refresh_interval,
         )
         .map_err(|e| Error::usage(format!("--trust-issuer: {e}")))?;
-        let location = Location::parse(&settings.repo)?;
+        let location = settings.repo;
         let teams = match crate::platform::read_yaml(&platform.files, "policies/teams.yaml") {
             Ok(Value::Object(m)) => m,
             Ok(_) => serde_json::Map::new(),
@@ -117,7 +117,7 @@ impl Api {
             location,
             options: repo::Options {
                 branch: settings.branch,
-                cache_root: settings.cache_dir,
+                cache_root: settings.cache_root,
                 timeout: settings.timeout,
                 ..repo::Options::default()
             },
@@ -1050,6 +1050,7 @@ fn record(app: &App, done: &Done, repo: Option<&Repo>, env: &str, meta: &Meta, s
     let recorder = Recorder {
         database: database.clone(),
         from_flag: false,
+        clock: app.clock,
     };
     match (&done.landed, repo) {
         (Some(l), Some(repo)) if done.accepted().is_some() => {
@@ -1108,6 +1109,7 @@ async fn record_denied(
             .findings
             .push(Finding::error(DEPLOY_DENIED.rule, r.as_str()));
     }
+    let clock = app.clock;
     let (team, app_name, env, actor, source) = (
         team.map(str::to_string),
         app_name.map(str::to_string),
@@ -1119,6 +1121,7 @@ async fn record_denied(
         let recorder = Recorder {
             database,
             from_flag: false,
+            clock,
         };
         rejected(
             &recorder,
@@ -1147,7 +1150,16 @@ fn rejected(
     source: Option<&str>,
     started: Instant,
 ) {
-    let mut e = events::rejected(report, team, app, env, version, actor, source);
+    let mut e = events::rejected(
+        recorder.clock,
+        report,
+        team,
+        app,
+        env,
+        version,
+        actor,
+        source,
+    );
     e.duration_ms = Some(started.elapsed().as_millis() as i64);
     events::record(recorder, &[e], None);
 }

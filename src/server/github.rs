@@ -33,7 +33,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -406,14 +406,19 @@ impl Client {
     }
 
     /// Creates a check run and returns its id.
-    pub async fn create_check_run(&self, repo: &Repo, body: &Value) -> Result<u64, ApiError> {
+    pub async fn create_check_run(
+        &self,
+        repo: &Repo,
+        body: &CreateCheckRun,
+    ) -> Result<u64, ApiError> {
         let route = format!("{}/check-runs", repo_route(repo));
+        let body = request_body(body)?;
         let answer = self
             .call(
                 "check_runs.create",
                 Method::POST,
                 &route,
-                Some(body),
+                Some(&body),
                 JSON,
                 false,
             )
@@ -430,14 +435,15 @@ impl Client {
         &self,
         repo: &Repo,
         id: u64,
-        body: &Value,
+        body: &UpdateCheckRun,
     ) -> Result<(), ApiError> {
         let route = format!("{}/check-runs/{id}", repo_route(repo));
+        let body = request_body(body)?;
         self.call(
             "check_runs.update",
             Method::PATCH,
             &route,
-            Some(body),
+            Some(&body),
             JSON,
             false,
         )
@@ -829,9 +835,268 @@ impl crate::ops::tree::TreeSource for ContentsTree {
     }
 }
 
+/// A request body as the JSON the client sends.
+fn request_body(body: &impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(body).map_err(|e| ApiError {
+        message: format!("cannot encode the request: {e}"),
+    })
+}
+
+// The check-run request bodies, typed with the values GitHub documents ("Create a check
+// run", "Update a check run" in the REST API reference), so a misspelt status or
+// conclusion does not compile instead of being refused by GitHub at run time.
+// octocrab's `params::checks` has the output and annotation types but no request bodies
+// (its builders send them through its own HTTP client, which this module does not use),
+// and drops an empty `annotations` list that the final update sends; these are the
+// few fields gitops-render sends.
+
+/// `status` of a check run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Queued,
+    InProgress,
+    Completed,
+    Waiting,
+    Requested,
+    Pending,
+}
+
+/// `conclusion` of a completed check run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conclusion {
+    ActionRequired,
+    Cancelled,
+    Failure,
+    Neutral,
+    Success,
+    Skipped,
+    Stale,
+    TimedOut,
+}
+
+impl Conclusion {
+    /// The value as GitHub spells it (metrics labels, events).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conclusion::ActionRequired => "action_required",
+            Conclusion::Cancelled => "cancelled",
+            Conclusion::Failure => "failure",
+            Conclusion::Neutral => "neutral",
+            Conclusion::Success => "success",
+            Conclusion::Skipped => "skipped",
+            Conclusion::Stale => "stale",
+            Conclusion::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// `annotation_level` of an annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnotationLevel {
+    Notice,
+    Warning,
+    Failure,
+}
+
+/// One annotation on a file's lines. Columns only on one line, as GitHub requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Annotation {
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_column: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_column: Option<u32>,
+    pub annotation_level: AnnotationLevel,
+    /// At most 64 KB.
+    pub message: String,
+    /// At most 255 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// At most 64 KB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_details: Option<String>,
+}
+
+/// `output` of a check run: what its page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRunOutput {
+    pub title: String,
+    /// Markdown, at most 65,535 characters.
+    pub summary: String,
+    /// Markdown, at most 65,535 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// At most 50 per request; each update appends its own to the run's. `None` sends
+    /// no list (creating a run), `Some` sends the list even when it is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Vec<Annotation>>,
+}
+
+/// The body of "Create a check run" (`POST /repos/{owner}/{repo}/check-runs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateCheckRun {
+    pub name: String,
+    pub head_sha: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub status: CheckStatus,
+    #[serde(default, with = "github_time", skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<jiff::Timestamp>,
+    pub output: CheckRunOutput,
+}
+
+/// The body of "Update a check run" (`PATCH /repos/{owner}/{repo}/check-runs/{id}`):
+/// only the fields given change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateCheckRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CheckStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<Conclusion>,
+    #[serde(default, with = "github_time", skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<jiff::Timestamp>,
+    pub output: CheckRunOutput,
+}
+
+/// Times as the checks API documents them: ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`, UTC, whole
+/// seconds.
+mod github_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<jiff::Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&t.strftime("%Y-%m-%dT%H:%M:%SZ")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<jiff::Timestamp>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request example of "Create a check run" in GitHub's REST API reference,
+    /// verbatim: the typed body serialises to exactly this JSON, and reads it back.
+    #[test]
+    fn a_create_body_serialises_as_githubs_documented_example() {
+        let documented: Value = serde_json::from_str(
+            r#"{"name":"mighty_readme","head_sha":"ce587453ced02b1526dfb4cb910479d431683101","status":"in_progress","external_id":"42","started_at":"2018-05-04T01:14:52Z","output":{"title":"Mighty Readme report","summary":"","text":""}}"#,
+        )
+        .unwrap();
+        let body = CreateCheckRun {
+            name: "mighty_readme".into(),
+            head_sha: "ce587453ced02b1526dfb4cb910479d431683101".into(),
+            external_id: Some("42".into()),
+            status: CheckStatus::InProgress,
+            started_at: Some("2018-05-04T01:14:52Z".parse().unwrap()),
+            output: CheckRunOutput {
+                title: "Mighty Readme report".into(),
+                summary: String::new(),
+                text: Some(String::new()),
+                annotations: None,
+            },
+        };
+        assert_eq!(serde_json::to_value(&body).unwrap(), documented);
+        let read: CreateCheckRun = serde_json::from_value(documented).unwrap();
+        assert_eq!(read, body);
+    }
+
+    /// An update that completes a run, with the annotation fields GitHub documents for
+    /// `output.annotations[]` and the values it lists for `conclusion` and
+    /// `annotation_level`.
+    #[test]
+    fn an_update_body_carries_githubs_documented_names_and_values() {
+        let body = UpdateCheckRun {
+            status: Some(CheckStatus::Completed),
+            conclusion: Some(Conclusion::Failure),
+            completed_at: Some("2026-11-30T05:00:00.75Z".parse().unwrap()),
+            output: CheckRunOutput {
+                title: "1 file rejected".into(),
+                summary: "s".into(),
+                text: None,
+                annotations: Some(vec![Annotation {
+                    path: ".gitops/payments-api.yaml".into(),
+                    start_line: 3,
+                    end_line: 3,
+                    start_column: Some(8),
+                    end_column: Some(8),
+                    annotation_level: AnnotationLevel::Failure,
+                    message: "m".into(),
+                    title: Some("values-schema".into()),
+                    raw_details: None,
+                }]),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({
+                "status": "completed",
+                "conclusion": "failure",
+                "completed_at": "2026-11-30T05:00:00Z",
+                "output": {
+                    "title": "1 file rejected",
+                    "summary": "s",
+                    "annotations": [{
+                        "path": ".gitops/payments-api.yaml",
+                        "start_line": 3,
+                        "end_line": 3,
+                        "start_column": 8,
+                        "end_column": 8,
+                        "annotation_level": "failure",
+                        "message": "m",
+                        "title": "values-schema",
+                    }],
+                },
+            })
+        );
+        // A batch of annotations alone: only `output`, and an empty list is still sent.
+        let batch = UpdateCheckRun {
+            status: None,
+            conclusion: None,
+            completed_at: None,
+            output: CheckRunOutput {
+                title: "t".into(),
+                summary: "s".into(),
+                text: None,
+                annotations: Some(Vec::new()),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&batch).unwrap(),
+            serde_json::json!({"output": {"title": "t", "summary": "s", "annotations": []}})
+        );
+        let documented = [
+            "action_required",
+            "cancelled",
+            "failure",
+            "neutral",
+            "success",
+            "skipped",
+            "stale",
+            "timed_out",
+        ];
+        for value in documented {
+            let c: Conclusion = serde_json::from_value(Value::String(value.into())).unwrap();
+            assert_eq!(c.as_str(), value);
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                Value::String(value.into())
+            );
+        }
+    }
 
     #[test]
     fn rate_limit_answers_are_recognised() {

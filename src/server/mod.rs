@@ -82,9 +82,9 @@ pub struct Config {
     pub gitops_repo: Option<String>,
     pub gitops_branch: Option<String>,
     /// `--repo`: the GitOps repository read directly, for diffs.
-    pub repo: Option<String>,
-    /// `--cache-dir`: where a remote `--repo` is cached.
-    pub cache_dir: Option<PathBuf>,
+    pub repo: Option<crate::repo::Location>,
+    /// Where a remote `--repo` is cached: `--cache-dir`, or the default the CLI resolved.
+    pub cache_root: PathBuf,
     pub max_concurrent_checks: usize,
     pub max_queued: usize,
     pub max_body_bytes: usize,
@@ -101,6 +101,8 @@ pub struct Config {
     /// `--database`: the event store behind `/report`, `/api/v1/report` and the event
     /// counters on `/metrics`.
     pub database: Option<crate::events::Database>,
+    /// "Now" for the events of pull-request checks and refused deploys.
+    pub clock: crate::events::Clock,
     /// `--database` was given (not the default file): delivery ids and spilled checks
     /// are kept there, shared by the replicas that use it.
     pub shared_database: bool,
@@ -158,9 +160,10 @@ pub struct App {
     /// `--gitops-branch`; `None`: the repository's default branch.
     pub(crate) gitops_branch: Option<String>,
     /// `--repo`: diffs come from this repository, read directly, instead of the API.
-    pub(crate) repo: Option<String>,
-    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) repo: Option<crate::repo::Location>,
+    pub(crate) cache_root: PathBuf,
     pub(crate) events: Option<crate::events::Database>,
+    pub(crate) clock: crate::events::Clock,
     /// The deploy API, or why it is off.
     pub(crate) api: std::result::Result<Arc<api::Api>, String>,
     /// The token for reading (and the deploy API's writing of) an HTTP(S) `--repo`.
@@ -273,8 +276,9 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
         gitops,
         gitops_branch: config.gitops_branch.clone(),
         repo: config.repo.clone(),
-        cache_dir: config.cache_dir.clone(),
+        cache_root: config.cache_root.clone(),
         events: config.database.clone(),
+        clock: config.clock,
         api,
         git_token: config.git_token.clone(),
         secret: config.webhook_secret.clone(),
@@ -452,7 +456,7 @@ fn deploy_api(
                 .gitops_branch
                 .clone()
                 .unwrap_or_else(|| "main".to_string()),
-            cache_dir: config.cache_dir.clone(),
+            cache_root: config.cache_root.clone(),
             git_token: config.git_token.clone(),
             github_host: api::github_host_of(&config.api_url),
             max_body_bytes: config.max_body_bytes,
@@ -733,16 +737,16 @@ pub(crate) fn start_check(
     app.in_flight.spawn(
         async move {
             let app = task_app;
-            let conclusion = {
+            let ended = {
                 let permit = app.permits.clone().acquire_owned().await;
                 // Running now: no longer waiting, so the queue has room for another.
                 drop(slot);
-                let conclusion = checks::run(app.clone(), target).await;
+                let ended = checks::run(app.clone(), target).await;
                 drop(permit);
-                conclusion
+                ended
             };
             // No completed check run: a redelivery must be able to try again.
-            finish(&app, &delivery, conclusion != checks::NOT_REPORTED).await;
+            finish(&app, &delivery, ended != checks::Ended::NotReported).await;
             if let (Some(place), Some(spill)) = (spilled, &app.spill) {
                 spill.done(place).await;
             }

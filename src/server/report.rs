@@ -177,24 +177,26 @@ pub async fn metrics_text(app: &Arc<App>) -> String {
 pub async fn record_check(
     app: &Arc<App>,
     target: &super::webhook::Target,
-    conclusion: &str,
+    conclusion: crate::server::github::Conclusion,
     took: std::time::Duration,
 ) {
+    use crate::server::github::Conclusion;
     let outcome = match conclusion {
-        "success" => Outcome::Success,
-        "failure" => Outcome::Failure,
+        Conclusion::Success => Outcome::Success,
+        Conclusion::Failure => Outcome::Failure,
         _ => return,
     };
     let Some(database) = app.events.clone() else {
         return;
     };
-    let mut e = Event::now(Kind::Check, outcome);
+    let mut e = Event::now(app.clock, Kind::Check, outcome);
     e.source_repo = Some(target.repo.full_name().to_string());
     e.source_commit = Some(target.head_sha.clone());
     e.duration_ms = Some(took.as_millis().min(i64::MAX as u128) as i64);
     let recorder = events::Recorder {
         database,
         from_flag: false,
+        clock: app.clock,
     };
     let _ = tokio::task::spawn_blocking(move || events::record(&recorder, &[e], None)).await;
 }

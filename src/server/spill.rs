@@ -239,11 +239,11 @@ impl Spill {
                 if let Some(db) = &self.database {
                     let _ = db
                         .call("finish a spilled check", move |_, store| {
-                            store.query_as(
+                            Ok(store.query_as(
                                 "delete a spilled check",
                                 "DELETE FROM webhook_spill WHERE id = $1 RETURNING id",
                                 &[Value::Text(id)],
-                            )
+                            )?)
                         })
                         .await;
                 }

@@ -50,29 +50,26 @@ pub(super) async fn from_api(
 /// Like `from_api`, reading the GitOps repository directly (`serve --repo`) through
 /// the same code `deploy` uses: a local path, or a remote kept in the local cache.
 pub(super) fn from_repo(
-    repo: &str,
+    location: &crate::repo::Location,
     branch: &str,
-    cache_root: Option<std::path::PathBuf>,
+    cache_root: std::path::PathBuf,
     token: Option<crate::repo::remote::Token>,
     results: &[(String, AllEnvs)],
 ) -> BTreeMap<(String, String), String> {
-    use crate::repo::{Create, Location, Options, Repo as GitopsRepo};
+    use crate::repo::{Create, Options, Repo as GitopsRepo};
     let mut out = BTreeMap::new();
-    let opened = Location::parse(repo)
-        .and_then(|location| {
-            GitopsRepo::open(
-                &location,
-                &Options {
-                    branch: branch.to_string(),
-                    cache_root,
-                    token,
-                    ..Options::default()
-                },
-                Create::Never,
-            )
-        })
-        .and_then(|mut r| r.tip().map(|tip| (r, tip)));
-    let shown = crate::repo::remote::redact_url(repo);
+    let opened = GitopsRepo::open(
+        location,
+        &Options {
+            branch: branch.to_string(),
+            cache_root,
+            token,
+            ..Options::default()
+        },
+        Create::Never,
+    )
+    .and_then(|mut r| r.tip().map(|tip| (r, tip)));
+    let shown = location.shown();
     for (path, r) in results {
         for checked in &r.per_env {
             let Some(rendering) = &checked.rendering else {
@@ -80,7 +77,7 @@ pub(super) fn from_repo(
             };
             let dir = AppDir::new(&rendering.app, &rendering.env);
             let diff = match &opened {
-                Err(e) => Err(e.message.clone()),
+                Err(e) => Err(e.to_string()),
                 Ok((_, None)) => Ok(crate::repo::diff::unified(
                     &dir.path(),
                     &BTreeMap::new(),

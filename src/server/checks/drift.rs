@@ -20,6 +20,7 @@ use crate::findings::Finding;
 use crate::layout::{self, AppDir};
 use crate::ops::drift::{self, Judge};
 use crate::output::markdown;
+use crate::server::github::Conclusion;
 
 pub(super) async fn check(
     app: &App,
@@ -94,7 +95,11 @@ pub(super) async fn check(
     }
     let (annotations, _) = annotations(&all);
     Ok(Verdict {
-        conclusion: if failing == 0 { "success" } else { "failure" },
+        conclusion: if failing == 0 {
+            Conclusion::Success
+        } else {
+            Conclusion::Failure
+        },
         title,
         summary: truncate::lines(summary),
         text: None,

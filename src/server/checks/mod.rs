@@ -24,10 +24,12 @@ mod values;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Value};
 use tracing::Instrument;
 
-use super::github::{ApiError, Client};
+use super::github::{
+    Annotation, AnnotationLevel, ApiError, CheckRunOutput, CheckStatus, Client, Conclusion,
+    CreateCheckRun, UpdateCheckRun,
+};
 use super::webhook::{Repo, Target, CHECK_NAME};
 use super::App;
 use crate::findings::{Finding, Severity};
@@ -38,26 +40,46 @@ const ANNOTATIONS_PER_REQUEST: usize = 50;
 /// Past this many, annotations stop helping; the summary still lists every finding.
 const MAX_ANNOTATIONS: usize = 1_000;
 
-/// The conclusion `run` returns when no check run could be completed: the delivery is
-/// not handled, and a redelivery is taken.
-pub const NOT_REPORTED: &str = "error";
+/// How a check ended, for the delivery, the metrics and the event store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The check run was completed with this conclusion.
+    Reported(Conclusion),
+    /// There was no pull request to check (a re-run whose pull request is closed).
+    Skipped,
+    /// No check run could be completed: the delivery is not handled, and a redelivery
+    /// is taken.
+    NotReported,
+}
+
+impl Ended {
+    /// The `conclusion` label of the check metrics: GitHub's conclusion, `skipped`, or
+    /// `error`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Ended::Reported(c) => c.as_str(),
+            Ended::Skipped => "skipped",
+            Ended::NotReported => "error",
+        }
+    }
+}
 
 /// What a completed check run says.
 #[derive(Debug, Clone)]
 pub struct Verdict {
     /// `success` or `failure`.
-    pub conclusion: &'static str,
+    pub conclusion: Conclusion,
     pub title: String,
     pub summary: String,
     pub text: Option<String>,
-    pub annotations: Vec<Value>,
+    pub annotations: Vec<Annotation>,
 }
 
 impl Verdict {
     /// The check could not be done: say so, as a failure.
     fn could_not_check(why: &str) -> Verdict {
         Verdict {
-            conclusion: "failure",
+            conclusion: Conclusion::Failure,
             title: "gitops-render could not check this pull request".to_string(),
             summary: truncate::lines(format!(
                 "The check did not run to the end, so nothing is proven about this pull request.\n\n\
@@ -71,10 +93,8 @@ impl Verdict {
     }
 }
 
-/// Checks a pull request head and leaves the `gitops-render` check run on it. Returns
-/// the conclusion: `NOT_REPORTED` when no check run could be completed, `skipped` when
-/// there was no pull request to check.
-pub async fn run(app: Arc<App>, target: Target) -> &'static str {
+/// Checks a pull request head and leaves the `gitops-render` check run on it.
+pub async fn run(app: Arc<App>, target: Target) -> Ended {
     let span = tracing::info_span!(
         "check",
         repo = %target.repo.full_name(),
@@ -84,22 +104,24 @@ pub async fn run(app: Arc<App>, target: Target) -> &'static str {
     );
     async move {
         let started = Instant::now();
-        let conclusion = run_inner(&app, &target).await;
+        let ended = run_inner(&app, &target).await;
         let took = started.elapsed();
-        app.metrics.check(conclusion, took);
-        super::report::record_check(&app, &target, conclusion, took).await;
+        app.metrics.check(ended.label(), took);
+        if let Ended::Reported(conclusion) = ended {
+            super::report::record_check(&app, &target, conclusion, took).await;
+        }
         tracing::info!(
-            conclusion,
+            conclusion = ended.label(),
             took_ms = took.as_millis() as u64,
             "check finished"
         );
-        conclusion
+        ended
     }
     .instrument(span)
     .await
 }
 
-async fn run_inner(app: &App, target: &Target) -> &'static str {
+async fn run_inner(app: &App, target: &Target) -> Ended {
     let repo = &target.repo;
     let client = app.github.installation(target.installation);
     let pull_request = match target.pull_request {
@@ -113,30 +135,33 @@ async fn run_inner(app: &App, target: &Target) -> &'static str {
                 }
                 None => {
                     tracing::info!("no open pull request has this head commit; nothing to check");
-                    return "skipped";
+                    return Ended::Skipped;
                 }
             },
             Err(e) => {
                 tracing::error!(error = %e, "cannot find the pull request of the head commit");
-                return NOT_REPORTED;
+                return Ended::NotReported;
             }
         },
     };
     let id = match client
         .create_check_run(
             repo,
-            &json!({
-                "name": CHECK_NAME,
-                "head_sha": target.head_sha,
+            &CreateCheckRun {
+                name: CHECK_NAME.to_string(),
+                head_sha: target.head_sha.clone(),
                 // How a re-run without `pull_requests` (a fork's) finds the pull request.
-                "external_id": pull_request.to_string(),
-                "status": "in_progress",
-                "started_at": now(),
-                "output": {
-                    "title": "Checking",
-                    "summary": "gitops-render is rendering and checking this pull request.",
+                external_id: Some(pull_request.to_string()),
+                status: CheckStatus::InProgress,
+                started_at: Some(jiff::Timestamp::now()),
+                output: CheckRunOutput {
+                    title: "Checking".to_string(),
+                    summary: "gitops-render is rendering and checking this pull request."
+                        .to_string(),
+                    text: None,
+                    annotations: None,
                 },
-            }),
+            },
         )
         .await
     {
@@ -145,7 +170,7 @@ async fn run_inner(app: &App, target: &Target) -> &'static str {
             // Nowhere to report it but the logs: without a check run there is nothing
             // to complete.
             tracing::error!(error = %e, "cannot create the check run");
-            return NOT_REPORTED;
+            return Ended::NotReported;
         }
     };
     let verdict = match evaluate(app, &client, target, pull_request).await {
@@ -160,11 +185,11 @@ async fn run_inner(app: &App, target: &Target) -> &'static str {
         let fallback = Verdict::could_not_check(&format!("reporting the result failed: {e}"));
         if let Err(e) = complete(&client, repo, id, &fallback).await {
             tracing::error!(error = %e, check_run = id, "cannot complete the check run");
-            return NOT_REPORTED;
+            return Ended::NotReported;
         }
-        return fallback.conclusion;
+        return Ended::Reported(fallback.conclusion);
     }
-    verdict.conclusion
+    Ended::Reported(verdict.conclusion)
 }
 
 /// Writes the verdict. Annotations beyond the first 50 go first, in batches of 50,
@@ -173,39 +198,41 @@ async fn run_inner(app: &App, target: &Target) -> &'static str {
 /// once (GitHub appends annotations across updates, and the last output's summary and
 /// text are what it shows).
 async fn complete(client: &Client, repo: &Repo, id: u64, v: &Verdict) -> Result<(), ApiError> {
-    let batches: Vec<&[Value]> = v.annotations.chunks(ANNOTATIONS_PER_REQUEST).collect();
-    let (last, earlier): (&[Value], &[&[Value]]) = match batches.split_last() {
+    let batches: Vec<&[Annotation]> = v.annotations.chunks(ANNOTATIONS_PER_REQUEST).collect();
+    let (last, earlier): (&[Annotation], &[&[Annotation]]) = match batches.split_last() {
         Some((last, earlier)) => (last, earlier),
         None => (&[], &[]),
     };
     for (i, batch) in earlier.iter().enumerate() {
-        let body = json!({ "output": {
-            "title": v.title,
-            "summary": format!(
-                "gitops-render is adding its annotations ({} of {}).",
-                (i + 1) * ANNOTATIONS_PER_REQUEST,
-                v.annotations.len()
-            ),
-            "annotations": batch,
-        }});
+        let body = UpdateCheckRun {
+            status: None,
+            conclusion: None,
+            completed_at: None,
+            output: CheckRunOutput {
+                title: v.title.clone(),
+                summary: format!(
+                    "gitops-render is adding its annotations ({} of {}).",
+                    (i + 1) * ANNOTATIONS_PER_REQUEST,
+                    v.annotations.len()
+                ),
+                text: None,
+                annotations: Some(batch.to_vec()),
+            },
+        };
         client.update_check_run(repo, id, &body).await?;
     }
-    let mut output = json!({ "title": v.title, "summary": v.summary, "annotations": last });
-    if let Some(text) = &v.text {
-        output["text"] = Value::String(text.clone());
-    }
-    client
-        .update_check_run(
-            repo,
-            id,
-            &json!({
-                "status": "completed",
-                "conclusion": v.conclusion,
-                "completed_at": now(),
-                "output": output,
-            }),
-        )
-        .await
+    let body = UpdateCheckRun {
+        status: Some(CheckStatus::Completed),
+        conclusion: Some(v.conclusion),
+        completed_at: Some(jiff::Timestamp::now()),
+        output: CheckRunOutput {
+            title: v.title.clone(),
+            summary: v.summary.clone(),
+            text: v.text.clone(),
+            annotations: Some(last.to_vec()),
+        },
+    };
+    client.update_check_run(repo, id, &body).await
 }
 
 async fn evaluate(
@@ -227,7 +254,7 @@ async fn evaluate(
 
 /// Findings as check-run annotations, on the file and line they name (line 1 of the
 /// file when a finding has no line: GitHub requires one). The bool: some were left out.
-fn annotations(findings: &[(String, Finding)]) -> (Vec<Value>, bool) {
+fn annotations(findings: &[(String, Finding)]) -> (Vec<Annotation>, bool) {
     let capped = findings.len() > MAX_ANNOTATIONS;
     let list = findings
         .iter()
@@ -240,25 +267,20 @@ fn annotations(findings: &[(String, Finding)]) -> (Vec<Value>, bool) {
                     message.push_str(&format!(" ({r})"));
                 }
             }
-            let mut a = json!({
-                "path": f.file.as_deref().unwrap_or(default_path),
-                "start_line": line,
-                "end_line": line,
-                "annotation_level": match f.severity {
-                    Severity::Error => "failure",
-                    Severity::Warning => "warning",
+            Annotation {
+                path: f.file.as_deref().unwrap_or(default_path).to_string(),
+                start_line: line,
+                end_line: line,
+                start_column: f.column,
+                end_column: f.column,
+                annotation_level: match f.severity {
+                    Severity::Error => AnnotationLevel::Failure,
+                    Severity::Warning => AnnotationLevel::Warning,
                 },
-                "title": truncate::cut(&f.rule, 255),
-                "message": truncate::cut(&message, 60_000),
-            });
-            if let Some(col) = f.column {
-                a["start_column"] = json!(col);
-                a["end_column"] = json!(col);
+                title: Some(truncate::cut(&f.rule, 255)),
+                message: truncate::cut(&message, 60_000),
+                raw_details: f.help.as_deref().map(|h| truncate::cut(h, 60_000)),
             }
-            if let Some(help) = &f.help {
-                a["raw_details"] = json!(truncate::cut(help, 60_000));
-            }
-            a
         })
         .collect();
     (list, capped)
@@ -282,10 +304,4 @@ fn plural(n: usize, what: &str) -> String {
         (_, Some(stem)) => format!("{n} {stem}ies"),
         _ => format!("{n} {what}s"),
     }
-}
-
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }

@@ -15,6 +15,7 @@ use crate::check::{check_envs, AllEnvs, Request};
 use crate::findings::Severity;
 use crate::output::markdown;
 use crate::platform::Platform;
+use crate::server::github::Conclusion;
 
 pub(super) async fn check(
     app: &App,
@@ -29,7 +30,7 @@ pub(super) async fn check(
         .collect();
     if paths.is_empty() {
         return Ok(Verdict {
-            conclusion: "success",
+            conclusion: Conclusion::Success,
             title: "No values file changed".to_string(),
             summary: format!(
                 "This pull request changes no file matching {}, so there is nothing for gitops-render to check.",
@@ -61,7 +62,7 @@ pub(super) async fn check(
             let (repo, branch, cache, shared, token) = (
                 repo.clone(),
                 app.gitops_branch.clone(),
-                app.cache_dir.clone(),
+                app.cache_root.clone(),
                 results.clone(),
                 app.git_token.clone(),
             );
@@ -194,7 +195,11 @@ pub(super) fn verdict(
         );
     }
     Verdict {
-        conclusion: if rejected == 0 { "success" } else { "failure" },
+        conclusion: if rejected == 0 {
+            Conclusion::Success
+        } else {
+            Conclusion::Failure
+        },
         title,
         summary: truncate::lines(summary),
         text: (!blocks.is_empty()).then(|| {
