@@ -454,24 +454,8 @@ impl Repo {
     /// for every other command a missing branch is an error naming the ones that exist.
     /// Network failures are retried within the time budget.
     pub fn tip(&mut self) -> Result<Option<ObjectId>> {
-        let deadline = std::time::Instant::now() + self.timeout;
-        let mut attempt = 1;
-        loop {
-            match self.try_tip() {
-                Ok(t) => return Ok(t),
-                Err(remote::Failure::Transport(message)) => {
-                    if attempt >= MAX_TRANSPORT_ATTEMPTS || !backoff(attempt + 1, deadline) {
-                        return Err(Error::Transport {
-                            message,
-                            attempts: attempt,
-                            writing: false,
-                        });
-                    }
-                    attempt += 1;
-                }
-                Err(remote::Failure::Fatal(e)) => return Err(e),
-            }
-        }
+        let timeout = self.timeout;
+        with_retries(timeout, || self.try_tip())
     }
 
     fn try_tip(&mut self) -> Result<Option<ObjectId>, remote::Failure> {
@@ -1168,15 +1152,15 @@ fn backoff(attempt: u32, deadline: std::time::Instant) -> bool {
 }
 
 /// Runs a remote operation, retrying network failures within `timeout`.
-fn with_retries(
+fn with_retries<T>(
     timeout: Duration,
-    mut op: impl FnMut() -> Result<(), remote::Failure>,
-) -> Result<()> {
+    mut op: impl FnMut() -> Result<T, remote::Failure>,
+) -> Result<T> {
     let deadline = std::time::Instant::now() + timeout;
     let mut attempt = 1;
     loop {
         match op() {
-            Ok(()) => return Ok(()),
+            Ok(t) => return Ok(t),
             Err(remote::Failure::Fatal(e)) => return Err(e),
             Err(remote::Failure::Transport(message)) => {
                 if attempt >= MAX_TRANSPORT_ATTEMPTS || !backoff(attempt + 1, deadline) {
