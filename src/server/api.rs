@@ -338,6 +338,8 @@ pub fn identity(v: &Verified) -> Result<Identity, String> {
 }
 
 /// A refusal's rule id (each registered in `rules.rs` and documented in docs/rules.md).
+/// A struct rather than a bare `&str` so that each id is written as `rule: "..."`,
+/// which is how `rules.rs`'s test finds every id the Rust code emits.
 #[derive(Debug, Clone, Copy)]
 struct Rule {
     rule: &'static str,

@@ -97,8 +97,28 @@ impl fmt::Display for ApiError {
     }
 }
 
-type Http =
+pub(crate) type Http =
     hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The HTTP(S) client `serve` talks to GitHub and to OIDC issuers with: the system's CA
+/// roots, HTTP/1, pooled connections. Plain http is not refused here: each caller checks
+/// the URLs it accepts (`GITHUB_API_URL`; `oidc::check_url`).
+pub(crate) fn https_client(connect_timeout: Duration) -> Result<Http, String> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("cannot load the system's CA certificates: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https),
+    )
+}
 
 /// What every installation shares: the connection pool, the App's identity, the rules.
 struct Shared {
@@ -140,18 +160,7 @@ impl GitHub {
         if uri.query().is_some() {
             return Err(format!("GITHUB_API_URL {api_url:?} must not have a query"));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        connector.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("cannot load the system's CA certificates: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(https);
+        let http = https_client(Duration::from_secs(10))?;
         Ok(GitHub {
             shared: Arc::new(Shared {
                 http,

@@ -28,12 +28,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+
+use super::github::Http;
 
 /// Clock skew allowed on `exp`, `nbf` and `iat`.
 pub const LEEWAY: u64 = 60;
@@ -43,9 +43,6 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most bytes of a bearer token we look at: CI tokens are 1-2 KiB.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
-
-type Http =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,18 +134,7 @@ impl Verifier {
         for i in issuers {
             check_url(i)?;
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(FETCH_TIMEOUT));
-        connector.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("cannot load the system's CA certificates: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(https);
+        let http = super::github::https_client(FETCH_TIMEOUT)?;
         Ok(Verifier {
             issuers: issuers
                 .iter()
