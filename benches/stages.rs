@@ -122,7 +122,12 @@ fn policies(bencher: divan::Bencher, evaluator: &str) {
         actor: None,
     };
     let input = validate::policy_input(&accepted.effective, &objects, &context);
-    bencher.bench(|| p.policies.evaluate_with(evaluator, &input).unwrap());
+    bencher.bench(|| {
+        p.policies()
+            .unwrap()
+            .evaluate_with(evaluator, &input)
+            .unwrap()
+    });
 }
 
 #[divan::bench]

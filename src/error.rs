@@ -34,7 +34,8 @@ pub enum ErrorKind {
     Internal,
 }
 
-#[derive(Debug)]
+/// `Clone`, so a value loaded once (the platform's policies) gives every caller its error.
+#[derive(Debug, Clone)]
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,

@@ -15,8 +15,12 @@
 //! policies/<name>.yaml             data for the policies, as data.<name> (teams.yaml ...)
 //! ```
 //!
-//! Everything is parsed and compiled here, up front, so a broken platform directory is
-//! an exit-2 error that names the file and line before any values file is looked at.
+//! Everything is parsed and compiled once, so a broken platform directory is an exit-2
+//! error that names the file and line. The policies are the slow part (regorus parsing
+//! and preparing them is about a third of a one-app check), so they load on a thread of
+//! their own while the caller reads, renders and schema-checks on the other core; it
+//! asks for them ([`Platform::policies`]) before it reports, so a broken policy is
+//! still exit 2 whatever the values were.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -247,7 +251,8 @@ pub struct Platform {
     pub settings: Settings,
     pub values_schema: ValuesSchema,
     pub templates: Templates,
-    pub policies: Policies,
+    /// Parsed and prepared on a thread of their own; [`Platform::policies`] waits for it.
+    policies: Deferred<Policies>,
     pub waivers: Vec<Waiver>,
     /// The raw files, kept for `policy test`.
     pub files: PlatformFiles,
@@ -267,11 +272,22 @@ impl Platform {
         Platform::load(files)
     }
 
+    /// Loads the platform, its policies on a thread of their own: they are parsed and
+    /// prepared while the rest loads and while the caller goes on, until it asks for them
+    /// ([`Platform::policies`]).
     pub fn load(files: PlatformFiles) -> Result<Self> {
+        // The policies get their own copy of their files, so the thread can own it.
+        let policy_files = PlatformFiles {
+            origin: files.origin.clone(),
+            files: files
+                .under("policies/")
+                .map(|(rel, text)| (rel.to_string(), text.to_string()))
+                .collect(),
+        };
+        let policies = Deferred::start(move || Policies::load(&policy_files));
         let settings = load_settings(&files)?;
         let values_schema = ValuesSchema::load(&files)?;
         let templates = Templates::load(&files)?;
-        let policies = Policies::load(&files)?;
         let waivers = load_waivers(&files)?;
         Ok(Platform {
             origin: files.origin.clone(),
@@ -283,6 +299,19 @@ impl Platform {
             files,
             today: crate::validate::utc_today(),
         })
+    }
+
+    /// The policies, parsed and prepared: waits for the thread loading them if one was
+    /// started, else loads them now. Every caller gets the same answer, errors included.
+    pub fn policies(&self) -> Result<&Policies> {
+        self.policies.get()
+    }
+
+    /// `result`, unless the policies are broken: then that is the answer (exit 2),
+    /// whatever else the caller's work, done while they loaded, came to.
+    pub fn unless_broken<T>(&self, result: Result<T>) -> Result<T> {
+        self.policies()?;
+        result
     }
 
     /// The production environments, as the platform names them (`production:`), else
@@ -309,6 +338,42 @@ impl Platform {
                 self.settings.environments.join(", ")
             )))
         }
+    }
+}
+
+/// A value made once, on a thread of its own, that every caller of [`Deferred::get`]
+/// waits for and then shares (errors included).
+struct Deferred<T> {
+    value: std::sync::OnceLock<Result<T>>,
+    thread: std::sync::Mutex<Option<Result<std::thread::JoinHandle<Result<T>>>>>,
+}
+
+impl<T: Send + 'static> Deferred<T> {
+    fn start(make: impl FnOnce() -> Result<T> + Send + 'static) -> Self {
+        let thread = std::thread::Builder::new()
+            .name("platform".into())
+            .spawn(make)
+            .map_err(|e| {
+                Error::internal(format!("cannot start a thread to load the platform: {e}"))
+            });
+        Deferred {
+            value: std::sync::OnceLock::new(),
+            thread: std::sync::Mutex::new(Some(thread)),
+        }
+    }
+
+    fn get(&self) -> Result<&T> {
+        self.value
+            .get_or_init(|| match self.thread.lock().expect("not poisoned").take() {
+                Some(Ok(handle)) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Some(Err(e)) => Err(e),
+                // Only after the one initialiser panicked.
+                None => Err(Error::internal("loading the platform failed earlier")),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 

@@ -56,6 +56,18 @@ pub struct Args {
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform_until_exit()?;
+    // The policies load beside the checks: nothing is printed until they are known
+    // good, since a broken policy is the answer (exit 2) whatever the values were.
+    let files = platform.unless_broken(check_files(globals, platform, &args))?;
+    Ok(emit(globals, &Report { files }, args.output))
+}
+
+/// Every input checked in its environments, in input order.
+fn check_files(
+    globals: &Globals,
+    platform: &'static Platform,
+    args: &Args,
+) -> Result<Vec<FileReport>> {
     let envs: Vec<String> = match &args.env {
         Some(e) => {
             platform.check_env(e)?;
@@ -76,13 +88,13 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let files: Vec<FileReport> = inputs
         .par_iter()
         .map(|(input, envs)| {
-            let report = check_all_envs(platform, &args, envs, input);
+            let report = check_all_envs(platform, args, envs, input);
             progress.inc(1);
             report
         })
         .collect::<Result<_>>()?;
     progress.finish_and_clear();
-    Ok(emit(globals, &Report { files }, args.output))
+    Ok(files)
 }
 
 /// Every `apps/<app>/<env>/values.yaml` at the branch's tip, named by its path in the

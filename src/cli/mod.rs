@@ -135,8 +135,17 @@ pub struct Globals {
 }
 
 impl Globals {
-    /// Loads the platform (built-in or `--platform`); an error is exit 2.
+    /// Loads the platform (built-in or `--platform`), policies included; an error is
+    /// exit 2.
     pub fn platform(&self) -> Result<Platform> {
+        let platform = self.platform_loading()?;
+        platform.policies()?;
+        Ok(platform)
+    }
+
+    /// The platform with its policies still loading on a thread of their own: the
+    /// caller must ask for them ([`Platform::policies`]) before it reports anything.
+    fn platform_loading(&self) -> Result<Platform> {
         let mut platform = Platform::resolve(self.platform_dir.as_deref())?;
         if let Some(today) = self.today {
             platform.today = today;
@@ -144,12 +153,14 @@ impl Globals {
         Ok(platform)
     }
 
-    /// [`Globals::platform`] for a command that runs once and exits: the platform then
-    /// lives as long as the process. Freeing it (templates, schemas, policy engines: tens
-    /// of thousands of allocations) was 4% of a one-app `check` (a perf profile), for
+    /// The platform for a command that checks once and exits (`check`, `validate`,
+    /// `render`), which must ask for the policies ([`Platform::policies`]) before it
+    /// reports. They load on a thread of their own meanwhile. The platform lives as
+    /// long as the process: freeing it (templates, schemas, policy engines: tens of
+    /// thousands of allocations) was 4% of a one-app `check` (a perf profile), for
     /// memory the process is about to hand back anyway.
     pub fn platform_until_exit(&self) -> Result<&'static Platform> {
-        Ok(Box::leak(Box::new(self.platform()?)))
+        Ok(Box::leak(Box::new(self.platform_loading()?)))
     }
 
     /// How to render a report; `color` only where the text goes to a terminal.

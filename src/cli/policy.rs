@@ -29,7 +29,7 @@ pub struct TestArgs {
 pub fn run(globals: &Globals, cmd: Command) -> Result<i32> {
     let Command::Test(args) = cmd;
     let platform = globals.platform()?;
-    let run = platform.policies.run_tests(args.filter.as_deref())?;
+    let run = platform.policies()?.run_tests(args.filter.as_deref())?;
     for r in &run.results {
         if !r.passed {
             println!("FAIL {} ({}:{})", r.name, r.file, r.line);

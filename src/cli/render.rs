@@ -5,10 +5,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{emit, inputs, Globals};
-use crate::check::{check, Request};
+use crate::check::{check, Checked, Request};
 use crate::error::{exit, Error, Result};
 use crate::findings::Report;
 use crate::output::Format;
+use crate::platform::Platform;
 use crate::render::{HEADER, VALUES_HEADER};
 
 /// Render one values file into the files of apps/<app>/<env>/.
@@ -41,25 +42,9 @@ pub struct Args {
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform_until_exit()?;
-    let env = match &args.env {
-        Some(e) => {
-            platform.check_env(e)?;
-            e.clone()
-        }
-        None => platform.settings.environments[0].clone(),
-    };
-    let input = inputs::read(&args.values)?;
-    let checked = check(
-        platform,
-        &Request {
-            path: &input.path,
-            bytes: &input.bytes,
-            env: &env,
-            tag: args.tag.as_deref(),
-            source_repo: args.source_repo.as_deref(),
-            actor: None,
-        },
-    )?;
+    // The policies load beside the check: nothing is printed until they are known good,
+    // since a broken policy is the answer (exit 2) whatever the values were.
+    let checked = platform.unless_broken(check_values(platform, &args))?;
     let rendering = match (&checked.rendering, checked.ok()) {
         (Some(r), true) => r,
         _ => {
@@ -101,6 +86,30 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
         Some(dir) => write_dir(dir, &rendering.files)?,
     }
     Ok(exit::OK)
+}
+
+/// The values checked (and rendered, when accepted) in the environment asked for, else
+/// the platform's first.
+fn check_values(platform: &Platform, args: &Args) -> Result<Checked> {
+    let env = match &args.env {
+        Some(e) => {
+            platform.check_env(e)?;
+            e.clone()
+        }
+        None => platform.settings.environments[0].clone(),
+    };
+    let input = inputs::read(&args.values)?;
+    check(
+        platform,
+        &Request {
+            path: &input.path,
+            bytes: &input.bytes,
+            env: &env,
+            tag: args.tag.as_deref(),
+            source_repo: args.source_repo.as_deref(),
+            actor: None,
+        },
+    )
 }
 
 /// Writes the rendered set as a whole, so a reader sees the old set or the new one,

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use super::{emit, inputs, Globals};
 use crate::error::Result;
+use crate::findings::Report;
 use crate::output::Format;
+use crate::platform::Platform;
 use crate::validate::manifests::{self, Options, Source};
 use crate::validate::Context;
 
@@ -47,6 +49,15 @@ const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 pub fn run(globals: &Globals, args: Args) -> Result<i32> {
     let platform = globals.platform_until_exit()?;
+    let output = args.output;
+    // The policies load beside the reading and the schema checks: nothing is printed
+    // until they are known good, since a broken policy is the answer (exit 2) whatever
+    // the manifests were.
+    let report = platform.unless_broken(validate_inputs(platform, args))?;
+    Ok(emit(globals, &report, output))
+}
+
+fn validate_inputs(platform: &Platform, args: Args) -> Result<Report> {
     let inputs = inputs::read_all_with(&args.manifests, EXTENSIONS)?;
     let crd_inputs = if args.crd.is_empty() {
         Vec::new()
@@ -76,6 +87,5 @@ pub fn run(globals: &Globals, args: Args) -> Result<i32> {
             })
             .collect(),
     };
-    let report = manifests::validate(platform, &sources, &options)?;
-    Ok(emit(globals, &report, args.output))
+    manifests::validate(platform, &sources, &options)
 }

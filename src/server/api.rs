@@ -698,7 +698,7 @@ async fn handle_inner(app: Arc<App>, intent: Intent, req: Request) -> Answer {
     };
     // 4. May they: the platform's deploy policy.
     let team = app_name.as_deref().and_then(|a| owner(&api.teams, a));
-    let denied = match (platform.policies.deploy(), app_name.as_deref()) {
+    let denied = match (platform.policies().and_then(|p| p.deploy()), app_name.as_deref()) {
         // `serve` loaded it at startup; an error then would have stopped it.
         (Err(e), _) => Err(e.message),
         (Ok(None), _) => Err(

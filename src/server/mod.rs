@@ -262,7 +262,7 @@ async fn run(config: Config, platform: Arc<Platform>) -> Result<()> {
     }
     // Loaded now even with the API off: a broken deploy policy stops `serve` at startup,
     // not at the first request.
-    if platform.policies.deploy()?.is_none() && api.is_ok() {
+    if platform.policies()?.deploy()?.is_none() && api.is_ok() {
         tracing::warn!(
             "the platform has no policies/deploy/*.rego: the deploy API denies every request"
         );

@@ -58,7 +58,7 @@ pub fn policy_verdict(
     context: &Context,
 ) -> Result<(Vec<policy::Hit>, Vec<Finding>)> {
     let hits = platform
-        .policies
+        .policies()?
         .evaluate(&policy_input(values, manifests, context))?;
     Ok(apply_waivers(
         &platform.waivers,

@@ -259,7 +259,8 @@ fn every_evaluator_gives_identical_findings_on_every_input() {
         .map(|case| {
             let verdict = |e: Evaluator| {
                 platform
-                    .policies
+                    .policies()
+                    .unwrap()
                     .evaluate_with(e, &case.input)
                     .unwrap_or_else(|err| panic!("{}: {e:?} failed: {err}", case.label))
             };
@@ -272,7 +273,10 @@ fn every_evaluator_gives_identical_findings_on_every_input() {
                 case.label
             );
             // What every command uses.
-            assert_eq!(platform.policies.evaluate(&case.input).unwrap(), tree);
+            assert_eq!(
+                platform.policies().unwrap().evaluate(&case.input).unwrap(),
+                tree
+            );
             let compiled = verdict(Evaluator::Compiled);
             let differs = (compiled != tree).then(|| {
                 let missing: Vec<&str> = tree
@@ -363,7 +367,13 @@ fn a_platform_policy_in_a_nested_package_or_with_strings_is_found_by_every_evalu
     let (input, _) = checked_input(&platform, &bytes, "prod", None).unwrap();
     let verdicts: Vec<Vec<Hit>> = EVALUATORS
         .iter()
-        .map(|e| platform.policies.evaluate_with(*e, &input).unwrap())
+        .map(|e| {
+            platform
+                .policies()
+                .unwrap()
+                .evaluate_with(*e, &input)
+                .unwrap()
+        })
         .collect();
     let rules: Vec<&str> = verdicts[0].iter().map(|h| h.rule.as_str()).collect();
     assert_eq!(rules, ["nested", "odd", "policy"], "{:?}", verdicts[0]);
