@@ -645,6 +645,48 @@ fn platform_with(dir: &std::path::Path, file: &str, edit: impl Fn(String) -> Str
     std::fs::write(&path, edit(text)).unwrap();
 }
 
+/// The policies load on a thread of their own while a command reads, renders and checks
+/// its input, and input that never reaches them (values rejected by the schema, a file
+/// with no objects) must not hide a broken one: exit 2, naming the file and line, with
+/// nothing on standard output, from every command that loads them this way.
+#[test]
+fn a_broken_policy_is_exit_2_even_when_the_input_never_reaches_the_policies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("platform");
+    platform_with(&dir, "policies/broken.rego", |_| {
+        "package gitops.broken\n\ndeny contains x if {\n  x := \n}\n".to_string()
+    });
+    let rejected = tmp.path().join("rejected.yaml");
+    std::fs::write(&rejected, "app: payments-api\nnot_a_field: 1\n").unwrap();
+    let empty = tmp.path().join("empty.yaml");
+    std::fs::write(&empty, "# nothing here\n").unwrap();
+    let rejected = rejected.to_str().unwrap();
+    let empty = empty.to_str().unwrap();
+    let missing = tmp.path().join("missing.yaml");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        vec!["check", rejected],
+        vec!["check", rejected, "--output", "json"],
+        vec!["check", missing],
+        vec!["render", rejected, "--env", "dev"],
+        vec!["render", rejected, "--env", "dev", "--output", "sarif"],
+        vec!["validate", empty],
+        vec!["validate", empty, "--output", "json"],
+        vec!["check", EXAMPLES[0], "--env", "nowhere"],
+    ] {
+        let (code, out, err) = run(bin().arg("--platform").arg(&dir).args(&args));
+        assert_eq!(code, 2, "{args:?}\n{out}{err}");
+        assert!(
+            err.contains("broken.rego:4:"),
+            "{args:?} does not name the policy:\n{err}"
+        );
+        assert!(
+            out.is_empty(),
+            "{args:?} printed before the policies were known:\n{out}"
+        );
+    }
+}
+
 /// The deploy API's policy is loaded only by `serve`, the one command that uses it: a
 /// broken one stops `serve` at startup (exit 2, with its file and line) and costs a
 /// `check` nothing.
