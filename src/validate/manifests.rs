@@ -590,14 +590,14 @@ fn evaluate_batch(
     };
     let policies = platform.policies()?;
     let mut out = Vec::new();
-    match policies.evaluate(&input(batch)) {
+    match policies.evaluate(input(batch)) {
         Ok(hits) => attach_hits(platform, sources, objects, batch, hits, context, &mut out)?,
         // A policy that fails on some input (a builtin given a value of a shape it
         // cannot take) must not cost the other objects their verdict: evaluate them
         // one by one, and report the object that fails.
         Err(_) => {
             for &i in batch {
-                match policies.evaluate(&input(&[i])) {
+                match policies.evaluate(input(&[i])) {
                     Ok(hits) => {
                         attach_hits(platform, sources, objects, &[i], hits, context, &mut out)?
                     }

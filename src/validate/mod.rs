@@ -59,7 +59,7 @@ pub fn policy_verdict(
 ) -> Result<(Vec<policy::Hit>, Vec<Finding>)> {
     let hits = platform
         .policies()?
-        .evaluate(&policy_input(values, manifests, context))?;
+        .evaluate(policy_input(values, manifests, context))?;
     Ok(apply_waivers(
         &platform.waivers,
         context.app.as_deref(),

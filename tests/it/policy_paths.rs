@@ -261,7 +261,7 @@ fn every_evaluator_gives_identical_findings_on_every_input() {
                 platform
                     .policies()
                     .unwrap()
-                    .evaluate_with(e, &case.input)
+                    .evaluate_with(e, case.input.clone())
                     .unwrap_or_else(|err| panic!("{}: {e:?} failed: {err}", case.label))
             };
             // The whole-tree query is what the findings were before: the reference.
@@ -274,7 +274,11 @@ fn every_evaluator_gives_identical_findings_on_every_input() {
             );
             // What every command uses.
             assert_eq!(
-                platform.policies().unwrap().evaluate(&case.input).unwrap(),
+                platform
+                    .policies()
+                    .unwrap()
+                    .evaluate(case.input.clone())
+                    .unwrap(),
                 tree
             );
             let compiled = verdict(Evaluator::Compiled);
@@ -371,7 +375,7 @@ fn a_platform_policy_in_a_nested_package_or_with_strings_is_found_by_every_evalu
             platform
                 .policies()
                 .unwrap()
-                .evaluate_with(*e, &input)
+                .evaluate_with(*e, input.clone())
                 .unwrap()
         })
         .collect();
