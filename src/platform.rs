@@ -364,13 +364,17 @@ impl<T: Send + 'static> Deferred<T> {
 
     fn get(&self) -> Result<&T> {
         self.value
-            .get_or_init(|| match self.thread.lock().expect("not poisoned").take() {
-                Some(Ok(handle)) => handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Some(Err(e)) => Err(e),
-                // Only after the one initialiser panicked.
-                None => Err(Error::internal("loading the platform failed earlier")),
+            .get_or_init(|| {
+                // Taken out first, so the lock is not held across the join.
+                let thread = self.thread.lock().expect("not poisoned").take();
+                match thread {
+                    Some(Ok(handle)) => handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Some(Err(e)) => Err(e),
+                    // Only after the one initialiser panicked.
+                    None => Err(Error::internal("loading the platform failed earlier")),
+                }
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -516,6 +520,32 @@ fn load_waivers(files: &PlatformFiles) -> Result<Vec<Waiver>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deferred_value_is_made_once_and_every_caller_gets_it_errors_included() {
+        let made = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = made.clone();
+        let value = Deferred::start(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(42)
+        });
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| assert_eq!(*value.get().unwrap(), 42));
+            }
+        });
+        assert_eq!(*value.get().unwrap(), 42);
+        assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let broken: Deferred<u32> =
+            Deferred::start(|| Err(Error::platform("policies/x.rego:4:3: bad")));
+        for _ in 0..2 {
+            let e = broken.get().unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::Platform);
+            assert_eq!(e.message, "policies/x.rego:4:3: bad");
+        }
+    }
 
     #[test]
     fn the_builtin_platform_has_every_part() {
