@@ -83,8 +83,9 @@ pub(super) fn rejected(
     actor: Option<&str>,
     source: Option<&str>,
 ) {
-    let mut e = events::rejected(
+    let e = events::rejected(
         globals.env.clock,
+        globals.started,
         report,
         team,
         app,
@@ -93,7 +94,6 @@ pub(super) fn rejected(
         actor,
         source,
     );
-    e.duration_ms = Some(globals.started.elapsed().as_millis() as i64);
     record(globals, e);
 }
 
@@ -117,7 +117,7 @@ pub(super) fn verified(globals: &Globals, problems: &[&str]) {
     rules.sort();
     rules.dedup();
     e.rules = rules;
-    e.duration_ms = Some(globals.started.elapsed().as_millis() as i64);
+    e.set_took(globals.started.elapsed());
     record(globals, e);
 }
 

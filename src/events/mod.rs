@@ -164,6 +164,11 @@ pub struct Event {
 }
 
 impl Event {
+    /// How long the command (or check) took, in whole milliseconds.
+    pub fn set_took(&mut self, took: std::time::Duration) {
+        self.duration_ms = Some(took.as_millis().min(i64::MAX as u128) as i64);
+    }
+
     /// A new event happening now by `clock`, with a fresh time-ordered id.
     pub fn now(clock: Clock, kind: Kind, outcome: Outcome) -> Event {
         let time = clock.now_ms();

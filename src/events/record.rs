@@ -103,19 +103,21 @@ pub fn record_landed(recorder: &Recorder, repo: &Repo, commit: ObjectId, started
             return;
         }
     };
-    let took = started.elapsed().as_millis().min(i64::MAX as u128) as i64;
+    let took = started.elapsed();
     for e in &mut events {
-        e.duration_ms = Some(took);
+        e.set_took(took);
     }
     record(recorder, &events, Some(&backfill));
 }
 
 /// The event of a refused change (policy, schema, hold, the deploy policy): the rule
 /// ids of its errors, and who asked from where (`source` as a trailer writes it,
-/// `owner/repo@sha`). The CLI and the deploy API record the same shape.
+/// `owner/repo@sha`), and how long since the request `started`. The CLI and the
+/// deploy API record the same shape.
 #[allow(clippy::too_many_arguments)]
 pub fn rejected(
     clock: Clock,
+    started: Instant,
     report: &crate::findings::FileReport,
     team: Option<&str>,
     app: Option<&str>,
@@ -148,6 +150,7 @@ pub fn rejected(
     rules.sort();
     rules.dedup();
     e.rules = rules;
+    e.set_took(started.elapsed());
     e
 }
 

@@ -67,6 +67,10 @@ pub enum Error {
     User(#[from] crate::error::Error),
 }
 
+/// The next step after a write that ran out of time or attempts.
+pub const RUN_AGAIN: &str =
+    "nothing was written; run the deploy again (--timeout gives concurrent deploys more time)";
+
 /// For `.map_err`: gix's error at step `what`, kept as the source.
 pub fn git<E: std::error::Error + Send + Sync + 'static>(
     what: &'static str,
@@ -118,10 +122,10 @@ impl Error {
 
     /// The next step for the user.
     pub fn hint(&self) -> Option<String> {
-        const AGAIN: &str =
-            "nothing was written; run the deploy again (--timeout gives concurrent deploys more time)";
         match self {
-            Error::LostRace { .. } | Error::Transport { writing: true, .. } => Some(AGAIN.into()),
+            Error::LostRace { .. } | Error::Transport { writing: true, .. } => {
+                Some(RUN_AGAIN.into())
+            }
             Error::Transport { writing: false, .. } => {
                 Some("nothing was written; check the network and the URL".into())
             }

@@ -18,6 +18,24 @@ use rustix::fs::{flock, FlockOperation};
 
 use super::{Error, Result};
 
+/// Opens (creating) the lock file at `path` and takes `lock` on it, blocking.
+fn open_locked(path: &Path, lock: FlockOperation) -> Result<File> {
+    let fail = |what, source| Error::Lock {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| fail("open", e))?;
+    flock(&file, lock).map_err(|e| fail("lock", e.into()))?;
+    Ok(file)
+}
+
 /// An exclusive lock, released on drop (or by the kernel when the process dies).
 pub struct Exclusive {
     file: File,
@@ -27,22 +45,7 @@ pub struct Exclusive {
 impl Exclusive {
     /// Blocks until the lock is ours. Critical sections are milliseconds long.
     pub fn acquire(path: &Path) -> Result<Exclusive> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|source| Error::Lock {
-                what: "open",
-                path: path.to_path_buf(),
-                source,
-            })?;
-        flock(&file, FlockOperation::LockExclusive).map_err(|e| Error::Lock {
-            what: "lock",
-            path: path.to_path_buf(),
-            source: e.into(),
-        })?;
+        let file = open_locked(path, FlockOperation::LockExclusive)?;
         Ok(Exclusive {
             file,
             path: path.to_path_buf(),
@@ -97,23 +100,9 @@ pub struct Shared {
 impl Shared {
     /// Blocks only while some process holds the lock exclusively.
     pub fn acquire(path: &Path) -> Result<Shared> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|source| Error::Lock {
-                what: "open",
-                path: path.to_path_buf(),
-                source,
-            })?;
-        flock(&file, FlockOperation::LockShared).map_err(|e| Error::Lock {
-            what: "lock",
-            path: path.to_path_buf(),
-            source: e.into(),
-        })?;
-        Ok(Shared { file })
+        Ok(Shared {
+            file: open_locked(path, FlockOperation::LockShared)?,
+        })
     }
 
     /// Turns this lock exclusive if no other process holds it; `None` otherwise. The

@@ -760,9 +760,7 @@ impl Repo {
         // Out of time or attempts: the last lost race or network failure says why (its
         // hint, at the edge: run the deploy again).
         Err(last_error.unwrap_or_else(|| {
-            Error::repository("could not land the commit").with_hint(
-                "nothing was written; run the deploy again (--timeout gives concurrent deploys more time)",
-            )
+            Error::repository("could not land the commit").with_hint(error::RUN_AGAIN)
         }))
     }
 
@@ -1268,11 +1266,7 @@ pub(crate) mod deepen {
 }
 
 /// For `.map_err`: gix's error at step `what`, kept as the source (`Error::Git`).
-pub(crate) fn git_err<E: std::error::Error + Send + Sync + 'static>(
-    what: &'static str,
-) -> impl Fn(E) -> Error {
-    error::git(what)
-}
+pub(crate) use error::git as git_err;
 
 /// For tests of crash safety only: with `GITOPS_RENDER_TEST_PAUSE=<point>`, the process
 /// creates the file named by `GITOPS_RENDER_TEST_PAUSE_FILE` when it reaches `point`

@@ -1152,8 +1152,9 @@ fn rejected(
     source: Option<&str>,
     started: Instant,
 ) {
-    let mut e = events::rejected(
+    let e = events::rejected(
         recorder.clock,
+        started,
         report,
         team,
         app,
@@ -1162,7 +1163,6 @@ fn rejected(
         actor,
         source,
     );
-    e.duration_ms = Some(started.elapsed().as_millis() as i64);
     events::record(recorder, &[e], None);
 }
 

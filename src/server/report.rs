@@ -192,7 +192,7 @@ pub async fn record_check(
     let mut e = Event::now(app.clock, Kind::Check, outcome);
     e.source_repo = Some(target.repo.full_name().to_string());
     e.source_commit = Some(target.head_sha.clone());
-    e.duration_ms = Some(took.as_millis().min(i64::MAX as u128) as i64);
+    e.set_took(took);
     let recorder = events::Recorder {
         database,
         from_flag: false,
