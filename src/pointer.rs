@@ -36,6 +36,31 @@ pub fn segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
     pointer.split('/').skip(1).map(unescape)
 }
 
+/// The value at `pointer` in `root`: what `serde_json::Value::pointer` finds, without
+/// the new `String` it makes for every segment. The field rules of `validate` look up a
+/// dozen pointers in every object, and those strings were a tenth of their time.
+pub fn lookup<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    if !pointer.starts_with('/') {
+        return None;
+    }
+    segments(pointer).try_fold(root, |node, segment| match node {
+        Value::Object(map) => map.get(segment.as_ref()),
+        Value::Array(items) => array_index(&segment).and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// An array index as RFC 6901 writes it: digits, no sign, no leading zero.
+fn array_index(segment: &str) -> Option<usize> {
+    if segment.starts_with('+') || (segment.starts_with('0') && segment.len() != 1) {
+        return None;
+    }
+    segment.parse().ok()
+}
+
 /// Where serde_path_to_error stopped, as a pointer: built from its segments, never by
 /// parsing its display form (`a.b[0]`), which cannot tell a key holding `.` or `[`
 /// (a label key such as `app.kubernetes.io/name`) from a path through it.
@@ -80,6 +105,31 @@ pub fn resolve_ref<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lookup_finds_what_serde_json_finds() {
+        let doc = json!({"a/b": {"c~d": [10, {"": 1}]}, "0": "zero", "e": null});
+        for p in [
+            "",
+            "/",
+            "/a~1b",
+            "/a~1b/c~0d",
+            "/a~1b/c~0d/0",
+            "/a~1b/c~0d/1/",
+            "/a~1b/c~0d/01",
+            "/a~1b/c~0d/+1",
+            "/a~1b/c~0d/2",
+            "/a~1b/c~0d/-1",
+            "/0",
+            "/e",
+            "/e/x",
+            "a",
+            "/a/b",
+            "/a~1b/c~0d/1",
+        ] {
+            assert_eq!(lookup(&doc, p), doc.pointer(p), "{p:?}");
+        }
+    }
 
     #[test]
     fn segments_round_trip() {

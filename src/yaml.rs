@@ -160,7 +160,8 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Key, Node)>,
         pending_key: Option<Key>,
-        seen: HashMap<String, Pos>,
+        /// The keys of `entries` by text, once there are too many to scan.
+        index: Option<HashMap<String, Pos>>,
         /// Entries brought in by `<<` merge keys, in order of precedence.
         merged: Vec<(Key, Node)>,
         /// Whether the pending key is a merge key.
@@ -236,7 +237,7 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                     anchor,
                     entries: Vec::new(),
                     pending_key: None,
-                    seen: HashMap::new(),
+                    index: None,
                     merged: Vec::new(),
                     pending_merge: false,
                 });
@@ -259,15 +260,17 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                     anchor,
                     mut entries,
                     merged,
-                    seen,
                     ..
                 }) => {
                     // Keys written in the mapping win over merged ones; among merged
                     // ones, the first source wins (YAML's merge key semantics).
-                    let mut taken: std::collections::HashSet<String> = seen.into_keys().collect();
-                    for (k, v) in merged {
-                        if taken.insert(k.text.clone()) {
-                            entries.push((k, v));
+                    if !merged.is_empty() {
+                        let mut taken: std::collections::HashSet<String> =
+                            entries.iter().map(|(k, _)| k.text.clone()).collect();
+                        for (k, v) in merged {
+                            if taken.insert(k.text.clone()) {
+                                entries.push((k, v));
+                            }
                         }
                     }
                     let node = Node {
@@ -329,7 +332,7 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
             Some(Frame::Map {
                 entries,
                 pending_key,
-                seen,
+                index,
                 merged,
                 pending_merge,
                 ..
@@ -345,31 +348,28 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                         });
                         continue;
                     }
-                    let text = match &finished.kind {
-                        NodeKind::Scalar { text, .. } => text.clone(),
+                    let pos = finished.pos;
+                    let text = match finished.kind {
+                        NodeKind::Scalar { text, .. } => text,
                         _ => {
                             return Err(Error::new(
                                 ErrorKind::ComplexKey,
-                                finished.pos,
+                                pos,
                                 "mapping keys must be plain strings",
                             ))
                         }
                     };
-                    if let Some(first) = seen.get(&text) {
+                    if let Some(first) = first_key(entries, index, &text, pos) {
                         return Err(Error::new(
                             ErrorKind::DuplicateKey,
-                            finished.pos,
+                            pos,
                             format!(
                                 "duplicate key `{}` (first defined on line {}); YAML readers disagree on which one wins, so neither does here",
                                 text, first.line
                             ),
                         ));
                     }
-                    seen.insert(text.clone(), finished.pos);
-                    *pending_key = Some(Key {
-                        text,
-                        pos: finished.pos,
-                    });
+                    *pending_key = Some(Key { text, pos });
                 }
                 Some(_) if *pending_merge => {
                     *pending_merge = false;
@@ -383,6 +383,42 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
         }
     }
     Ok(docs)
+}
+
+/// Mappings with more keys than this get an index for the duplicate-key check; below
+/// it, scanning the keys is cheaper than hashing and copying each one (most mappings of
+/// a manifest have a handful of keys; a ConfigMap may have thousands).
+const SCAN_KEYS: usize = 16;
+
+/// Where `text` is already a key of the mapping being read, if it is; indexes the keys
+/// once there are many, and records `text` (read at `pos`) in the index from then on.
+fn first_key(
+    entries: &[(Key, Node)],
+    index: &mut Option<HashMap<String, Pos>>,
+    text: &str,
+    pos: Pos,
+) -> Option<Pos> {
+    if index.is_none() && entries.len() < SCAN_KEYS {
+        return entries
+            .iter()
+            .find(|(k, _)| k.text == text)
+            .map(|(k, _)| k.pos);
+    }
+    let index = index.get_or_insert_with(|| {
+        entries
+            .iter()
+            .map(|(k, _)| (k.text.clone(), k.pos))
+            .collect()
+    });
+    match index.get(text) {
+        Some(first) => Some(*first),
+        None => {
+            // The key is not in `entries` yet (its value is still being read), so it
+            // goes in here.
+            index.insert(text.to_string(), pos);
+            None
+        }
+    }
 }
 
 /// The entries a `<<` value brings: a mapping's, or those of each mapping of a list.
@@ -984,6 +1020,18 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::DuplicateKey);
         assert_eq!(err.pos.line, 3);
         assert!(err.message.contains("line 1"), "{}", err.message);
+        // Past the keys a scan covers, the index answers: a duplicate of a key read
+        // before the index was built, and of one read after.
+        let keys: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        for (dup, first_line) in [("k2", 3), ("k30", 31)] {
+            let err = parse(&format!("{keys}{dup}: again\n")).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::DuplicateKey, "{dup}");
+            assert_eq!(err.pos.line, 41, "{dup}");
+            let said = format!("line {first_line})");
+            assert!(err.message.contains(&said), "{dup}: {}", err.message);
+        }
+        let docs = parse(&keys).unwrap();
+        assert!(matches!(&docs[0].root.kind, NodeKind::Mapping(e) if e.len() == 40));
     }
 
     #[test]

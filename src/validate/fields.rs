@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::kube::{is_dns_label, is_dns_subdomain, Issue};
-use crate::pointer::escape as escape_pointer;
+use crate::pointer::{escape as escape_pointer, lookup};
 
 /// Where each workload kind keeps its pod template (the same table as policies/lib.rego).
 pub fn pod_template_path(kind: &str) -> Option<&'static str> {
@@ -47,7 +47,7 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
     match kind {
         "Pod" => pod_spec(object, "/spec", &["Always", "OnFailure", "Never"], &mut out),
         "StatefulSet" => {
-            if let Some(Value::Array(claims)) = object.pointer("/spec/volumeClaimTemplates") {
+            if let Some(Value::Array(claims)) = lookup(object, "/spec/volumeClaimTemplates") {
                 for i in 0..claims.len() {
                     let at = format!("/spec/volumeClaimTemplates/{i}");
                     object_meta(object, &format!("{at}/metadata"), &mut out);
@@ -65,7 +65,7 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
         }
         "ResourceQuota" => quantity_map(object, "/spec/hard", &mut out),
         "LimitRange" => {
-            if let Some(Value::Array(limits)) = object.pointer("/spec/limits") {
+            if let Some(Value::Array(limits)) = lookup(object, "/spec/limits") {
                 for i in 0..limits.len() {
                     for field in [
                         "max",
@@ -91,16 +91,15 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
 }
 
 fn str_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
-    object.pointer(pointer).and_then(Value::as_str)
+    lookup(object, pointer).and_then(Value::as_str)
 }
 
 fn map_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a Map<String, Value>> {
-    object.pointer(pointer).and_then(Value::as_object)
+    lookup(object, pointer).and_then(Value::as_object)
 }
 
 fn list_at<'a>(object: &'a Value, pointer: &str) -> &'a [Value] {
-    object
-        .pointer(pointer)
+    lookup(object, pointer)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
@@ -318,7 +317,7 @@ fn workload_selector(object: &Value, kind: &str, template: &str, out: &mut Vec<I
     ) {
         return;
     }
-    let Some(sel) = object.pointer("/spec/selector").filter(|s| s.is_object()) else {
+    let Some(sel) = lookup(object, "/spec/selector").filter(|s| s.is_object()) else {
         return;
     };
     selector(object, "/spec/selector", out);
@@ -362,7 +361,7 @@ pub fn is_iana_svc_name(s: &str) -> bool {
 }
 
 fn port_number(object: &Value, pointer: &str, min: i64, out: &mut Vec<Issue>) {
-    if let Some(n) = object.pointer(pointer).and_then(Value::as_i64) {
+    if let Some(n) = lookup(object, pointer).and_then(Value::as_i64) {
         if !(min..=65535).contains(&n) {
             let field = pointer.rsplit('/').next().unwrap_or(pointer);
             out.push(Issue::error(
@@ -395,7 +394,7 @@ fn port_name(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
 
 /// A `targetPort` or probe `port`: a number 1-65535 or an IANA service name.
 fn int_or_port_name(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
-    match object.pointer(pointer) {
+    match lookup(object, pointer) {
         Some(Value::Number(_)) => port_number(object, pointer, 1, out),
         Some(Value::String(s)) if s.parse::<i64>().is_ok() => {}
         Some(Value::String(_)) => port_name(object, pointer, out),
@@ -437,8 +436,7 @@ fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut Vec<Issue>) 
         }
         quantity(object, &format!("{vol_at}/{i}/emptyDir/sizeLimit"), out);
     }
-    if object
-        .pointer(&format!("{spec}/containers"))
+    if lookup(object, &format!("{spec}/containers"))
         .and_then(Value::as_array)
         .is_some_and(Vec::is_empty)
     {
@@ -689,7 +687,7 @@ fn parse_quantity_value(v: &Value) -> Option<f64> {
 }
 
 fn quantity(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
-    let Some(v) = object.pointer(pointer) else {
+    let Some(v) = lookup(object, pointer) else {
         return;
     };
     let field = pointer.rsplit('/').next().unwrap_or(pointer);

@@ -14,7 +14,7 @@
 //! Beyond the schema: names by each kind's rule (`check_metadata`), and the API
 //! server's field validation that OpenAPI cannot express (`fields`).
 
-use crate::pointer::resolve_ref as deref;
+use crate::pointer::{lookup, resolve_ref as deref};
 use serde_json::Value;
 
 use k8s_openapi::api;
@@ -306,7 +306,7 @@ pub fn check(object: &Value) -> Vec<Issue> {
     if let Some(k) = builtin(api_version, kind) {
         let mut issues = Vec::new();
         compiled(k).check(object, &mut issues);
-        if cached_schema(k).pointer("/properties/metadata").is_some() {
+        if lookup(cached_schema(k), "/properties/metadata").is_some() {
             issues.extend(check_metadata(object, k));
         }
         issues.extend(super::fields::check(object, k.kind));
@@ -459,12 +459,12 @@ fn name_problem(rule: NameRule, name: &str, prefix: bool, object: &Value) -> Opt
             "must be no more than 52 characters: the Jobs it creates append an 11-character suffix and must still fit a label".into(),
         ),
         NameRule::Crd => {
-            let field = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+            let field = |p: &str| lookup(object, p).and_then(Value::as_str).unwrap_or("");
             let expected = format!("{}.{}", field("/spec/names/plural"), field("/spec/group"));
             (name != expected).then(|| format!("must be spec.names.plural + \".\" + spec.group: `{expected}`"))
         }
         NameRule::ApiService => {
-            let field = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+            let field = |p: &str| lookup(object, p).and_then(Value::as_str).unwrap_or("");
             let expected = format!("{}.{}", field("/spec/version"), field("/spec/group"));
             (name != expected).then(|| format!("must be spec.version + \".\" + spec.group: `{expected}`"))
         }
@@ -494,8 +494,8 @@ pub(crate) fn custom_resource_metadata(object: &Value, kind: &str) -> Vec<Issue>
 
 fn check_name(object: &Value, kind: &str, rule: NameRule) -> Vec<Issue> {
     let mut issues = Vec::new();
-    let name = object.pointer("/metadata/name");
-    let generate = object.pointer("/metadata/generateName");
+    let name = lookup(object, "/metadata/name");
+    let generate = lookup(object, "/metadata/generateName");
     match (name, generate) {
         (Some(Value::String(name)), _) if !name.is_empty() => {
             if let Some(why) = name_problem(rule, name, false, object) {

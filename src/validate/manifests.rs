@@ -31,6 +31,7 @@ use super::{apply_waivers, policy, Context};
 use crate::error::{Error, Result};
 use crate::findings::{FileReport, Finding, Report, Severity};
 use crate::platform::Platform;
+use crate::pointer::lookup;
 use crate::yaml::{self, Node, NodeKind, Style};
 
 /// One input: the path findings name it by, and its bytes.
@@ -109,13 +110,12 @@ pub fn validate(
                 .collect()
         })
         .collect();
-
-    let policy_findings = evaluate_policies(platform, sources, &objects, &crds, &options.context)?;
-
     let mut by_file: Vec<Vec<Finding>> = vec![Vec::new(); files.len()];
     for (o, found) in objects.iter().zip(schema_findings) {
         by_file[o.file].extend(found);
     }
+
+    let policy_findings = evaluate_policies(platform, sources, objects, &crds, &options.context)?;
     for (file, f) in crd_findings.into_iter().chain(policy_findings) {
         by_file[file].push(f);
     }
@@ -191,13 +191,11 @@ fn resource_of(object: &Value) -> String {
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or("Unknown");
-    let name = object
-        .pointer("/metadata/name")
+    let name = lookup(object, "/metadata/name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .or_else(|| {
-            object
-                .pointer("/metadata/generateName")
+            lookup(object, "/metadata/generateName")
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty())
         })
@@ -510,9 +508,7 @@ fn scopes(crds: &Crds) -> Value {
 fn batches(objects: &[Object]) -> Vec<Vec<usize>> {
     let mut by_namespace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, o) in objects.iter().enumerate() {
-        let ns = o
-            .value
-            .pointer("/metadata/namespace")
+        let ns = lookup(&o.value, "/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or("");
         by_namespace.entry(ns).or_default().push(i);
@@ -531,11 +527,14 @@ fn batches(objects: &[Object]) -> Vec<Vec<usize>> {
     out
 }
 
-/// Runs the policies over every object; returns (file index, finding) pairs.
+/// Runs the policies over every object; returns (file index, finding) pairs. The
+/// objects are taken: each batch is freed by the thread that evaluated it, as soon as
+/// its findings are attached. Freeing every object's JSON and YAML tree was a tenth of
+/// a large run, done on one thread after everything else.
 fn evaluate_policies(
     platform: &Platform,
     sources: &[Source<'_>],
-    objects: &[Object],
+    objects: Vec<Object>,
     crds: &Crds,
     context: &Context,
 ) -> Result<Vec<(usize, Finding)>> {
@@ -550,19 +549,20 @@ fn evaluate_policies(
         "source_repo": context.source_repo,
         "actor": context.actor,
     });
-    let results: Vec<Result<Vec<(usize, Finding)>>> = batches(objects)
-        .par_iter()
-        .map(|batch| {
-            evaluate_batch(
-                platform,
-                sources,
-                objects,
-                batch,
-                &scopes,
-                &context_json,
-                context,
-            )
+    let groups = batches(&objects);
+    let mut slots: Vec<Option<Object>> = objects.into_iter().map(Some).collect();
+    let batches: Vec<Vec<Object>> = groups
+        .into_iter()
+        .map(|members| {
+            members
+                .into_iter()
+                .filter_map(|i| slots[i].take())
+                .collect()
         })
+        .collect();
+    let results: Vec<Result<Vec<(usize, Finding)>>> = batches
+        .into_par_iter()
+        .map(|batch| evaluate_batch(platform, sources, &batch, &scopes, &context_json, context))
         .collect();
     let mut out = Vec::new();
     for r in results {
@@ -574,16 +574,15 @@ fn evaluate_policies(
 fn evaluate_batch(
     platform: &Platform,
     sources: &[Source<'_>],
-    objects: &[Object],
-    batch: &[usize],
+    batch: &[Object],
     scopes: &Value,
     context_json: &Value,
     context: &Context,
 ) -> Result<Vec<(usize, Finding)>> {
-    let input = |members: &[usize]| {
+    let input = |members: &[Object]| {
         json!({
             "values": {},
-            "manifests": members.iter().map(|&i| objects[i].value.clone()).collect::<Vec<_>>(),
+            "manifests": members.iter().map(|o| o.value.clone()).collect::<Vec<_>>(),
             "context": context_json,
             "scopes": scopes,
         })
@@ -591,18 +590,16 @@ fn evaluate_batch(
     let policies = platform.policies()?;
     let mut out = Vec::new();
     match policies.evaluate(input(batch)) {
-        Ok(hits) => attach_hits(platform, sources, objects, batch, hits, context, &mut out)?,
+        Ok(hits) => attach_hits(platform, sources, batch, hits, context, &mut out)?,
         // A policy that fails on some input (a builtin given a value of a shape it
         // cannot take) must not cost the other objects their verdict: evaluate them
         // one by one, and report the object that fails.
         Err(_) => {
-            for &i in batch {
-                match policies.evaluate(input(&[i])) {
-                    Ok(hits) => {
-                        attach_hits(platform, sources, objects, &[i], hits, context, &mut out)?
-                    }
+            for one in batch.chunks(1) {
+                match policies.evaluate(input(one)) {
+                    Ok(hits) => attach_hits(platform, sources, one, hits, context, &mut out)?,
                     Err(e) => {
-                        let o = &objects[i];
+                        let o = &one[0];
                         out.push((
                             o.file,
                             at_object(
@@ -626,13 +623,13 @@ fn evaluate_batch(
     Ok(out)
 }
 
-/// Attaches policy hits to the objects they name, at the line of the field they name.
-/// Waivers are applied first; expired-waiver notices go to the first object's file.
+/// Attaches policy hits to the objects they name (`object` is an index into `batch`, the
+/// policies' `input.manifests`), at the line of the field they name. Waivers are applied
+/// first; expired-waiver notices go to the first object's file.
 fn attach_hits(
     platform: &Platform,
     sources: &[Source<'_>],
-    objects: &[Object],
-    members: &[usize],
+    batch: &[Object],
     hits: Vec<policy::Hit>,
     context: &Context,
     out: &mut Vec<(usize, Finding)>,
@@ -644,24 +641,24 @@ fn attach_hits(
         platform.today,
         hits,
     );
-    let first = &objects[members[0]];
+    let first = &batch[0];
     for n in notices {
         out.push((first.file, n.in_file(sources[first.file].path)));
     }
     // Policies that name objects only by `resource` (written before `finding_at`):
     // an index by name, built once per batch and only when needed.
-    let mut by_resource: Option<std::collections::HashMap<&str, usize>> = None;
+    let mut by_resource: Option<std::collections::HashMap<&str, &Object>> = None;
     for hit in hits {
-        let target = match hit.object.and_then(|i| members.get(i)) {
-            Some(&i) => Some(i),
+        let target = match hit.object.and_then(|i| batch.get(i)) {
+            Some(o) => Some(o),
             None => hit.resource.as_deref().and_then(|r| {
                 by_resource
                     .get_or_insert_with(|| {
-                        let mut m = std::collections::HashMap::new();
-                        for &i in members.iter().rev() {
-                            m.insert(objects[i].resource.as_str(), i);
-                        }
-                        m
+                        batch
+                            .iter()
+                            .rev()
+                            .map(|o| (o.resource.as_str(), o))
+                            .collect()
                     })
                     .get(r)
                     .copied()
@@ -672,8 +669,7 @@ fn attach_hits(
             Severity::Warning => Finding::warning(hit.rule, hit.message),
         };
         match target {
-            Some(i) => {
-                let o = &objects[i];
+            Some(o) => {
                 let pointer = hit.path.as_deref().unwrap_or("/metadata/name");
                 let pos = o.node.locate(pointer).1;
                 let mut f = f.at(sources[o.file].path, pos);
