@@ -123,7 +123,7 @@ test_pdb_missing_fires_without_pdb if {
 	findings := findings_for([f.service_account, f.deployment, f.network_policy])
 	some x in findings
 	x.rule == "pdb-missing"
-	x.resource == "Deployment/payments-api"
+	x.object == 1
 }
 
 test_pdb_missing_fires_when_pdb_selects_other_pods if {

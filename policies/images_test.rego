@@ -46,7 +46,7 @@ test_image_registry_fires_for_other_registry if {
 	findings := deny_for_image("docker.io/library/nginx:1.27")
 	some x in findings
 	x.rule == "image-registry"
-	x.resource == "Deployment/payments-api"
+	x.object == 1
 	not x.field
 }
 

@@ -25,7 +25,7 @@ test_ingress_host_domain_fires_for_lookalike_domain if {
 	some x in findings
 	x.rule == "ingress-host-domain"
 	contains(x.message, "evilpayments.apps.example.com")
-	x.resource == "Ingress/payments-api"
+	x.object == 0
 }
 
 test_ingress_host_domain_fires_for_parent_domain if {

@@ -17,7 +17,7 @@ test_labels_required_fires_without_team_label if {
 	sa := json.remove(f.service_account, ["metadata/labels/team"])
 	some x in findings([sa])
 	x.rule == "labels-required"
-	x.resource == "ServiceAccount/payments-api"
+	x.object == 0
 	contains(x.message, "team")
 }
 

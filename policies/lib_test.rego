@@ -73,7 +73,14 @@ test_finding_at_names_the_object_and_path if {
 	x := lib.finding_at("r", "m", 1, ["spec"], null) with input as f.validate([f.service, f.deployment])
 	x.object == 1
 	x.path == ["spec"]
-	x.resource == "Deployment/payments-api"
+	not x.resource
+	not x.field
+}
+
+test_finding_at_keeps_a_values_field if {
+	x := lib.finding_at("r", "m", 0, [], "replicas") with input as f.validate([f.service])
+	x.field == "replicas"
+	x.object == 0
 }
 
 test_effective_path_is_where_the_setting_is_written if {

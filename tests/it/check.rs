@@ -298,6 +298,27 @@ fn every_output_format_carries_the_same_findings() {
 }
 
 #[test]
+fn a_policy_finding_names_the_rendered_object_it_is_about() {
+    // `lib.finding_at` gives the object's index; check names it ("Kind/name") itself.
+    let bad = fixtures().join("values/bad/foreign-registry.yaml");
+    let (code, out, err) = run(bin()
+        .args(["check", "--output", "json", "--env", "prod"])
+        .arg(&bad));
+    assert_eq!(code, 1, "{out}{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let findings = json["findings"].as_array().unwrap();
+    let registry = findings
+        .iter()
+        .find(|f| f["rule"] == "image-registry")
+        .unwrap_or_else(|| panic!("no image-registry in {out}"));
+    assert_eq!(registry["resource"], "Deployment/payments-api", "{out}");
+    assert_eq!(
+        registry["line"], 5,
+        "at the values field that chose the image: {out}"
+    );
+}
+
+#[test]
 fn validate_points_at_the_manifest_line() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("m.yaml");
