@@ -110,12 +110,7 @@ pub fn check(platform: &Platform, req: &Request<'_>) -> Result<Checked> {
             crate::findings::Severity::Warning => Finding::warning(hit.rule, hit.message),
         }
         .at(req.path, pos);
-        // `lib.finding_at` names the object by its index, and leaves naming it to us.
-        f.resource = hit.resource.or_else(|| {
-            hit.object
-                .and_then(|i| rendering.manifests.get(i))
-                .map(|m| m.resource())
-        });
+        f.resource = hit.resource;
         report.findings.push(f);
     }
     for notice in notices {

@@ -115,7 +115,11 @@ pub fn validate(
         by_file[o.file].extend(found);
     }
 
-    let policy_findings = evaluate_policies(platform, sources, objects, &crds, &options.context)?;
+    let policy_findings = evaluate_policies(platform, sources, &objects, &crds, &options.context)?;
+    // Freeing every object's JSON and YAML tree was a tenth of a large run, on the main
+    // thread after everything else; nothing needs to wait for it (a CLI process exits
+    // without it).
+    rayon::spawn(move || drop(objects));
     for (file, f) in crd_findings.into_iter().chain(policy_findings) {
         by_file[file].push(f);
     }
@@ -184,9 +188,9 @@ fn list_items<'a>(value: &'a Value, node: &'a Node) -> Option<Vec<(&'a Value, &'
     Some(values.iter().zip(nodes.iter()).collect())
 }
 
-fn resource_of(object: &Value) -> String {
-    // The same spelling as policies/lib.rego's `resource`, so every finding on one
-    // object names it alike.
+/// "Kind/name" of an object: the same spelling as policies/lib.rego's `resource`, so
+/// every finding on one object names it alike.
+pub(crate) fn resource_of(object: &Value) -> String {
     let kind = object
         .get("kind")
         .and_then(Value::as_str)
@@ -527,17 +531,11 @@ fn batches(objects: &[Object]) -> Vec<Vec<usize>> {
     out
 }
 
-/// Runs the policies over every object; returns (file index, finding) pairs. The
-/// objects are taken, and freed on a pool thread once every batch is judged: freeing
-/// every object's JSON and YAML tree was a tenth of a large run, done on the main thread
-/// after everything else, and nothing waits for it now (a CLI process exits without
-/// it). Freeing each batch as soon as it was judged, on the thread that judged it,
-/// raised peak memory by a fifth (970 to 1,189 MB for 50,000 objects), though it frees
-/// the same objects sooner.
+/// Runs the policies over every object; returns (file index, finding) pairs.
 fn evaluate_policies(
     platform: &Platform,
     sources: &[Source<'_>],
-    objects: Vec<Object>,
+    objects: &[Object],
     crds: &Crds,
     context: &Context,
 ) -> Result<Vec<(usize, Finding)>> {
@@ -552,22 +550,20 @@ fn evaluate_policies(
         "source_repo": context.source_repo,
         "actor": context.actor,
     });
-    let groups = batches(&objects);
-    let mut slots: Vec<Option<Object>> = objects.into_iter().map(Some).collect();
-    let batches: Vec<Vec<Object>> = groups
-        .into_iter()
-        .map(|members| {
-            members
-                .into_iter()
-                .filter_map(|i| slots[i].take())
-                .collect()
+    let results: Vec<Result<Vec<(usize, Finding)>>> = batches(objects)
+        .par_iter()
+        .map(|batch| {
+            evaluate_batch(
+                platform,
+                sources,
+                objects,
+                batch,
+                &scopes,
+                &context_json,
+                context,
+            )
         })
         .collect();
-    let results: Vec<Result<Vec<(usize, Finding)>>> = batches
-        .par_iter()
-        .map(|batch| evaluate_batch(platform, sources, batch, &scopes, &context_json, context))
-        .collect();
-    rayon::spawn(move || drop(batches));
     let mut out = Vec::new();
     for r in results {
         out.extend(r?);
@@ -578,15 +574,16 @@ fn evaluate_policies(
 fn evaluate_batch(
     platform: &Platform,
     sources: &[Source<'_>],
-    batch: &[Object],
+    objects: &[Object],
+    batch: &[usize],
     scopes: &Value,
     context_json: &Value,
     context: &Context,
 ) -> Result<Vec<(usize, Finding)>> {
-    let input = |members: &[Object]| {
+    let input = |members: &[usize]| {
         json!({
             "values": {},
-            "manifests": members.iter().map(|o| o.value.clone()).collect::<Vec<_>>(),
+            "manifests": members.iter().map(|&i| objects[i].value.clone()).collect::<Vec<_>>(),
             "context": context_json,
             "scopes": scopes,
         })
@@ -594,16 +591,18 @@ fn evaluate_batch(
     let policies = platform.policies()?;
     let mut out = Vec::new();
     match policies.evaluate(input(batch)) {
-        Ok(hits) => attach_hits(platform, sources, batch, hits, context, &mut out)?,
+        Ok(hits) => attach_hits(platform, sources, objects, batch, hits, context, &mut out)?,
         // A policy that fails on some input (a builtin given a value of a shape it
         // cannot take) must not cost the other objects their verdict: evaluate them
         // one by one, and report the object that fails.
         Err(_) => {
-            for one in batch.chunks(1) {
-                match policies.evaluate(input(one)) {
-                    Ok(hits) => attach_hits(platform, sources, one, hits, context, &mut out)?,
+            for &i in batch {
+                match policies.evaluate(input(&[i])) {
+                    Ok(hits) => {
+                        attach_hits(platform, sources, objects, &[i], hits, context, &mut out)?
+                    }
                     Err(e) => {
-                        let o = &one[0];
+                        let o = &objects[i];
                         out.push((
                             o.file,
                             at_object(
@@ -627,13 +626,13 @@ fn evaluate_batch(
     Ok(out)
 }
 
-/// Attaches policy hits to the objects they name (`object` is an index into `batch`, the
-/// policies' `input.manifests`), at the line of the field they name. Waivers are applied
-/// first; expired-waiver notices go to the first object's file.
+/// Attaches policy hits to the objects they name, at the line of the field they name.
+/// Waivers are applied first; expired-waiver notices go to the first object's file.
 fn attach_hits(
     platform: &Platform,
     sources: &[Source<'_>],
-    batch: &[Object],
+    objects: &[Object],
+    members: &[usize],
     hits: Vec<policy::Hit>,
     context: &Context,
     out: &mut Vec<(usize, Finding)>,
@@ -645,24 +644,24 @@ fn attach_hits(
         platform.today,
         hits,
     );
-    let first = &batch[0];
+    let first = &objects[members[0]];
     for n in notices {
         out.push((first.file, n.in_file(sources[first.file].path)));
     }
     // Policies that name objects only by `resource` (written before `finding_at`):
     // an index by name, built once per batch and only when needed.
-    let mut by_resource: Option<std::collections::HashMap<&str, &Object>> = None;
+    let mut by_resource: Option<std::collections::HashMap<&str, usize>> = None;
     for hit in hits {
-        let target = match hit.object.and_then(|i| batch.get(i)) {
-            Some(o) => Some(o),
+        let target = match hit.object.and_then(|i| members.get(i)) {
+            Some(&i) => Some(i),
             None => hit.resource.as_deref().and_then(|r| {
                 by_resource
                     .get_or_insert_with(|| {
-                        batch
-                            .iter()
-                            .rev()
-                            .map(|o| (o.resource.as_str(), o))
-                            .collect()
+                        let mut m = std::collections::HashMap::new();
+                        for &i in members.iter().rev() {
+                            m.insert(objects[i].resource.as_str(), i);
+                        }
+                        m
                     })
                     .get(r)
                     .copied()
@@ -673,7 +672,8 @@ fn attach_hits(
             Severity::Warning => Finding::warning(hit.rule, hit.message),
         };
         match target {
-            Some(o) => {
+            Some(i) => {
+                let o = &objects[i];
                 let pointer = hit.path.as_deref().unwrap_or("/metadata/name");
                 let pos = o.node.locate(pointer).1;
                 let mut f = f.at(sources[o.file].path, pos);

@@ -57,9 +57,18 @@ pub fn policy_verdict(
     manifests: &[&Value],
     context: &Context,
 ) -> Result<(Vec<policy::Hit>, Vec<Finding>)> {
-    let hits = platform
+    let mut hits = platform
         .policies()?
         .evaluate(policy_input(values, manifests, context))?;
+    // `lib.finding_at` names the object by its index and leaves its name to us.
+    for hit in &mut hits {
+        if hit.resource.is_none() {
+            hit.resource = hit
+                .object
+                .and_then(|i| manifests.get(i))
+                .map(|m| manifests::resource_of(m));
+        }
+    }
     Ok(apply_waivers(
         &platform.waivers,
         context.app.as_deref(),

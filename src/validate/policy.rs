@@ -32,7 +32,8 @@ pub struct Hit {
     /// A dotted values path, when a values field is the cause.
     pub field: Option<String>,
     /// `Kind/name` of the object concerned, when the policy says; a finding made by
-    /// `lib.finding_at` leaves it to the caller, which names `object` itself.
+    /// `lib.finding_at` gives `object` instead, and the caller names it from that
+    /// (`policy_verdict`, `validate`).
     pub resource: Option<String>,
     /// The index in `input.manifests` of the object concerned, when the policy says
     /// (`lib.finding_at`): findings are attached by identity, never by name.
