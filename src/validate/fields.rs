@@ -46,7 +46,27 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
     }
     match kind {
         "Pod" => pod_spec(object, "/spec", &["Always", "OnFailure", "Never"], &mut out),
+        "Deployment" => {
+            for field in [
+                "replicas",
+                "minReadySeconds",
+                "revisionHistoryLimit",
+                "progressDeadlineSeconds",
+            ] {
+                at_least(object, &format!("/spec/{field}"), 0, &mut out);
+            }
+            deployment_rollout(object, &mut out);
+        }
+        "ReplicaSet" | "ReplicationController" => {
+            at_least(object, "/spec/replicas", 0, &mut out);
+            at_least(object, "/spec/minReadySeconds", 0, &mut out);
+        }
+        "DaemonSet" => daemon_set_rollout(object, &mut out),
+        "Job" => job_spec(object, "/spec", &mut out),
+        "HorizontalPodAutoscaler" => autoscaler(object, &mut out),
+        "ConfigMap" | "Secret" => config_keys(object, kind, &mut out),
         "StatefulSet" => {
+            stateful_set_rollout(object, &mut out);
             if let Some(Value::Array(claims)) = lookup(object, "/spec/volumeClaimTemplates") {
                 for i in 0..claims.len() {
                     let at = format!("/spec/volumeClaimTemplates/{i}");
@@ -58,7 +78,10 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
         "Service" => service(object, &mut out),
         "Ingress" => ingress(object, &mut out),
         "NetworkPolicy" => network_policy(object, &mut out),
-        "PodDisruptionBudget" => selector(object, "/spec/selector", &mut out),
+        "PodDisruptionBudget" => {
+            selector(object, "/spec/selector", &mut out);
+            disruption_budget(object, &mut out);
+        }
         "PersistentVolumeClaim" => {
             quantity_map(object, "/spec/resources/requests", &mut out);
             quantity_map(object, "/spec/resources/limits", &mut out);
@@ -79,12 +102,34 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
                 }
             }
         }
-        "CronJob" => one_of(
-            object,
-            "/spec/concurrencyPolicy",
-            &["Allow", "Forbid", "Replace"],
-            &mut out,
-        ),
+        "CronJob" => {
+            one_of(
+                object,
+                "/spec/concurrencyPolicy",
+                &["Allow", "Forbid", "Replace"],
+                &mut out,
+            );
+            if let Some(schedule) = str_at(object, "/spec/schedule") {
+                if let Some(why) = super::cron::schedule_error(schedule) {
+                    out.push(
+                        Issue::error(
+                            "kube-cron-schedule",
+                            "/spec/schedule",
+                            format!("the schedule {schedule:?} is refused: {why}"),
+                        )
+                        .help("five fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12, day of week 0-6), or @hourly, @daily, @weekly, @monthly, @yearly, @every <duration>"),
+                    );
+                }
+            }
+            for field in [
+                "startingDeadlineSeconds",
+                "successfulJobsHistoryLimit",
+                "failedJobsHistoryLimit",
+            ] {
+                at_least(object, &format!("/spec/{field}"), 0, &mut out);
+            }
+            job_spec(object, "/spec/jobTemplate/spec", &mut out);
+        }
         _ => {}
     }
     out
@@ -543,8 +588,49 @@ fn container(
         }
         self::probe(object, &format!("{at}/{probe}"), probe, out);
     }
+    let env = format!("{at}/env");
+    for (i, e) in list_at(object, &env).iter().enumerate() {
+        let Some(from) = e.get("valueFrom").and_then(Value::as_object) else {
+            continue;
+        };
+        let at = format!("{env}/{i}/valueFrom");
+        if e.get("value")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+        {
+            out.push(conflict(
+                at.clone(),
+                "an environment variable may have a value or a valueFrom, not both",
+            ));
+        }
+        let sources: Vec<&str> = from
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if sources.len() > 1 {
+            out.push(conflict(
+                at,
+                format!(
+                    "valueFrom names {} sources ({}); it may name one",
+                    sources.len(),
+                    sources.join(", ")
+                ),
+            ));
+        }
+    }
     let mounts = format!("{at}/volumeMounts");
+    let mut paths = std::collections::HashSet::new();
     for (i, m) in list_at(object, &mounts).iter().enumerate() {
+        if let Some(path) = m.get("mountPath").and_then(Value::as_str) {
+            if !paths.insert(path) {
+                out.push(Issue::error(
+                    "kube-volume-mount",
+                    format!("{mounts}/{i}/mountPath"),
+                    format!("the mount path {path:?} is used twice in the container"),
+                ));
+            }
+        }
         if let Some(name) = m.get("name").and_then(Value::as_str) {
             if !volumes.contains(name) {
                 out.push(Issue::error(
@@ -726,6 +812,307 @@ fn quantity_map(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
 }
 
 // ---------------------------------------------------------------------------------
+// Rollouts, scaling, budgets and Jobs: counts the server takes as non-negative, and the
+// combinations of fields it refuses.
+
+/// `kube-range`: a count or duration that must be at least `min`.
+fn at_least(object: &Value, pointer: &str, min: i64, out: &mut Vec<Issue>) {
+    if let Some(n) = lookup(object, pointer).and_then(Value::as_i64) {
+        if n < min {
+            let field = pointer.rsplit('/').next().unwrap_or(pointer);
+            out.push(Issue::error(
+                "kube-range",
+                pointer,
+                format!("{field} is {n}; it must be at least {min}"),
+            ));
+        }
+    }
+}
+
+/// `kube-field-conflict`: fields the server refuses together, or one it needs beside
+/// another.
+fn conflict(pointer: impl Into<String>, message: impl Into<String>) -> Issue {
+    Issue::error("kube-field-conflict", pointer, message)
+}
+
+/// What an int-or-percent count (`maxUnavailable`, `minAvailable`) holds.
+#[derive(PartialEq)]
+enum Count {
+    Absent,
+    Zero,
+    NonZero,
+    /// Refused, and already reported.
+    Invalid,
+}
+
+/// An int-or-percent count: a whole number, or a string of digits and `%`. `cap_100`:
+/// whether the server refuses a percentage over 100 here.
+fn int_or_percent(object: &Value, pointer: &str, cap_100: bool, out: &mut Vec<Issue>) -> Count {
+    let field = pointer.rsplit('/').next().unwrap_or(pointer);
+    match lookup(object, pointer) {
+        None | Some(Value::Null) => Count::Absent,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(n) if n < 0 => {
+                out.push(Issue::error(
+                    "kube-range",
+                    pointer,
+                    format!("{field} is {n}; it must be at least 0"),
+                ));
+                Count::Invalid
+            }
+            Some(0) => Count::Zero,
+            Some(_) => Count::NonZero,
+            // A fraction: the schema walk reports it.
+            None => Count::Invalid,
+        },
+        Some(Value::String(s)) => {
+            let percent = s
+                .strip_suffix('%')
+                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|d| d.parse::<u64>().ok());
+            match percent {
+                None => {
+                    out.push(
+                        Issue::error(
+                            "kube-range",
+                            pointer,
+                            format!("{field}: {s:?} is neither a whole number nor a percentage"),
+                        )
+                        .help(format!("write a number without quotes ({field}: 1) or a percentage ({field}: 25%)")),
+                    );
+                    Count::Invalid
+                }
+                Some(p) if cap_100 && p > 100 => {
+                    out.push(Issue::error(
+                        "kube-range",
+                        pointer,
+                        format!("{field} is {s}; it must not be more than 100%"),
+                    ));
+                    Count::Invalid
+                }
+                Some(0) => Count::Zero,
+                Some(_) => Count::NonZero,
+            }
+        }
+        // Another type: the schema walk reports it.
+        Some(_) => Count::Invalid,
+    }
+}
+
+/// A rolling update that may take no pod down and add none could never progress.
+fn both_zero(at: &str, unavailable: Count, surge: Count, out: &mut Vec<Issue>) {
+    if unavailable == Count::Zero && surge == Count::Zero {
+        out.push(
+            Issue::error(
+                "kube-range",
+                format!("{at}/maxUnavailable"),
+                "maxUnavailable and maxSurge are both 0, so a rollout could never replace a pod",
+            )
+            .help("let one of them be above 0: maxUnavailable: 1, or maxSurge: 1"),
+        );
+    }
+}
+
+/// A workload's update strategy at `strategy`: its `type` is RollingUpdate or `other`
+/// (Recreate, OnDelete), and a `rollingUpdate` is only read beside RollingUpdate (the
+/// server refuses one beside `other` when `refused`). Returns the `rollingUpdate`'s
+/// pointer when its fields apply.
+fn rolling_update(
+    object: &Value,
+    strategy: &str,
+    other: &str,
+    refused: bool,
+    out: &mut Vec<Issue>,
+) -> Option<String> {
+    let kind = format!("{strategy}/type");
+    one_of(object, &kind, &["RollingUpdate", other], out);
+    let at = format!("{strategy}/rollingUpdate");
+    if !lookup(object, &at).is_some_and(Value::is_object) {
+        return None;
+    }
+    if str_at(object, &kind) != Some(other) {
+        return Some(at);
+    }
+    if refused {
+        out.push(
+            conflict(
+                at,
+                format!("rollingUpdate may not be set when the strategy type is {other}"),
+            )
+            .help("remove rollingUpdate, or set type: RollingUpdate"),
+        );
+    }
+    None
+}
+
+fn deployment_rollout(object: &Value, out: &mut Vec<Issue>) {
+    let Some(at) = rolling_update(object, "/spec/strategy", "Recreate", true, out) else {
+        return;
+    };
+    // Absent, each defaults to 25%.
+    let unavailable = int_or_percent(object, &format!("{at}/maxUnavailable"), true, out);
+    let surge = int_or_percent(object, &format!("{at}/maxSurge"), false, out);
+    both_zero(&at, unavailable, surge, out);
+}
+
+fn daemon_set_rollout(object: &Value, out: &mut Vec<Issue>) {
+    for field in ["minReadySeconds", "revisionHistoryLimit"] {
+        at_least(object, &format!("/spec/{field}"), 0, out);
+    }
+    let Some(at) = rolling_update(object, "/spec/updateStrategy", "OnDelete", false, out) else {
+        return;
+    };
+    let unavailable = int_or_percent(object, &format!("{at}/maxUnavailable"), true, out);
+    let mut surge = int_or_percent(object, &format!("{at}/maxSurge"), true, out);
+    // A DaemonSet's maxSurge defaults to 0 (its maxUnavailable to 1).
+    if surge == Count::Absent {
+        surge = Count::Zero;
+    }
+    both_zero(&at, unavailable, surge, out);
+}
+
+fn stateful_set_rollout(object: &Value, out: &mut Vec<Issue>) {
+    for field in ["replicas", "minReadySeconds", "revisionHistoryLimit"] {
+        at_least(object, &format!("/spec/{field}"), 0, out);
+    }
+    one_of(
+        object,
+        "/spec/podManagementPolicy",
+        &["OrderedReady", "Parallel"],
+        out,
+    );
+    for when in ["whenDeleted", "whenScaled"] {
+        one_of(
+            object,
+            &format!("/spec/persistentVolumeClaimRetentionPolicy/{when}"),
+            &["Retain", "Delete"],
+            out,
+        );
+    }
+    if let Some(at) = rolling_update(object, "/spec/updateStrategy", "OnDelete", true, out) {
+        at_least(object, &format!("{at}/partition"), 0, out);
+    }
+}
+
+/// A Job's spec, or a CronJob's job template's.
+fn job_spec(object: &Value, spec: &str, out: &mut Vec<Issue>) {
+    for field in [
+        "parallelism",
+        "completions",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+        "backoffLimitPerIndex",
+        "maxFailedIndexes",
+    ] {
+        at_least(object, &format!("{spec}/{field}"), 0, out);
+    }
+    one_of(
+        object,
+        &format!("{spec}/completionMode"),
+        &["NonIndexed", "Indexed"],
+        out,
+    );
+    if str_at(object, &format!("{spec}/completionMode")) == Some("Indexed")
+        && lookup(object, &format!("{spec}/completions")).is_none_or(Value::is_null)
+    {
+        out.push(conflict(
+            format!("{spec}/completionMode"),
+            "an Indexed Job needs completions: set how many indexes it runs",
+        ));
+    }
+}
+
+fn autoscaler(object: &Value, out: &mut Vec<Issue>) {
+    at_least(object, "/spec/minReplicas", 1, out);
+    at_least(object, "/spec/maxReplicas", 1, out);
+    let (Some(min), Some(max)) = (
+        lookup(object, "/spec/minReplicas").and_then(Value::as_i64),
+        lookup(object, "/spec/maxReplicas").and_then(Value::as_i64),
+    ) else {
+        return;
+    };
+    if max >= 1 && min > max {
+        out.push(Issue::error(
+            "kube-range",
+            "/spec/maxReplicas",
+            format!("maxReplicas ({max}) is less than minReplicas ({min}); it must be greater than or equal to it"),
+        ));
+    }
+}
+
+fn disruption_budget(object: &Value, out: &mut Vec<Issue>) {
+    let min = int_or_percent(object, "/spec/minAvailable", true, out);
+    let max = int_or_percent(object, "/spec/maxUnavailable", true, out);
+    if min != Count::Absent && max != Count::Absent {
+        out.push(
+            conflict(
+                "/spec/maxUnavailable",
+                "minAvailable and maxUnavailable cannot both be set",
+            )
+            .help("keep one: maxUnavailable: 1 lets a drain go on while the app has more than one pod"),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// ConfigMaps and Secrets.
+
+/// `kube-config-key`: the keys of a ConfigMap's or Secret's data become file names in a
+/// volume, so the server allows only letters, digits, `-`, `_` and `.`.
+fn config_keys(object: &Value, kind: &str, out: &mut Vec<Issue>) {
+    let maps: &[&str] = if kind == "Secret" {
+        &["/data", "/stringData"]
+    } else {
+        &["/data", "/binaryData"]
+    };
+    for &at in maps {
+        let Some(map) = map_at(object, at) else {
+            continue;
+        };
+        for k in map.keys() {
+            let why = if k.is_empty() || k.len() > 253 {
+                Some("it must have 1 to 253 characters")
+            } else if !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                Some("only letters, digits, `-`, `_` and `.` are allowed")
+            } else if k == "." || k == ".." || k.starts_with("..") {
+                Some("it must not be `.` or `..`, or start with `..`")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                out.push(Issue {
+                    at_key: true,
+                    ..Issue::error(
+                        "kube-config-key",
+                        child(at, k),
+                        format!("the key {k:?} is not a valid {kind} key: {why}"),
+                    )
+                });
+            }
+        }
+    }
+    if kind == "ConfigMap" {
+        if let (Some(data), Some(binary)) = (map_at(object, "/data"), map_at(object, "/binaryData"))
+        {
+            for k in binary.keys().filter(|k| data.contains_key(*k)) {
+                out.push(Issue {
+                    at_key: true,
+                    ..Issue::error(
+                        "kube-config-key",
+                        child("/binaryData", k),
+                        format!("the key {k:?} is in both data and binaryData; a key may be in one of them only"),
+                    )
+                });
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Services, Ingresses, NetworkPolicies.
 
 fn service(object: &Value, out: &mut Vec<Issue>) {
@@ -750,9 +1137,54 @@ fn service(object: &Value, out: &mut Vec<Issue>) {
     );
     labels(object, "/spec/selector", "kube-selector", out);
     let ports = list_at(object, "/spec/ports");
+    let kind = str_at(object, "/spec/type").unwrap_or("ClusterIP");
+    let headless = str_at(object, "/spec/clusterIP") == Some("None");
+    if headless && matches!(kind, "NodePort" | "LoadBalancer") {
+        out.push(conflict(
+            "/spec/clusterIP",
+            format!("clusterIP may not be None (headless) for a {kind} Service"),
+        ));
+    }
+    if kind == "ExternalName" && str_at(object, "/spec/externalName").is_none_or(str::is_empty) {
+        out.push(conflict(
+            "/spec/type",
+            "an ExternalName Service needs spec.externalName, the DNS name it points at",
+        ));
+    }
+    if ports.is_empty() && !headless && kind != "ExternalName" {
+        out.push(
+            Issue::error(
+                "kube-required-field",
+                "/spec",
+                "a Service needs at least one port, unless it is headless (clusterIP: None) or an ExternalName",
+            )
+            .help("add spec.ports, or set clusterIP: None for a headless Service"),
+        );
+    }
     let mut names = std::collections::HashSet::new();
+    let mut numbers = std::collections::HashSet::new();
     for (i, p) in ports.iter().enumerate() {
         let at = format!("/spec/ports/{i}");
+        if let Some(port) = p.get("port").and_then(Value::as_i64) {
+            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            if !numbers.insert((port, protocol)) {
+                out.push(Issue::error(
+                    "kube-port",
+                    format!("{at}/port"),
+                    format!("port {port}/{protocol} is listed twice in the Service"),
+                ));
+            }
+        }
+        if kind == "ClusterIP"
+            && p.get("nodePort")
+                .and_then(Value::as_i64)
+                .is_some_and(|n| n != 0)
+        {
+            out.push(conflict(
+                format!("{at}/nodePort"),
+                "nodePort may not be set on a ClusterIP Service: only NodePort and LoadBalancer Services open a port on the nodes",
+            ));
+        }
         port_number(object, &format!("{at}/port"), 1, out);
         port_number(object, &format!("{at}/nodePort"), 0, out);
         int_or_port_name(object, &format!("{at}/targetPort"), out);
