@@ -608,15 +608,19 @@ fn container(
             .filter(|(_, v)| !v.is_null())
             .map(|(k, _)| k.as_str())
             .collect();
-        if sources.len() > 1 {
-            out.push(conflict(
+        match sources.len() {
+            0 => out.push(conflict(
+                at,
+                "valueFrom names no source: give it one of configMapKeyRef, fieldRef, fileKeyRef, resourceFieldRef or secretKeyRef",
+            )),
+            1 => {}
+            n => out.push(conflict(
                 at,
                 format!(
-                    "valueFrom names {} sources ({}); it may name one",
-                    sources.len(),
+                    "valueFrom names {n} sources ({}); it may name one",
                     sources.join(", ")
                 ),
-            ));
+            )),
         }
     }
     let mounts = format!("{at}/volumeMounts");
