@@ -15,19 +15,23 @@ recommended := ["app.kubernetes.io/instance", "app.kubernetes.io/version", "app.
 
 # Each object's missing labels, found once per evaluation for the rules on its own labels:
 # [{"i": index in manifests, "obj": object, "required": [...], "recommended": [...]}].
+#
+# `good` is the set of the wanted labels whose value is a non-empty string. Rego orders
+# values of different types by type (null, booleans, numbers, strings, arrays, sets,
+# objects), so the values above "" and below [] are exactly the non-empty strings: two
+# comparisons instead of a builtin call. It is spelled out here and in the pod rule
+# below, not called: a function call costs regorus about as much as the rest of an
+# object's label checks (BENCHMARKS.md, validate). `labels[n]` of a non-object is
+# undefined, so labels of the wrong shape count as missing. A manifest that is not an
+# object is wrapped in one: object.get refuses anything else, and the rules still say
+# that it lacks its labels.
 object_labels := [{"i": i, "obj": obj, "required": [n | some n in required; not good[n]], "recommended": [n | some n in recommended; not good[n]]} |
 	some i, obj in manifests
-	good := present(lib.object_at(obj, ["metadata", "labels"]))
+	labels := object.get({"obj": obj}, ["obj", "metadata", "labels"], {})
+	good := {n | some n in wanted; v := labels[n]; "" < v; v < []}
 ]
 
-# The names of the labels whose value is a non-empty string. Rego orders values of
-# different types by type (null, booleans, numbers, strings, arrays, sets, objects), so
-# the values above "" and below [] are exactly the non-empty strings: two comparisons
-# instead of a builtin call, for every label of every object.
-present(labels) := {n | some n, v in labels; "" < v; v < []}
-
-# The names of `names` that `present` lacks, in the order of `names`.
-missing_labels(present, names) := [n | some n in names; not present[n]]
+wanted := array.concat(required, recommended)
 
 # labels-required: the object's own labels.
 deny contains f if {
@@ -43,8 +47,11 @@ deny contains f if {
 # labels-required: the labels of the pods a workload creates.
 deny contains f if {
 	some i, obj in manifests
-	pod_spec_paths[obj.kind]
-	missing := missing_labels(present(lib.pod_labels(obj)), required)
+	spec_path := pod_spec_paths[obj.kind]
+	# The pod template's labels (a Pod's own): beside the spec its path ends in.
+	labels := object.get(obj, array.concat(array.slice(spec_path, 0, count(spec_path) - 1), ["metadata", "labels"]), {})
+	good := {n | some n in required; v := labels[n]; "" < v; v < []}
+	missing := [n | some n in required; not good[n]]
 	count(missing) > 0
 	f := lib.finding_at(
 		"labels-required",

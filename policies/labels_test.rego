@@ -71,3 +71,27 @@ test_labels_required_fires_for_unlabelled_bare_pod if {
 	x.rule == "labels-required"
 	contains(x.message, "the pods of Pod/debug")
 }
+
+# Labels of the wrong shape, or values that are not non-empty strings, count as missing;
+# nothing fails to evaluate.
+test_labels_of_the_wrong_shape_are_missing if {
+	cm := {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "labels": "team=payments"}}
+	some x in findings([cm])
+	x.rule == "labels-required"
+	contains(x.message, "app.kubernetes.io/name, app.kubernetes.io/managed-by, team")
+}
+
+test_label_values_that_are_not_strings_are_missing if {
+	labels := object.union(f.labels, {"team": true, "app.kubernetes.io/name": 1})
+	cm := {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "labels": labels}}
+	some x in findings([cm])
+	x.rule == "labels-required"
+	contains(x.message, "lacks the label(s) app.kubernetes.io/name, team:")
+}
+
+test_pod_labels_of_the_wrong_shape_are_missing if {
+	d := object.union(f.deployment, {"spec": {"template": {"metadata": {"labels": ["team"]}}}})
+	some x in findings([d])
+	x.rule == "labels-required"
+	contains(x.message, "the pods of Deployment/payments-api")
+}
