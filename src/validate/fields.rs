@@ -1149,11 +1149,28 @@ fn service(object: &Value, out: &mut Vec<Issue>) {
             format!("clusterIP may not be None (headless) for a {kind} Service"),
         ));
     }
-    if kind == "ExternalName" && str_at(object, "/spec/externalName").is_none_or(str::is_empty) {
-        out.push(conflict(
-            "/spec/type",
-            "an ExternalName Service needs spec.externalName, the DNS name it points at",
-        ));
+    if kind == "ExternalName" {
+        match str_at(object, "/spec/externalName") {
+            None | Some("") => out.push(conflict(
+                "/spec/type",
+                "an ExternalName Service needs spec.externalName, the DNS name it points at",
+            )),
+            // A fully qualified name may end in a dot.
+            Some(name) if !is_dns_subdomain(name.strip_suffix('.').unwrap_or(name)) => {
+                out.push(Issue::error(
+                    "kube-name",
+                    "/spec/externalName",
+                    format!("the externalName {name:?} is not a valid DNS-1123 subdomain (lower-case letters, digits, `-` and `.`)"),
+                ))
+            }
+            Some(_) => {}
+        }
+        if str_at(object, "/spec/clusterIP").is_some_and(|ip| !ip.is_empty()) {
+            out.push(conflict(
+                "/spec/clusterIP",
+                "an ExternalName Service has no cluster IP: remove clusterIP",
+            ));
+        }
     }
     if ports.is_empty() && !headless && kind != "ExternalName" {
         out.push(
