@@ -174,6 +174,7 @@ pub const RULES: &[Rule] = &[
     rust("kube-probe", E, Kubernetes, "a probe without exactly one handler, or with bad timings"),
     rust("kube-volume-mount", E, Kubernetes, "a container mounts a volume the pod does not have, or two at one path"),
     rust("kube-ingress-host", E, Kubernetes, "an Ingress host that is not a valid host name"),
+    rust("kube-ingress-path", E, Kubernetes, "an Ingress path that is not absolute, or not clean for Exact and Prefix"),
     rust("kube-range", E, Kubernetes, "a count the API server refuses: negative, over 100%, or a minimum above its maximum"),
     rust("kube-field-conflict", E, Kubernetes, "fields the API server refuses together, or one it needs beside another"),
     rust("kube-cron-schedule", E, Kubernetes, "a CronJob schedule the API server cannot parse"),

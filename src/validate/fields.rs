@@ -458,6 +458,10 @@ fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut Vec<Issue>) 
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
         out,
     );
+    security_context(object, &format!("{spec}/securityContext"), out);
+    scheduling(object, spec, out);
+    let host_network =
+        lookup(object, &format!("{spec}/hostNetwork")).and_then(Value::as_bool) == Some(true);
     let mut volumes = std::collections::HashSet::new();
     let vol_at = format!("{spec}/volumes");
     for (i, v) in list_at(object, &vol_at).iter().enumerate() {
@@ -514,7 +518,7 @@ fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut Vec<Issue>) 
                     ));
                 }
             }
-            container(object, &at, field, &volumes, out);
+            container(object, &at, field, &volumes, host_network, out);
         }
     }
 }
@@ -524,8 +528,10 @@ fn container(
     at: &str,
     field: &str,
     volumes: &std::collections::HashSet<&str>,
+    host_network: bool,
     out: &mut Vec<Issue>,
 ) {
+    security_context(object, &format!("{at}/securityContext"), out);
     one_of(
         object,
         &format!("{at}/imagePullPolicy"),
@@ -551,6 +557,21 @@ fn container(
             out,
         );
         port_name(object, &format!("{pat}/name"), out);
+        // On the host's network a container's port is the node's: the two must agree
+        // (an unset hostPort is given the containerPort).
+        if let (true, Some(host), Some(own)) = (
+            host_network,
+            p.get("hostPort").and_then(Value::as_i64),
+            p.get("containerPort").and_then(Value::as_i64),
+        ) {
+            if host != 0 && host != own {
+                out.push(Issue::error(
+                    "kube-port",
+                    format!("{pat}/hostPort"),
+                    format!("hostPort {host} differs from containerPort {own}: with hostNetwork: true they must be equal"),
+                ));
+            }
+        }
         if let Some(name) = p.get("name").and_then(Value::as_str) {
             if !port_names.insert(name) {
                 out.push(Issue::error(
@@ -565,6 +586,20 @@ fn container(
     let limits = format!("{at}/resources/limits");
     quantity_map(object, &requests, out);
     quantity_map(object, &limits, out);
+    for at in [&requests, &limits] {
+        for r in map_at(object, at).into_iter().flat_map(|m| m.keys()) {
+            if !is_container_resource(r) {
+                out.push(Issue {
+                    at_key: true,
+                    ..Issue::error(
+                        "kube-quantity",
+                        child(at, r),
+                        format!("{r:?} is not a resource a container can ask for: cpu, memory, ephemeral-storage, hugepages-<size>, or an extended resource with a domain (example.com/gpu)"),
+                    )
+                });
+            }
+        }
+    }
     if let (Some(req), Some(lim)) = (map_at(object, &requests), map_at(object, &limits)) {
         for (r, q) in req {
             let (Some(want), Some(cap)) = (
@@ -811,6 +846,182 @@ fn quantity_map(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
     if let Some(map) = map_at(object, pointer) {
         for k in map.keys() {
             quantity(object, &child(pointer, k), out);
+        }
+    }
+}
+
+/// What a container may list under `resources`: the standard names, huge pages, or an
+/// extended resource named with a domain.
+fn is_container_resource(name: &str) -> bool {
+    match name.split_once('/') {
+        None => {
+            matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-")
+        }
+        Some(_) => is_qualified_name(name),
+    }
+}
+
+/// A pod's or container's `securityContext`: the seccomp and AppArmor profile types,
+/// and a `localhostProfile` exactly when the type is Localhost.
+fn security_context(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    for profile in ["seccompProfile", "appArmorProfile"] {
+        let p = format!("{at}/{profile}");
+        if map_at(object, &p).is_none() {
+            continue;
+        }
+        one_of(
+            object,
+            &format!("{p}/type"),
+            &["RuntimeDefault", "Unconfined", "Localhost"],
+            out,
+        );
+        let localhost = str_at(object, &format!("{p}/type")) == Some("Localhost");
+        let named = str_at(object, &format!("{p}/localhostProfile")).is_some_and(|s| !s.is_empty());
+        if localhost && !named {
+            out.push(conflict(
+                format!("{p}/type"),
+                format!(
+                    "a Localhost {profile} needs localhostProfile, the profile's file on the node"
+                ),
+            ));
+        } else if !localhost && named {
+            out.push(conflict(
+                format!("{p}/localhostProfile"),
+                format!("localhostProfile may only be set when the {profile} type is Localhost"),
+            ));
+        }
+    }
+}
+
+/// Where a pod may run: tolerations, topology spread constraints, node and pod affinity.
+fn scheduling(object: &Value, spec: &str, out: &mut Vec<Issue>) {
+    let tolerations = format!("{spec}/tolerations");
+    for (i, t) in list_at(object, &tolerations).iter().enumerate() {
+        let at = format!("{tolerations}/{i}");
+        let operator = t.get("operator").and_then(Value::as_str).unwrap_or("");
+        if !operator.is_empty() {
+            one_of(object, &format!("{at}/operator"), &["Exists", "Equal"], out);
+        }
+        if t.get("effect")
+            .and_then(Value::as_str)
+            .is_some_and(|e| !e.is_empty())
+        {
+            one_of(
+                object,
+                &format!("{at}/effect"),
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+                out,
+            );
+        }
+        let key = t.get("key").and_then(Value::as_str).unwrap_or("");
+        if key.is_empty() && operator != "Exists" {
+            out.push(conflict(
+                format!("{at}/operator"),
+                "a toleration without a key must have operator: Exists (it then tolerates every taint)",
+            ));
+        }
+        if !key.is_empty() && !is_qualified_name(key) {
+            out.push(Issue::error(
+                "kube-label",
+                format!("{at}/key"),
+                format!("the toleration key {key:?} is not valid: {KEY_SYNTAX}"),
+            ));
+        }
+        if operator == "Exists"
+            && t.get("value")
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty())
+        {
+            out.push(conflict(
+                format!("{at}/value"),
+                "a toleration with operator: Exists has no value: remove it, or use operator: Equal",
+            ));
+        }
+        if t.get("tolerationSeconds").is_some_and(|s| !s.is_null())
+            && t.get("effect").and_then(Value::as_str) != Some("NoExecute")
+        {
+            out.push(conflict(
+                format!("{at}/tolerationSeconds"),
+                "tolerationSeconds only applies to effect: NoExecute (how long a pod stays after the taint appears)",
+            ));
+        }
+    }
+    let spread = format!("{spec}/topologySpreadConstraints");
+    for (i, c) in list_at(object, &spread).iter().enumerate() {
+        let at = format!("{spread}/{i}");
+        at_least(object, &format!("{at}/maxSkew"), 1, out);
+        at_least(object, &format!("{at}/minDomains"), 1, out);
+        one_of(
+            object,
+            &format!("{at}/whenUnsatisfiable"),
+            &["DoNotSchedule", "ScheduleAnyway"],
+            out,
+        );
+        for policy in ["nodeAffinityPolicy", "nodeTaintsPolicy"] {
+            one_of(object, &format!("{at}/{policy}"), &["Honor", "Ignore"], out);
+        }
+        if c.get("minDomains").is_some_and(|m| !m.is_null())
+            && c.get("whenUnsatisfiable").and_then(Value::as_str) != Some("DoNotSchedule")
+        {
+            out.push(conflict(
+                format!("{at}/minDomains"),
+                "minDomains only applies to whenUnsatisfiable: DoNotSchedule",
+            ));
+        }
+        selector(object, &format!("{at}/labelSelector"), out);
+    }
+    let node = format!("{spec}/affinity/nodeAffinity");
+    let required =
+        format!("{node}/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms");
+    for i in 0..list_at(object, &required).len() {
+        node_selector_term(object, &format!("{required}/{i}"), out);
+    }
+    let preferred = format!("{node}/preferredDuringSchedulingIgnoredDuringExecution");
+    for i in 0..list_at(object, &preferred).len() {
+        node_selector_term(object, &format!("{preferred}/{i}/preference"), out);
+    }
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let at = format!("{spec}/affinity/{kind}");
+        let required = format!("{at}/requiredDuringSchedulingIgnoredDuringExecution");
+        for i in 0..list_at(object, &required).len() {
+            selector(object, &format!("{required}/{i}/labelSelector"), out);
+        }
+        let preferred = format!("{at}/preferredDuringSchedulingIgnoredDuringExecution");
+        for i in 0..list_at(object, &preferred).len() {
+            selector(
+                object,
+                &format!("{preferred}/{i}/podAffinityTerm/labelSelector"),
+                out,
+            );
+        }
+    }
+}
+
+/// A node selector term's requirements: In and NotIn take values, Exists and
+/// DoesNotExist none, Gt and Lt one integer.
+fn node_selector_term(object: &Value, term: &str, out: &mut Vec<Issue>) {
+    for list in ["matchExpressions", "matchFields"] {
+        let exprs = format!("{term}/{list}");
+        for (i, e) in list_at(object, &exprs).iter().enumerate() {
+            let at = format!("{exprs}/{i}");
+            one_of(
+                object,
+                &format!("{at}/operator"),
+                &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"],
+                out,
+            );
+            let values = e.get("values").and_then(Value::as_array);
+            let count = values.map_or(0, Vec::len);
+            let one_integer = matches!(values.map(Vec::as_slice), Some([Value::String(v)]) if v.parse::<i64>().is_ok());
+            let why = match e.get("operator").and_then(Value::as_str) {
+                Some("In" | "NotIn") if count == 0 => "In and NotIn need at least one value",
+                Some("Exists" | "DoesNotExist") if count > 0 => {
+                    "Exists and DoesNotExist take no values"
+                }
+                Some("Gt" | "Lt") if !one_integer => "Gt and Lt take exactly one value, an integer",
+                _ => continue,
+            };
+            out.push(Issue::error("kube-selector", at, why.to_string()));
         }
     }
 }
@@ -1250,15 +1461,84 @@ fn ingress(object: &Value, out: &mut Vec<Issue>) {
             }
         }
         let paths = format!("{at}/http/paths");
-        for j in 0..list_at(object, &paths).len() {
+        for (j, p) in list_at(object, &paths).iter().enumerate() {
+            let at = format!("{paths}/{j}");
             one_of(
                 object,
-                &format!("{paths}/{j}/pathType"),
+                &format!("{at}/pathType"),
                 &["Exact", "Prefix", "ImplementationSpecific"],
                 out,
             );
+            if let Some(why) = ingress_path_error(p) {
+                out.push(Issue::error("kube-ingress-path", format!("{at}/path"), why));
+            }
+            ingress_backend(object, &format!("{at}/backend"), out);
         }
     }
+    ingress_backend(object, "/spec/defaultBackend", out);
+}
+
+/// Why the server refuses an Ingress path, if it does: Exact and Prefix paths are
+/// absolute and clean; an ImplementationSpecific one only needs to be absolute.
+fn ingress_path_error(p: &Value) -> Option<String> {
+    let path = p.get("path").and_then(Value::as_str).unwrap_or("");
+    let exact_or_prefix = match p.get("pathType").and_then(Value::as_str) {
+        Some("Exact" | "Prefix") => true,
+        Some("ImplementationSpecific") => false,
+        _ => return None,
+    };
+    if (exact_or_prefix || !path.is_empty()) && !path.starts_with('/') {
+        return Some(format!("the path {path:?} must be absolute (start with /)"));
+    }
+    if !exact_or_prefix {
+        return None;
+    }
+    if let Some(seq) = ["//", "/./", "/../", "%2f", "%2F"]
+        .into_iter()
+        .find(|s| path.contains(s))
+    {
+        return Some(format!("the path {path:?} must not contain {seq:?}"));
+    }
+    ["/..", "/."]
+        .into_iter()
+        .find(|s| path.ends_with(s))
+        .map(|s| format!("the path {path:?} must not end with {s:?}"))
+}
+
+/// An Ingress backend: a Service or a resource, and a Service port by name or number.
+fn ingress_backend(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let Some(backend) = map_at(object, at) else {
+        return;
+    };
+    let service = backend.get("service").filter(|s| !s.is_null());
+    if service.is_some() == backend.get("resource").is_some_and(|r| !r.is_null()) {
+        out.push(conflict(
+            at,
+            "a backend names exactly one of service or resource",
+        ));
+    }
+    let Some(service) = service.and_then(Value::as_object) else {
+        return;
+    };
+    let port = service.get("port").and_then(Value::as_object);
+    let named = port
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let numbered = port
+        .and_then(|p| p.get("number"))
+        .and_then(Value::as_i64)
+        .is_some_and(|n| n != 0);
+    if named == numbered {
+        out.push(conflict(
+            format!("{at}/service"),
+            "a backend's Service port has a name or a number, exactly one of them",
+        ));
+    }
+    if named {
+        port_name(object, &format!("{at}/service/port/name"), out);
+    }
+    port_number(object, &format!("{at}/service/port/number"), 1, out);
 }
 
 fn network_policy(object: &Value, out: &mut Vec<Issue>) {
