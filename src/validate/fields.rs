@@ -71,7 +71,7 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
                 for i in 0..claims.len() {
                     let at = format!("/spec/volumeClaimTemplates/{i}");
                     object_meta(object, &format!("{at}/metadata"), &mut out);
-                    quantity_map(object, &format!("{at}/spec/resources/requests"), &mut out);
+                    claim_spec(object, &format!("{at}/spec"), &mut out);
                 }
             }
         }
@@ -82,10 +82,8 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
             selector(object, "/spec/selector", &mut out);
             disruption_budget(object, &mut out);
         }
-        "PersistentVolumeClaim" => {
-            quantity_map(object, "/spec/resources/requests", &mut out);
-            quantity_map(object, "/spec/resources/limits", &mut out);
-        }
+        "PersistentVolumeClaim" => claim_spec(object, "/spec", &mut out),
+        "PersistentVolume" => access_modes(object, "/spec/accessModes", &mut out),
         "ResourceQuota" => quantity_map(object, "/spec/hard", &mut out),
         "LimitRange" => {
             if let Some(Value::Array(limits)) = lookup(object, "/spec/limits") {
@@ -163,7 +161,13 @@ fn one_of(object: &Value, pointer: &str, allowed: &[&str], out: &mut Vec<Issue>)
     if allowed.contains(&value) {
         return;
     }
-    let field = pointer.rsplit('/').next().unwrap_or(pointer);
+    // A list item is named by its list: `accessModes[1]`, not `1`.
+    let mut segments = pointer.rsplit('/');
+    let last = segments.next().unwrap_or(pointer);
+    let field = match segments.next() {
+        Some(list) if last.bytes().all(|b| b.is_ascii_digit()) => format!("{list}[{last}]"),
+        _ => last.to_string(),
+    };
     let mut issue = Issue::error(
         "kube-enum",
         pointer,
@@ -623,8 +627,36 @@ fn container(
         }
         self::probe(object, &format!("{at}/{probe}"), probe, out);
     }
+    for hook in ["postStart", "preStop"] {
+        let h = format!("{at}/lifecycle/{hook}");
+        if let Some(handler) = map_at(object, &h) {
+            let set: Vec<&str> = ["exec", "httpGet", "tcpSocket", "sleep"]
+                .into_iter()
+                .filter(|k| handler.get(*k).is_some_and(|v| !v.is_null()))
+                .collect();
+            let message = match set.len() {
+                0 => format!("the {hook} hook has no handler: give it one of exec, httpGet, tcpSocket or sleep"),
+                1 => continue,
+                n => format!("the {hook} hook has {n} handlers ({}): give it exactly one", set.join(", ")),
+            };
+            out.push(conflict(h, message));
+        }
+    }
     let env = format!("{at}/env");
     for (i, e) in list_at(object, &env).iter().enumerate() {
+        if let Some(name) = e.get("name").and_then(Value::as_str) {
+            if name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| !(b' '..=b'~').contains(&b) || b == b'=')
+            {
+                out.push(Issue::error(
+                    "kube-name",
+                    format!("{env}/{i}/name"),
+                    format!("the environment variable name {name:?} is not valid: it must be printable ASCII characters other than `=`"),
+                ));
+            }
+        }
         let Some(from) = e.get("valueFrom").and_then(Value::as_object) else {
             continue;
         };
@@ -1241,6 +1273,43 @@ fn job_spec(object: &Value, spec: &str, out: &mut Vec<Issue>) {
 fn autoscaler(object: &Value, out: &mut Vec<Issue>) {
     at_least(object, "/spec/minReplicas", 1, out);
     at_least(object, "/spec/maxReplicas", 1, out);
+    for (i, m) in list_at(object, "/spec/metrics").iter().enumerate() {
+        let at = format!("/spec/metrics/{i}");
+        one_of(
+            object,
+            &format!("{at}/type"),
+            &[
+                "Object",
+                "Pods",
+                "Resource",
+                "ContainerResource",
+                "External",
+            ],
+            out,
+        );
+        let source = match m.get("type").and_then(Value::as_str) {
+            Some("Object") => "object",
+            Some("Pods") => "pods",
+            Some("Resource") => "resource",
+            Some("ContainerResource") => "containerResource",
+            Some("External") => "external",
+            _ => continue,
+        };
+        if m.get(source).is_none_or(Value::is_null) {
+            out.push(conflict(
+                format!("{at}/type"),
+                format!(
+                    "a metric of this type needs its `{source}` field, which says what to measure"
+                ),
+            ));
+        }
+        one_of(
+            object,
+            &format!("{at}/{source}/target/type"),
+            &["Utilization", "Value", "AverageValue"],
+            out,
+        );
+    }
     let (Some(min), Some(max)) = (
         lookup(object, "/spec/minReplicas").and_then(Value::as_i64),
         lookup(object, "/spec/maxReplicas").and_then(Value::as_i64),
@@ -1324,6 +1393,141 @@ fn config_keys(object: &Value, kind: &str, out: &mut Vec<Issue>) {
                 });
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Storage and networks.
+
+/// A PersistentVolumeClaim's spec (or a StatefulSet's claim template's): access modes,
+/// the volume mode, and a storage request.
+fn claim_spec(object: &Value, spec: &str, out: &mut Vec<Issue>) {
+    if map_at(object, spec).is_none() {
+        return;
+    }
+    access_modes(object, &format!("{spec}/accessModes"), out);
+    one_of(
+        object,
+        &format!("{spec}/volumeMode"),
+        &["Filesystem", "Block"],
+        out,
+    );
+    let requests = format!("{spec}/resources/requests");
+    quantity_map(object, &requests, out);
+    quantity_map(object, &format!("{spec}/resources/limits"), out);
+    if map_at(object, &requests).is_none_or(|r| !r.contains_key("storage")) {
+        out.push(Issue::error(
+            "kube-required-field",
+            format!("{spec}/resources"),
+            "a claim must request storage: set resources.requests.storage",
+        ));
+    }
+}
+
+/// A volume's or claim's access modes: at least one, each a known mode, and
+/// ReadWriteOncePod alone.
+fn access_modes(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let modes = list_at(object, at);
+    if modes.is_empty() {
+        out.push(Issue::error(
+            "kube-required-field",
+            at,
+            "at least one access mode is required: ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod",
+        ));
+        return;
+    }
+    for i in 0..modes.len() {
+        one_of(
+            object,
+            &format!("{at}/{i}"),
+            &[
+                "ReadWriteOnce",
+                "ReadOnlyMany",
+                "ReadWriteMany",
+                "ReadWriteOncePod",
+            ],
+            out,
+        );
+    }
+    if modes.len() > 1 && modes.iter().any(|m| m.as_str() == Some("ReadWriteOncePod")) {
+        out.push(conflict(
+            at,
+            "ReadWriteOncePod may not be combined with other access modes",
+        ));
+    }
+}
+
+/// A NetworkPolicy peer's `ipBlock`: a CIDR, and exceptions inside it.
+fn ip_block(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let Some(cidr_text) = str_at(object, &format!("{at}/cidr")) else {
+        return;
+    };
+    let Some(cidr) = parse_cidr(cidr_text) else {
+        out.push(Issue::error(
+            "kube-cidr",
+            format!("{at}/cidr"),
+            format!("{cidr_text:?} is not a CIDR: write an address and a prefix length, like 10.0.0.0/16 or 2001:db8::/64"),
+        ));
+        return;
+    };
+    for (i, e) in list_at(object, &format!("{at}/except")).iter().enumerate() {
+        let Some(text) = e.as_str() else {
+            continue;
+        };
+        let why = match parse_cidr(text) {
+            None => "is not a CIDR",
+            Some(inner) if !cidr.strictly_contains(&inner) => "is not inside the block's cidr",
+            Some(_) => continue,
+        };
+        out.push(Issue::error(
+            "kube-cidr",
+            format!("{at}/except/{i}"),
+            format!("the exception {text:?} {why} ({cidr_text})"),
+        ));
+    }
+}
+
+/// An address range: the address as 128 bits (IPv4 mapped), and the prefix length.
+struct Cidr {
+    v4: bool,
+    bits: u128,
+    len: u32,
+}
+
+impl Cidr {
+    fn strictly_contains(&self, inner: &Cidr) -> bool {
+        let width = if self.v4 { 32 } else { 128 };
+        let mask = |len: u32| -> u128 {
+            if len == 0 {
+                0
+            } else {
+                (u128::MAX << (width - len)) & (u128::MAX >> (128 - width))
+            }
+        };
+        self.v4 == inner.v4
+            && inner.len > self.len
+            && inner.bits & mask(self.len) == self.bits & mask(self.len)
+    }
+}
+
+fn parse_cidr(text: &str) -> Option<Cidr> {
+    let (addr, len) = text.split_once('/')?;
+    if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: u32 = len.parse().ok()?;
+    match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) if len <= 32 => Some(Cidr {
+            v4: true,
+            bits: u32::from(a) as u128,
+            len,
+        }),
+        std::net::IpAddr::V6(a) if len <= 128 => Some(Cidr {
+            v4: false,
+            bits: u128::from(a),
+            len,
+        }),
+        _ => None,
     }
 }
 
@@ -1551,6 +1755,7 @@ fn network_policy(object: &Value, out: &mut Vec<Issue>) {
                 for sel in ["podSelector", "namespaceSelector"] {
                     selector(object, &format!("{peer_list}/{j}/{sel}"), out);
                 }
+                ip_block(object, &format!("{peer_list}/{j}/ipBlock"), out);
             }
             let ports = format!("{rules}/{i}/ports");
             for j in 0..list_at(object, &ports).len() {
