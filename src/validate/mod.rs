@@ -5,7 +5,6 @@
 //! source), come through here, so a waiver or a rule means the same thing in each.
 
 pub mod crd;
-mod cron;
 pub mod fields;
 pub mod kube;
 pub mod manifests;

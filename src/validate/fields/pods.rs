@@ -1,0 +1,507 @@
+//! Pod specs, wherever they are (a Pod, a workload's template): containers, ports,
+//! probes, hooks, resources, security profiles, and where the pod may be scheduled.
+
+use super::meta::{is_qualified_name, selector, KEY_SYNTAX};
+use super::network::{int_or_port_name, port_name, port_number};
+use super::quantities::{parse_quantity_value, quantity, quantity_map};
+use super::*;
+
+pub(super) fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut Vec<Issue>) {
+    if map_at(object, spec).is_none() {
+        return;
+    }
+    one_of(object, &format!("{spec}/restartPolicy"), restart, out);
+    one_of(
+        object,
+        &format!("{spec}/dnsPolicy"),
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        out,
+    );
+    security_context(object, &format!("{spec}/securityContext"), out);
+    scheduling(object, spec, out);
+    let host_network =
+        lookup(object, &format!("{spec}/hostNetwork")).and_then(Value::as_bool) == Some(true);
+    let mut volumes = std::collections::HashSet::new();
+    let vol_at = format!("{spec}/volumes");
+    for (i, v) in list_at(object, &vol_at).iter().enumerate() {
+        let Some(name) = v.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let at = format!("{vol_at}/{i}/name");
+        if !is_dns_label(name) {
+            out.push(Issue::error(
+                "kube-name",
+                at.clone(),
+                format!("the volume name {name:?} is not a valid DNS-1123 label"),
+            ));
+        }
+        if !volumes.insert(name) {
+            out.push(Issue::error(
+                "kube-name",
+                at,
+                format!("the volume name {name:?} is used twice in the pod"),
+            ));
+        }
+        quantity(object, &format!("{vol_at}/{i}/emptyDir/sizeLimit"), out);
+    }
+    if lookup(object, &format!("{spec}/containers"))
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        out.push(Issue::error(
+            "kube-required-field",
+            format!("{spec}/containers"),
+            "a pod needs at least one container",
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for field in ["initContainers", "containers", "ephemeralContainers"] {
+        let list_ptr = format!("{spec}/{field}");
+        for (i, c) in list_at(object, &list_ptr).iter().enumerate() {
+            if !c.is_object() {
+                continue;
+            }
+            let at = format!("{list_ptr}/{i}");
+            if let Some(name) = c.get("name").and_then(Value::as_str) {
+                if !is_dns_label(name) {
+                    out.push(Issue::error(
+                        "kube-name",
+                        format!("{at}/name"),
+                        format!("the container name {name:?} is not a valid DNS-1123 label"),
+                    ));
+                } else if !names.insert(name) {
+                    out.push(Issue::error(
+                        "kube-name",
+                        format!("{at}/name"),
+                        format!("the container name {name:?} is used twice in the pod"),
+                    ));
+                }
+            }
+            container(object, &at, field, &volumes, host_network, out);
+        }
+    }
+}
+
+fn container(
+    object: &Value,
+    at: &str,
+    field: &str,
+    volumes: &std::collections::HashSet<&str>,
+    host_network: bool,
+    out: &mut Vec<Issue>,
+) {
+    security_context(object, &format!("{at}/securityContext"), out);
+    one_of(
+        object,
+        &format!("{at}/imagePullPolicy"),
+        &["Always", "Never", "IfNotPresent"],
+        out,
+    );
+    one_of(
+        object,
+        &format!("{at}/terminationMessagePolicy"),
+        &["File", "FallbackToLogsOnError"],
+        out,
+    );
+    let mut port_names = std::collections::HashSet::new();
+    let ports = format!("{at}/ports");
+    for (i, p) in list_at(object, &ports).iter().enumerate() {
+        let pat = format!("{ports}/{i}");
+        port_number(object, &format!("{pat}/containerPort"), 1, out);
+        port_number(object, &format!("{pat}/hostPort"), 0, out);
+        one_of(
+            object,
+            &format!("{pat}/protocol"),
+            &["TCP", "UDP", "SCTP"],
+            out,
+        );
+        port_name(object, &format!("{pat}/name"), out);
+        // On the host's network a container's port is the node's: the two must agree
+        // (an unset hostPort is given the containerPort).
+        if let (true, Some(host), Some(own)) = (
+            host_network,
+            p.get("hostPort").and_then(Value::as_i64),
+            p.get("containerPort").and_then(Value::as_i64),
+        ) {
+            if host != 0 && host != own {
+                out.push(Issue::error(
+                    "kube-port",
+                    format!("{pat}/hostPort"),
+                    format!("hostPort {host} differs from containerPort {own}: with hostNetwork: true they must be equal"),
+                ));
+            }
+        }
+        if let Some(name) = p.get("name").and_then(Value::as_str) {
+            if !port_names.insert(name) {
+                out.push(Issue::error(
+                    "kube-port-name",
+                    format!("{pat}/name"),
+                    format!("the port name {name:?} is used twice in the container"),
+                ));
+            }
+        }
+    }
+    let requests = format!("{at}/resources/requests");
+    let limits = format!("{at}/resources/limits");
+    quantity_map(object, &requests, out);
+    quantity_map(object, &limits, out);
+    for at in [&requests, &limits] {
+        for r in map_at(object, at).into_iter().flat_map(|m| m.keys()) {
+            if !is_container_resource(r) {
+                out.push(Issue {
+                    at_key: true,
+                    ..Issue::error(
+                        "kube-quantity",
+                        child(at, r),
+                        format!("{r:?} is not a resource a container can ask for: cpu, memory, ephemeral-storage, hugepages-<size>, or an extended resource with a domain (example.com/gpu)"),
+                    )
+                });
+            }
+        }
+    }
+    if let (Some(req), Some(lim)) = (map_at(object, &requests), map_at(object, &limits)) {
+        for (r, q) in req {
+            let (Some(want), Some(cap)) = (
+                lim.get(r).and_then(parse_quantity_value),
+                parse_quantity_value(q),
+            ) else {
+                continue;
+            };
+            if cap > want {
+                out.push(Issue::error(
+                    "kube-quantity",
+                    child(&requests, r),
+                    format!("the {r} request ({}) is more than its limit ({}): a request must be less than or equal to the limit", show(q), show(&lim[r])),
+                ));
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if field == "ephemeralContainers" {
+            break;
+        }
+        self::probe(object, &format!("{at}/{probe}"), probe, out);
+    }
+    for hook in ["postStart", "preStop"] {
+        let h = format!("{at}/lifecycle/{hook}");
+        if let Some(handler) = map_at(object, &h) {
+            let set: Vec<&str> = ["exec", "httpGet", "tcpSocket", "sleep"]
+                .into_iter()
+                .filter(|k| handler.get(*k).is_some_and(|v| !v.is_null()))
+                .collect();
+            let message = match set.len() {
+                0 => format!("the {hook} hook has no handler: give it one of exec, httpGet, tcpSocket or sleep"),
+                1 => continue,
+                n => format!("the {hook} hook has {n} handlers ({}): give it exactly one", set.join(", ")),
+            };
+            out.push(conflict(h, message));
+        }
+    }
+    let env = format!("{at}/env");
+    for (i, e) in list_at(object, &env).iter().enumerate() {
+        if let Some(name) = e.get("name").and_then(Value::as_str) {
+            if name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| !(b' '..=b'~').contains(&b) || b == b'=')
+            {
+                out.push(Issue::error(
+                    "kube-name",
+                    format!("{env}/{i}/name"),
+                    format!("the environment variable name {name:?} is not valid: it must be printable ASCII characters other than `=`"),
+                ));
+            }
+        }
+        let Some(from) = e.get("valueFrom").and_then(Value::as_object) else {
+            continue;
+        };
+        let at = format!("{env}/{i}/valueFrom");
+        if e.get("value")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+        {
+            out.push(conflict(
+                at.clone(),
+                "an environment variable may have a value or a valueFrom, not both",
+            ));
+        }
+        let sources: Vec<&str> = from
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        match sources.len() {
+            0 => out.push(conflict(
+                at,
+                "valueFrom names no source: give it one of configMapKeyRef, fieldRef, fileKeyRef, resourceFieldRef or secretKeyRef",
+            )),
+            1 => {}
+            n => out.push(conflict(
+                at,
+                format!(
+                    "valueFrom names {n} sources ({}); it may name one",
+                    sources.join(", ")
+                ),
+            )),
+        }
+    }
+    let mounts = format!("{at}/volumeMounts");
+    let mut paths = std::collections::HashSet::new();
+    for (i, m) in list_at(object, &mounts).iter().enumerate() {
+        if let Some(path) = m.get("mountPath").and_then(Value::as_str) {
+            if !paths.insert(path) {
+                out.push(Issue::error(
+                    "kube-volume-mount",
+                    format!("{mounts}/{i}/mountPath"),
+                    format!("the mount path {path:?} is used twice in the container"),
+                ));
+            }
+        }
+        if let Some(name) = m.get("name").and_then(Value::as_str) {
+            if !volumes.contains(name) {
+                out.push(Issue::error(
+                    "kube-volume-mount",
+                    format!("{mounts}/{i}/name"),
+                    format!("the volume mount {name:?} names no volume of the pod: add it to the pod's `volumes`, or fix the name"),
+                ));
+            }
+        }
+    }
+}
+
+fn probe(object: &Value, at: &str, which: &str, out: &mut Vec<Issue>) {
+    let Some(p) = map_at(object, at) else {
+        return;
+    };
+    let handlers: Vec<&str> = ["exec", "httpGet", "tcpSocket", "grpc"]
+        .into_iter()
+        .filter(|h| p.get(*h).is_some_and(|v| !v.is_null()))
+        .collect();
+    match handlers.len() {
+        0 => out.push(Issue::error(
+            "kube-probe",
+            at,
+            format!("the {which} has no handler: give it exactly one of exec, httpGet, tcpSocket or grpc"),
+        )),
+        1 => {}
+        _ => out.push(Issue::error(
+            "kube-probe",
+            at,
+            format!("the {which} has {} handlers ({}): give it exactly one", handlers.len(), handlers.join(", ")),
+        )),
+    }
+    for port in ["httpGet/port", "tcpSocket/port"] {
+        int_or_port_name(object, &format!("{at}/{port}"), out);
+    }
+    port_number(object, &format!("{at}/grpc/port"), 1, out);
+    one_of(
+        object,
+        &format!("{at}/httpGet/scheme"),
+        &["HTTP", "HTTPS"],
+        out,
+    );
+    for (field, min) in [
+        ("initialDelaySeconds", 0),
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 1),
+        ("successThreshold", 1),
+        ("failureThreshold", 1),
+    ] {
+        if let Some(n) = p.get(field).and_then(Value::as_i64) {
+            if n < min {
+                out.push(Issue::error(
+                    "kube-probe",
+                    format!("{at}/{field}"),
+                    format!("{which}.{field} is {n}; it must be at least {min}"),
+                ));
+            }
+        }
+    }
+    if which != "readinessProbe" {
+        if let Some(n) = p.get("successThreshold").and_then(Value::as_i64) {
+            if n != 1 {
+                out.push(Issue::error(
+                    "kube-probe",
+                    format!("{at}/successThreshold"),
+                    format!("{which}.successThreshold must be 1, not {n}"),
+                ));
+            }
+        }
+    }
+}
+
+/// What a container may list under `resources`: the standard names, huge pages, or an
+/// extended resource named with a domain.
+fn is_container_resource(name: &str) -> bool {
+    match name.split_once('/') {
+        None => {
+            matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-")
+        }
+        Some(_) => is_qualified_name(name),
+    }
+}
+
+/// A pod's or container's `securityContext`: the seccomp and AppArmor profile types,
+/// and a `localhostProfile` exactly when the type is Localhost.
+fn security_context(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    for profile in ["seccompProfile", "appArmorProfile"] {
+        let p = format!("{at}/{profile}");
+        if map_at(object, &p).is_none() {
+            continue;
+        }
+        one_of(
+            object,
+            &format!("{p}/type"),
+            &["RuntimeDefault", "Unconfined", "Localhost"],
+            out,
+        );
+        let localhost = str_at(object, &format!("{p}/type")) == Some("Localhost");
+        let named = str_at(object, &format!("{p}/localhostProfile")).is_some_and(|s| !s.is_empty());
+        if localhost && !named {
+            out.push(conflict(
+                format!("{p}/type"),
+                format!(
+                    "a Localhost {profile} needs localhostProfile, the profile's file on the node"
+                ),
+            ));
+        } else if !localhost && named {
+            out.push(conflict(
+                format!("{p}/localhostProfile"),
+                format!("localhostProfile may only be set when the {profile} type is Localhost"),
+            ));
+        }
+    }
+}
+
+/// Where a pod may run: tolerations, topology spread constraints, node and pod affinity.
+fn scheduling(object: &Value, spec: &str, out: &mut Vec<Issue>) {
+    let tolerations = format!("{spec}/tolerations");
+    for (i, t) in list_at(object, &tolerations).iter().enumerate() {
+        let at = format!("{tolerations}/{i}");
+        let operator = t.get("operator").and_then(Value::as_str).unwrap_or("");
+        if !operator.is_empty() {
+            one_of(object, &format!("{at}/operator"), &["Exists", "Equal"], out);
+        }
+        if t.get("effect")
+            .and_then(Value::as_str)
+            .is_some_and(|e| !e.is_empty())
+        {
+            one_of(
+                object,
+                &format!("{at}/effect"),
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+                out,
+            );
+        }
+        let key = t.get("key").and_then(Value::as_str).unwrap_or("");
+        if key.is_empty() && operator != "Exists" {
+            out.push(conflict(
+                format!("{at}/operator"),
+                "a toleration without a key must have operator: Exists (it then tolerates every taint)",
+            ));
+        }
+        if !key.is_empty() && !is_qualified_name(key) {
+            out.push(Issue::error(
+                "kube-label",
+                format!("{at}/key"),
+                format!("the toleration key {key:?} is not valid: {KEY_SYNTAX}"),
+            ));
+        }
+        if operator == "Exists"
+            && t.get("value")
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty())
+        {
+            out.push(conflict(
+                format!("{at}/value"),
+                "a toleration with operator: Exists has no value: remove it, or use operator: Equal",
+            ));
+        }
+        if t.get("tolerationSeconds").is_some_and(|s| !s.is_null())
+            && t.get("effect").and_then(Value::as_str) != Some("NoExecute")
+        {
+            out.push(conflict(
+                format!("{at}/tolerationSeconds"),
+                "tolerationSeconds only applies to effect: NoExecute (how long a pod stays after the taint appears)",
+            ));
+        }
+    }
+    let spread = format!("{spec}/topologySpreadConstraints");
+    for (i, c) in list_at(object, &spread).iter().enumerate() {
+        let at = format!("{spread}/{i}");
+        at_least(object, &format!("{at}/maxSkew"), 1, out);
+        at_least(object, &format!("{at}/minDomains"), 1, out);
+        one_of(
+            object,
+            &format!("{at}/whenUnsatisfiable"),
+            &["DoNotSchedule", "ScheduleAnyway"],
+            out,
+        );
+        for policy in ["nodeAffinityPolicy", "nodeTaintsPolicy"] {
+            one_of(object, &format!("{at}/{policy}"), &["Honor", "Ignore"], out);
+        }
+        if c.get("minDomains").is_some_and(|m| !m.is_null())
+            && c.get("whenUnsatisfiable").and_then(Value::as_str) != Some("DoNotSchedule")
+        {
+            out.push(conflict(
+                format!("{at}/minDomains"),
+                "minDomains only applies to whenUnsatisfiable: DoNotSchedule",
+            ));
+        }
+        selector(object, &format!("{at}/labelSelector"), out);
+    }
+    let node = format!("{spec}/affinity/nodeAffinity");
+    let required =
+        format!("{node}/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms");
+    for i in 0..list_at(object, &required).len() {
+        node_selector_term(object, &format!("{required}/{i}"), out);
+    }
+    let preferred = format!("{node}/preferredDuringSchedulingIgnoredDuringExecution");
+    for i in 0..list_at(object, &preferred).len() {
+        node_selector_term(object, &format!("{preferred}/{i}/preference"), out);
+    }
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let at = format!("{spec}/affinity/{kind}");
+        let required = format!("{at}/requiredDuringSchedulingIgnoredDuringExecution");
+        for i in 0..list_at(object, &required).len() {
+            selector(object, &format!("{required}/{i}/labelSelector"), out);
+        }
+        let preferred = format!("{at}/preferredDuringSchedulingIgnoredDuringExecution");
+        for i in 0..list_at(object, &preferred).len() {
+            selector(
+                object,
+                &format!("{preferred}/{i}/podAffinityTerm/labelSelector"),
+                out,
+            );
+        }
+    }
+}
+
+/// A node selector term's requirements: In and NotIn take values, Exists and
+/// DoesNotExist none, Gt and Lt one integer.
+fn node_selector_term(object: &Value, term: &str, out: &mut Vec<Issue>) {
+    for list in ["matchExpressions", "matchFields"] {
+        let exprs = format!("{term}/{list}");
+        for (i, e) in list_at(object, &exprs).iter().enumerate() {
+            let at = format!("{exprs}/{i}");
+            one_of(
+                object,
+                &format!("{at}/operator"),
+                &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"],
+                out,
+            );
+            let values = e.get("values").and_then(Value::as_array);
+            let count = values.map_or(0, Vec::len);
+            let one_integer = matches!(values.map(Vec::as_slice), Some([Value::String(v)]) if v.parse::<i64>().is_ok());
+            let why = match e.get("operator").and_then(Value::as_str) {
+                Some("In" | "NotIn") if count == 0 => "In and NotIn need at least one value",
+                Some("Exists" | "DoesNotExist") if count > 0 => {
+                    "Exists and DoesNotExist take no values"
+                }
+                Some("Gt" | "Lt") if !one_integer => "Gt and Lt take exactly one value, an integer",
+                _ => continue,
+            };
+            out.push(Issue::error("kube-selector", at, why.to_string()));
+        }
+    }
+}
