@@ -178,7 +178,7 @@ pub const RULES: &[Rule] = &[
     rust("kube-range", E, Kubernetes, "a count the API server refuses: negative, over 100%, or a minimum above its maximum"),
     rust("kube-field-conflict", E, Kubernetes, "fields the API server refuses together, or one it needs beside another"),
     rust("kube-cron-schedule", E, Kubernetes, "a CronJob schedule the API server cannot parse"),
-    rust("kube-config-key", E, Kubernetes, "a ConfigMap or Secret key that is not a valid file name"),
+    rust("kube-config-key", E, Kubernetes, "a ConfigMap or Secret key that is not a valid file name, or values over 1 MiB"),
     rust("kube-cidr", E, Kubernetes, "a NetworkPolicy ipBlock that is not a CIDR, or an exception outside it"),
     rust("yaml-ambiguous-scalar", E, Yaml, "a YAML 1.1 boolean or number where the API takes a string"),
     rust("manifest-not-object", E, Kubernetes, "a document or List item that is not an object"),

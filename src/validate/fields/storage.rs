@@ -56,7 +56,40 @@ pub(super) fn config_keys(object: &Value, kind: &str, out: &mut Vec<Issue>) {
             }
         }
     }
+    // The server keeps a ConfigMap's or Secret's values under 1 MiB in all, counted after
+    // base64 decoding where the API takes base64 (binaryData, a Secret's data).
+    let mut total = 0;
+    for &at in maps {
+        let base64 = at == "/binaryData" || (kind == "Secret" && at == "/data");
+        for v in map_at(object, at).into_iter().flat_map(|m| m.values()) {
+            if let Some(s) = v.as_str() {
+                total += if base64 {
+                    s.trim_end_matches('=').len() * 3 / 4
+                } else {
+                    s.len()
+                };
+            }
+        }
+    }
+    if total > MAX_CONFIG_BYTES {
+        let at = maps
+            .iter()
+            .find(|at| map_at(object, at).is_some())
+            .copied()
+            .unwrap_or("");
+        out.push(
+            Issue::error(
+                "kube-config-key",
+                at,
+                format!("the {kind}'s values take {total} bytes; the API server allows at most {MAX_CONFIG_BYTES} (1 MiB)"),
+            )
+            .help("split it into several objects, or mount the large files from a volume"),
+        );
+    }
 }
+
+/// The most a ConfigMap's or Secret's values may hold (the API's MaxSecretSize).
+const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// A PersistentVolumeClaim's spec (or a StatefulSet's claim template's): access modes,
 /// the volume mode, and a storage request.
@@ -113,5 +146,36 @@ pub(super) fn access_modes(object: &Value, at: &str, out: &mut Vec<Issue>) {
             at,
             "ReadWriteOncePod may not be combined with other access modes",
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn size_issues(object: Value, kind: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        config_keys(&object, kind, &mut out);
+        out.into_iter()
+            .map(|i| format!("{} {}", i.pointer, i.message))
+            .collect()
+    }
+
+    #[test]
+    fn values_are_counted_as_the_api_server_stores_them() {
+        // 800,000 bytes as base64 (1,066,668 characters) and 300,000 plain: over 1 MiB.
+        let binary = "A".repeat(1_066_668);
+        let over = json!({"data": {"a": "x".repeat(300_000)}, "binaryData": {"b": binary}});
+        assert_eq!(
+            size_issues(over, "ConfigMap"),
+            ["/data the ConfigMap's values take 1100001 bytes; the API server allows at most 1048576 (1 MiB)"]
+        );
+        // Exactly 1 MiB once decoded, although the base64 text is longer: allowed.
+        let exact = format!("{}==", "A".repeat(1_398_102));
+        assert!(size_issues(json!({"data": {"k": exact}}), "Secret").is_empty());
+        // A Secret's stringData is plain text.
+        let plain = json!({"stringData": {"k": "x".repeat(1_048_577)}});
+        assert_eq!(size_issues(plain, "Secret").len(), 1);
     }
 }
