@@ -159,7 +159,7 @@ pub const RULES: &[Rule] = &[
     // The Kubernetes API schema.
     rust("kube-schema", E, Kubernetes, "an object does not match its Kubernetes API schema"),
     rust("kube-unknown-field", E, Kubernetes, "an object has a field its API schema does not know"),
-    rust("kube-required-field", E, Kubernetes, "an object lacks a field its API schema requires"),
+    rust("kube-required-field", E, Kubernetes, "an object lacks a field its API schema, or the API server, requires"),
     rust("kube-api-version", E, Kubernetes, "an apiVersion this Kubernetes version does not serve"),
     rust("kube-no-schema", W, Kubernetes, "a custom resource, not checked against an API schema"),
     rust("kube-crd", E, Kubernetes, "a CustomResourceDefinition that cannot be used"),
@@ -170,7 +170,7 @@ pub const RULES: &[Rule] = &[
     rust("kube-enum", E, Kubernetes, "a field with a fixed set of values has another one"),
     rust("kube-port", E, Kubernetes, "a port number outside its range, or a Service port listed twice"),
     rust("kube-port-name", E, Kubernetes, "a port name that is not an IANA service name"),
-    rust("kube-quantity", E, Kubernetes, "a resource quantity that does not parse"),
+    rust("kube-quantity", E, Kubernetes, "a resource quantity that does not parse, or a resource a container cannot ask for"),
     rust("kube-probe", E, Kubernetes, "a probe without exactly one handler, or with bad timings"),
     rust("kube-volume-mount", E, Kubernetes, "a container mounts a volume the pod does not have, or two at one path"),
     rust("kube-ingress-host", E, Kubernetes, "an Ingress host that is not a valid host name"),

@@ -1,6 +1,8 @@
 //! Ports, Services, Ingresses and NetworkPolicies.
 
 use super::meta::{labels, selector};
+use ipnet::IpNet;
+
 use super::*;
 
 /// An IANA service name, the rule for container port names: at most 15 lower-case
@@ -310,7 +312,7 @@ fn ip_block(object: &Value, at: &str, out: &mut Vec<Issue>) {
     let Some(cidr_text) = str_at(object, &format!("{at}/cidr")) else {
         return;
     };
-    let Some(cidr) = parse_cidr(cidr_text) else {
+    let Ok(cidr) = cidr_text.parse::<IpNet>() else {
         out.push(Issue::error(
             "kube-cidr",
             format!("{at}/cidr"),
@@ -322,60 +324,19 @@ fn ip_block(object: &Value, at: &str, out: &mut Vec<Issue>) {
         let Some(text) = e.as_str() else {
             continue;
         };
-        let why = match parse_cidr(text) {
-            None => "is not a CIDR",
-            Some(inner) if !cidr.strictly_contains(&inner) => "is not inside the block's cidr",
-            Some(_) => continue,
+        // A strict subset, as the server requires: inside, and narrower.
+        let why = match text.parse::<IpNet>() {
+            Err(_) => "is not a CIDR",
+            Ok(inner) if !cidr.contains(&inner) || inner.prefix_len() <= cidr.prefix_len() => {
+                "is not inside the block's cidr"
+            }
+            Ok(_) => continue,
         };
         out.push(Issue::error(
             "kube-cidr",
             format!("{at}/except/{i}"),
             format!("the exception {text:?} {why} ({cidr_text})"),
         ));
-    }
-}
-
-/// An address range: the address as 128 bits (IPv4 mapped), and the prefix length.
-struct Cidr {
-    v4: bool,
-    bits: u128,
-    len: u32,
-}
-
-impl Cidr {
-    fn strictly_contains(&self, inner: &Cidr) -> bool {
-        let width = if self.v4 { 32 } else { 128 };
-        let mask = |len: u32| -> u128 {
-            if len == 0 {
-                0
-            } else {
-                (u128::MAX << (width - len)) & (u128::MAX >> (128 - width))
-            }
-        };
-        self.v4 == inner.v4
-            && inner.len > self.len
-            && inner.bits & mask(self.len) == self.bits & mask(self.len)
-    }
-}
-
-fn parse_cidr(text: &str) -> Option<Cidr> {
-    let (addr, len) = text.split_once('/')?;
-    if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let len: u32 = len.parse().ok()?;
-    match addr.parse::<std::net::IpAddr>().ok()? {
-        std::net::IpAddr::V4(a) if len <= 32 => Some(Cidr {
-            v4: true,
-            bits: u32::from(a) as u128,
-            len,
-        }),
-        std::net::IpAddr::V6(a) if len <= 128 => Some(Cidr {
-            v4: false,
-            bits: u128::from(a),
-            len,
-        }),
-        _ => None,
     }
 }
 

@@ -450,7 +450,13 @@ fn scheduling(object: &Value, spec: &str, out: &mut Vec<Issue>) {
         }
         selector(object, &format!("{at}/labelSelector"), out);
     }
-    let node = format!("{spec}/affinity/nodeAffinity");
+    let affinity = format!("{spec}/affinity");
+    // Most pods have none: spelling the dozen pointers below for each of them was most
+    // of this function's work.
+    if map_at(object, &affinity).is_none() {
+        return;
+    }
+    let node = format!("{affinity}/nodeAffinity");
     let required =
         format!("{node}/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms");
     for i in 0..list_at(object, &required).len() {
@@ -461,7 +467,7 @@ fn scheduling(object: &Value, spec: &str, out: &mut Vec<Issue>) {
         node_selector_term(object, &format!("{preferred}/{i}/preference"), out);
     }
     for kind in ["podAffinity", "podAntiAffinity"] {
-        let at = format!("{spec}/affinity/{kind}");
+        let at = format!("{affinity}/{kind}");
         let required = format!("{at}/requiredDuringSchedulingIgnoredDuringExecution");
         for i in 0..list_at(object, &required).len() {
             selector(object, &format!("{required}/{i}/labelSelector"), out);
