@@ -32,7 +32,7 @@ use meta::{object_meta, selector, workload_selector};
 use network::{ingress, network_policy, service};
 use pods::pod_spec;
 use quantities::quantity_map;
-use storage::{access_modes, claim_spec, config_keys};
+use storage::{access_modes, claim_spec, config_keys, secret_type};
 use workloads::{
     autoscaler, daemon_set_rollout, deployment_rollout, disruption_budget, job_spec,
     stateful_set_rollout,
@@ -67,11 +67,30 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
             "PodTemplate" => &["Always", "OnFailure", "Never"],
             _ => &["Always"],
         };
-        pod_spec(object, &format!("{template}/spec"), restart, &mut out);
+        let claims: Vec<&str> = match kind {
+            "StatefulSet" => list_at(object, "/spec/volumeClaimTemplates")
+                .iter()
+                .filter_map(|c| lookup(c, "/metadata/name").and_then(Value::as_str))
+                .collect(),
+            _ => Vec::new(),
+        };
+        pod_spec(
+            object,
+            &format!("{template}/spec"),
+            restart,
+            &claims,
+            &mut out,
+        );
         workload_selector(object, kind, template, &mut out);
     }
     match kind {
-        "Pod" => pod_spec(object, "/spec", &["Always", "OnFailure", "Never"], &mut out),
+        "Pod" => pod_spec(
+            object,
+            "/spec",
+            &["Always", "OnFailure", "Never"],
+            &[],
+            &mut out,
+        ),
         "Deployment" => {
             for field in [
                 "replicas",
@@ -90,7 +109,11 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
         "DaemonSet" => daemon_set_rollout(object, &mut out),
         "Job" => job_spec(object, "/spec", &mut out),
         "HorizontalPodAutoscaler" => autoscaler(object, &mut out),
-        "ConfigMap" | "Secret" => config_keys(object, kind, &mut out),
+        "ConfigMap" => config_keys(object, kind, &mut out),
+        "Secret" => {
+            config_keys(object, kind, &mut out);
+            secret_type(object, &mut out);
+        }
         "StatefulSet" => {
             stateful_set_rollout(object, &mut out);
             if let Some(Value::Array(claims)) = lookup(object, "/spec/volumeClaimTemplates") {

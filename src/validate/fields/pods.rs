@@ -6,7 +6,16 @@ use super::network::{int_or_port_name, port_name, port_number};
 use super::quantities::{parse_quantity_value, quantity, quantity_map};
 use super::*;
 
-pub(super) fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut Vec<Issue>) {
+/// `claims` are the names of a StatefulSet's claim templates: its controller adds a
+/// volume of each name to every pod (replacing one of the same name), so containers may
+/// mount them although the template's `volumes` do not list them.
+pub(super) fn pod_spec(
+    object: &Value,
+    spec: &str,
+    restart: &[&str],
+    claims: &[&str],
+    out: &mut Vec<Issue>,
+) {
     if map_at(object, spec).is_none() {
         return;
     }
@@ -44,6 +53,7 @@ pub(super) fn pod_spec(object: &Value, spec: &str, restart: &[&str], out: &mut V
         }
         quantity(object, &format!("{vol_at}/{i}/emptyDir/sizeLimit"), out);
     }
+    volumes.extend(claims.iter().copied());
     if lookup(object, &format!("{spec}/containers"))
         .and_then(Value::as_array)
         .is_some_and(Vec::is_empty)

@@ -88,6 +88,117 @@ pub(super) fn config_keys(object: &Value, kind: &str, out: &mut Vec<Issue>) {
     }
 }
 
+/// `kube-secret-type`: a Secret of a built-in type carries what its type promises to
+/// whoever reads it (a TLS pair, a docker config that is a JSON object, a private key),
+/// and the server refuses one that does not. `stringData` is merged into `data` before
+/// the server checks, so a key may be in either.
+pub(super) fn secret_type(object: &Value, out: &mut Vec<Issue>) {
+    let Some(kind) = str_at(object, "/type") else {
+        return;
+    };
+    let data = map_at(object, "/data");
+    let plain = map_at(object, "/stringData");
+    let has = |key: &str| {
+        data.is_some_and(|m| m.contains_key(key)) || plain.is_some_and(|m| m.contains_key(key))
+    };
+    // The value as the server sees it: `stringData` wins over `data`, which is base64.
+    let bytes = |key: &str| -> Option<Vec<u8>> {
+        if let Some(s) = plain.and_then(|m| m.get(key)).and_then(Value::as_str) {
+            return Some(s.as_bytes().to_vec());
+        }
+        let s = data.and_then(|m| m.get(key)).and_then(Value::as_str)?;
+        use base64::Engine;
+        // Not base64 is the schema walk's finding already.
+        base64::engine::general_purpose::STANDARD.decode(s).ok()
+    };
+    let missing = |what: String, out: &mut Vec<Issue>| {
+        let at = if data.is_some() { "/data" } else { "/type" };
+        out.push(Issue::error(
+            "kube-secret-type",
+            at,
+            format!("a Secret of type {kind} needs {what} in its data"),
+        ));
+    };
+    match kind {
+        "kubernetes.io/service-account-token" => {
+            let named = str_at(
+                object,
+                "/metadata/annotations/kubernetes.io~1service-account.name",
+            )
+            .is_some_and(|n| !n.is_empty());
+            if !named {
+                out.push(Issue::error(
+                    "kube-secret-type",
+                    if map_at(object, "/metadata/annotations").is_some() {
+                        "/metadata/annotations"
+                    } else {
+                        "/type"
+                    },
+                    "a service account token Secret needs the annotation kubernetes.io/service-account.name, naming its ServiceAccount",
+                ));
+            }
+        }
+        "kubernetes.io/tls" => {
+            let absent: Vec<&str> = ["tls.crt", "tls.key"]
+                .into_iter()
+                .filter(|k| !has(k))
+                .collect();
+            if !absent.is_empty() {
+                let keys: Vec<String> = absent.iter().map(|k| format!("{k:?}")).collect();
+                missing(keys.join(" and "), out);
+            }
+        }
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            missing(
+                "\"username\" or \"password\" (either may be empty)".into(),
+                out,
+            );
+        }
+        "kubernetes.io/ssh-auth" => {
+            let key = "ssh-privatekey";
+            if !has(key) || bytes(key).is_some_and(|b| b.is_empty()) {
+                missing(format!("a non-empty {key:?}"), out);
+            }
+        }
+        "kubernetes.io/dockercfg" | "kubernetes.io/dockerconfigjson" => {
+            let key = if kind == "kubernetes.io/dockercfg" {
+                ".dockercfg"
+            } else {
+                ".dockerconfigjson"
+            };
+            if !has(key) {
+                missing(format!("{key:?}"), out);
+            } else if let Some(bytes) = bytes(key) {
+                let at = if plain.is_some_and(|m| m.contains_key(key)) {
+                    child("/stringData", key)
+                } else {
+                    child("/data", key)
+                };
+                match serde_json::from_slice::<Value>(&bytes) {
+                    // Go reads `null` into a map without complaint.
+                    Ok(Value::Object(_) | Value::Null) => {}
+                    // The server's own words stay out: they would quote the secret.
+                    Ok(_) => out.push(Issue::error(
+                        "kube-secret-type",
+                        at,
+                        format!("{key} must hold a JSON object"),
+                    )),
+                    Err(e) => out.push(Issue::error(
+                        "kube-secret-type",
+                        at,
+                        format!(
+                            "{key} is not valid JSON (line {}, column {})",
+                            e.line(),
+                            e.column()
+                        ),
+                    )),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The most a ConfigMap's or Secret's values may hold (the API's MaxSecretSize).
 const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
