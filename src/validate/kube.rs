@@ -407,6 +407,9 @@ enum NameRule {
     PathSegment,
     /// A subdomain of at most 52 characters (CronJob: its Jobs append `-<time>`).
     CronJob,
+    /// A subdomain of at most 63 characters unless the selector is manual (Job: the
+    /// server copies the name into the `job-name` label of the Job and its pods).
+    Job,
     /// `spec.names.plural` + "." + `spec.group` (CustomResourceDefinition).
     Crd,
     /// `<version>.<group>` (APIService).
@@ -421,6 +424,7 @@ fn name_rule(k: &Kind) -> NameRule {
         ("", "Service") => NameRule::Label1035,
         ("apps", "StatefulSet") => NameRule::Label,
         ("batch", "CronJob") => NameRule::CronJob,
+        ("batch", "Job") => NameRule::Job,
         ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
         ("policy", "PodDisruptionBudget") => NameRule::PathSegment,
         ("apiextensions.k8s.io", "CustomResourceDefinition") => NameRule::Crd,
@@ -458,6 +462,18 @@ fn name_problem(rule: NameRule, name: &str, prefix: bool, object: &Value) -> Opt
         NameRule::CronJob if s.len() > 52 => Some(
             "must be no more than 52 characters: the Jobs it creates append an 11-character suffix and must still fit a label".into(),
         ),
+        NameRule::Job if !is_dns_subdomain(s) => Some(
+            "must be a DNS-1123 subdomain: lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit".into(),
+        ),
+        // A generated name is cut to fit 63 characters, and a manual selector means the
+        // server adds no labels.
+        NameRule::Job
+            if !prefix
+                && s.len() > 63
+                && lookup(object, "/spec/manualSelector").and_then(Value::as_bool) != Some(true) =>
+        {
+            Some("must be no more than 63 characters: the API server copies a Job's name into the job-name label of the Job and its pods, and a label value has at most 63".into())
+        }
         NameRule::Crd => {
             let field = |p: &str| lookup(object, p).and_then(Value::as_str).unwrap_or("");
             let expected = format!("{}.{}", field("/spec/names/plural"), field("/spec/group"));

@@ -50,11 +50,22 @@ pub(super) fn port_name(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
     }
 }
 
-/// A `targetPort` or probe `port`: a number 1-65535 or an IANA service name.
+/// A `targetPort`, a probe's or hook's `port`, a NetworkPolicy port: a number 1-65535
+/// or an IANA service name. A quoted number is a name to the server (int-or-string
+/// keeps what JSON gave it), and a name needs a letter, so `"8080"` is refused.
 pub(super) fn int_or_port_name(object: &Value, pointer: &str, out: &mut Vec<Issue>) {
     match lookup(object, pointer) {
         Some(Value::Number(_)) => port_number(object, pointer, 1, out),
-        Some(Value::String(s)) if s.parse::<i64>().is_ok() => {}
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            out.push(
+                Issue::error(
+                    "kube-port-name",
+                    pointer,
+                    format!("the port {s:?} is quoted, so the API server reads it as a port name, and a port name needs a letter"),
+                )
+                .help(format!("write the number without quotes: {s}")),
+            )
+        }
         Some(Value::String(_)) => port_name(object, pointer, out),
         _ => {}
     }
