@@ -81,6 +81,17 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
             &claims,
             &mut out,
         );
+        // A deadline ends a pod for good, which a controller that keeps pods running
+        // would undo at once; only Jobs' pods may have one.
+        let deadline = format!("{template}/spec/activeDeadlineSeconds");
+        if restart == ["Always"] && lookup(object, &deadline).is_some_and(|v| !v.is_null()) {
+            out.push(conflict(
+                deadline,
+                format!(
+                    "a {kind}'s pods may not have activeDeadlineSeconds: only a Job's pods can"
+                ),
+            ));
+        }
         workload_selector(object, kind, template, &mut out);
     }
     match kind {
@@ -210,13 +221,7 @@ fn one_of(object: &Value, pointer: &str, allowed: &[&str], out: &mut Vec<Issue>)
     if allowed.contains(&value) {
         return;
     }
-    // A list item is named by its list: `accessModes[1]`, not `1`.
-    let mut segments = pointer.rsplit('/');
-    let last = segments.next().unwrap_or(pointer);
-    let field = match segments.next() {
-        Some(list) if last.bytes().all(|b| b.is_ascii_digit()) => format!("{list}[{last}]"),
-        _ => last.to_string(),
-    };
+    let field = field_name(pointer);
     let mut issue = Issue::error(
         "kube-enum",
         pointer,
@@ -231,11 +236,22 @@ fn one_of(object: &Value, pointer: &str, allowed: &[&str], out: &mut Vec<Issue>)
     out.push(issue);
 }
 
+/// The field a pointer ends at, for messages. A list item is named by its list:
+/// `accessModes[1]`, not `1`.
+fn field_name(pointer: &str) -> String {
+    let mut segments = pointer.rsplit('/');
+    let last = segments.next().unwrap_or(pointer);
+    match segments.next() {
+        Some(list) if last.bytes().all(|b| b.is_ascii_digit()) => format!("{list}[{last}]"),
+        _ => last.to_string(),
+    }
+}
+
 /// `kube-range`: a count or duration that must be at least `min`.
 fn at_least(object: &Value, pointer: &str, min: i64, out: &mut Vec<Issue>) {
     if let Some(n) = lookup(object, pointer).and_then(Value::as_i64) {
         if n < min {
-            let field = pointer.rsplit('/').next().unwrap_or(pointer);
+            let field = field_name(pointer);
             out.push(Issue::error(
                 "kube-range",
                 pointer,

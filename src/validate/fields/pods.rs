@@ -27,7 +27,10 @@ pub(super) fn pod_spec(
         out,
     );
     security_context(object, &format!("{spec}/securityContext"), out);
+    sysctls(object, &format!("{spec}/securityContext/sysctls"), out);
     scheduling(object, spec, out);
+    names_and_dns(object, spec, out);
+    at_least(object, &format!("{spec}/activeDeadlineSeconds"), 1, out);
     let host_network =
         lookup(object, &format!("{spec}/hostNetwork")).and_then(Value::as_bool) == Some(true);
     let mut volumes = std::collections::HashSet::new();
@@ -90,6 +93,202 @@ pub(super) fn pod_spec(
             container(object, &at, field, &volumes, host_network, out);
         }
     }
+    host_ports(object, spec, out);
+}
+
+/// Two containers of a pod cannot take the same port of the node (protocol, host IP and
+/// port; the protocol defaults to TCP). The server compares the `containers` only.
+fn host_ports(object: &Value, spec: &str, out: &mut Vec<Issue>) {
+    let mut taken = std::collections::HashSet::new();
+    let containers = format!("{spec}/containers");
+    for (i, c) in list_at(object, &containers).iter().enumerate() {
+        let ports = c
+            .get("ports")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for (j, p) in ports.iter().enumerate() {
+            let Some(port) = p
+                .get("hostPort")
+                .and_then(Value::as_i64)
+                .filter(|&n| n != 0)
+            else {
+                continue;
+            };
+            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            let ip = p.get("hostIP").and_then(Value::as_str).unwrap_or("");
+            if !taken.insert((protocol, ip, port)) {
+                out.push(Issue::error(
+                    "kube-port",
+                    format!("{containers}/{i}/ports/{j}/hostPort"),
+                    format!("host port {port}/{protocol} is taken twice in the pod: each container port needs a host port of its own"),
+                ));
+            }
+        }
+    }
+}
+
+/// The names a pod spec gives (its host name, the objects it refers to) and its DNS
+/// settings, as `ValidatePodSpec` checks them.
+fn names_and_dns(object: &Value, spec: &str, out: &mut Vec<Issue>) {
+    for (field, label) in [
+        ("hostname", true),
+        ("subdomain", true),
+        ("serviceAccountName", false),
+        ("runtimeClassName", false),
+        ("priorityClassName", false),
+        ("nodeName", false),
+    ] {
+        let at = format!("{spec}/{field}");
+        let Some(name) = str_at(object, &at).filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        let (valid, what) = if label {
+            (is_dns_label(name), "DNS-1123 label")
+        } else {
+            (is_dns_subdomain(name), "DNS-1123 subdomain")
+        };
+        if !valid {
+            out.push(Issue::error(
+                "kube-name",
+                at,
+                format!("{field} {name:?} is not a valid {what}"),
+            ));
+        }
+    }
+    let aliases = format!("{spec}/hostAliases");
+    for (i, a) in list_at(object, &aliases).iter().enumerate() {
+        if let Some(ip) = a.get("ip").and_then(Value::as_str) {
+            if !is_ip(ip) {
+                out.push(Issue::error(
+                    "kube-dns-config",
+                    format!("{aliases}/{i}/ip"),
+                    format!("the host alias address {ip:?} is not an IP address"),
+                ));
+            }
+        }
+        let names = a
+            .get("hostnames")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for (j, h) in names.iter().enumerate() {
+            if let Some(h) = h.as_str().filter(|h| !is_dns_subdomain(h)) {
+                out.push(Issue::error(
+                    "kube-dns-config",
+                    format!("{aliases}/{i}/hostnames/{j}"),
+                    format!("the host alias name {h:?} is not a valid DNS-1123 subdomain"),
+                ));
+            }
+        }
+    }
+    let config = format!("{spec}/dnsConfig");
+    let nameservers = list_at(object, &format!("{config}/nameservers"));
+    if str_at(object, &format!("{spec}/dnsPolicy")) == Some("None") && nameservers.is_empty() {
+        out.push(conflict(
+            format!("{spec}/dnsPolicy"),
+            "dnsPolicy None needs dnsConfig with at least one nameserver: the pod would have no DNS at all",
+        ));
+    }
+    if nameservers.len() > 3 {
+        out.push(Issue::error(
+            "kube-dns-config",
+            format!("{config}/nameservers"),
+            format!(
+                "dnsConfig has {} nameservers; at most 3 are allowed",
+                nameservers.len()
+            ),
+        ));
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        if let Some(ns) = ns.as_str().filter(|ns| !is_ip(ns)) {
+            out.push(Issue::error(
+                "kube-dns-config",
+                format!("{config}/nameservers/{i}"),
+                format!("the nameserver {ns:?} is not an IP address"),
+            ));
+        }
+    }
+    let searches: Vec<&str> = list_at(object, &format!("{config}/searches"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if searches.len() > 32 {
+        out.push(Issue::error(
+            "kube-dns-config",
+            format!("{config}/searches"),
+            format!(
+                "dnsConfig has {} search domains; at most 32 are allowed",
+                searches.len()
+            ),
+        ));
+    } else if searches.join(" ").len() > 2048 {
+        out.push(Issue::error(
+            "kube-dns-config",
+            format!("{config}/searches"),
+            "dnsConfig's search domains take more than 2048 characters (with a space between each)",
+        ));
+    }
+    let options = format!("{config}/options");
+    for (i, o) in list_at(object, &options).iter().enumerate() {
+        if o.get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            out.push(Issue::error(
+                "kube-required-field",
+                format!("{options}/{i}"),
+                "a DNS option needs a name",
+            ));
+        }
+    }
+}
+
+/// An address as the API's legacy IP fields take it: what the standard parser takes, or
+/// IPv4 with leading zeros, which objects written before Kubernetes 1.33 may have.
+fn is_ip(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
+/// A pod's sysctls: names as the kernel spells them (dots or slashes between segments),
+/// each once.
+fn sysctls(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, s) in list_at(object, at).iter().enumerate() {
+        let Some(name) = s.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let segment_ok = |seg: &str| {
+            let b = seg.as_bytes();
+            !b.is_empty()
+                && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+                && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
+                && b.iter().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_'
+                })
+        };
+        if name.len() > 253 || !name.split(['.', '/']).all(segment_ok) {
+            out.push(Issue::error(
+                "kube-name",
+                format!("{at}/{i}/name"),
+                format!("the sysctl name {name:?} is not valid: lower-case letters, digits, `-` and `_`, in segments joined by `.` or `/`"),
+            ));
+        } else if !seen.insert(name) {
+            out.push(Issue::error(
+                "kube-name",
+                format!("{at}/{i}/name"),
+                format!("the sysctl {name:?} is set twice"),
+            ));
+        }
+    }
 }
 
 fn container(
@@ -101,6 +300,18 @@ fn container(
     out: &mut Vec<Issue>,
 ) {
     security_context(object, &format!("{at}/securityContext"), out);
+    if let Some(image) = str_at(object, &format!("{at}/image")) {
+        if image.trim() != image {
+            out.push(
+                Issue::error(
+                    "kube-image",
+                    format!("{at}/image"),
+                    format!("the image {image:?} has leading or trailing whitespace"),
+                )
+                .help(format!("write `image: {}`", image.trim())),
+            );
+        }
+    }
     one_of(
         object,
         &format!("{at}/imagePullPolicy"),
@@ -354,6 +565,13 @@ fn is_container_resource(name: &str) -> bool {
 /// A pod's or container's `securityContext`: the seccomp and AppArmor profile types,
 /// and a `localhostProfile` exactly when the type is Localhost.
 fn security_context(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    // User and group IDs: the schema says int64, the server says 0 to 2^31-1.
+    for id in ["runAsUser", "runAsGroup", "fsGroup"] {
+        at_least(object, &format!("{at}/{id}"), 0, out);
+    }
+    for i in 0..list_at(object, &format!("{at}/supplementalGroups")).len() {
+        at_least(object, &format!("{at}/supplementalGroups/{i}"), 0, out);
+    }
     for profile in ["seccompProfile", "appArmorProfile"] {
         let p = format!("{at}/{profile}");
         if map_at(object, &p).is_none() {
@@ -519,5 +737,50 @@ fn node_selector_term(object: &Value, term: &str, out: &mut Vec<Issue>) {
             };
             out.push(Issue::error("kube-selector", at, why.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_ip_fields_take_what_older_objects_have() {
+        for ok in ["10.0.0.10", "fd00::10", "::1", "010.001.000.010"] {
+            assert!(is_ip(ok), "{ok}");
+        }
+        for bad in [
+            "gateway",
+            "10.0.0",
+            "10.0.0.256",
+            "1.2.3.4.5",
+            "",
+            "10.0.0.1/32",
+        ] {
+            assert!(!is_ip(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sysctl_names_are_kernel_spellings_set_once() {
+        let pod = serde_json::json!({"spec": {"securityContext": {"sysctls": [
+            {"name": "net.ipv4.ip_local_port_range"},
+            {"name": "net/ipv4/conf/eth0.100/forwarding"},
+            {"name": "kernel.shm_rmid_forced"},
+            {"name": "net.ipv4.ip_local_port_range"},
+            {"name": "net..core"},
+            {"name": "-net.core"},
+        ]}}});
+        let mut out = Vec::new();
+        sysctls(&pod, "/spec/securityContext/sysctls", &mut out);
+        let at: Vec<&str> = out.iter().map(|i| i.pointer.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "/spec/securityContext/sysctls/3/name",
+                "/spec/securityContext/sysctls/4/name",
+                "/spec/securityContext/sysctls/5/name"
+            ]
+        );
     }
 }
