@@ -182,7 +182,7 @@ pub const RULES: &[Rule] = &[
     rust("kube-dns-config", E, Kubernetes, "a pod's DNS settings or host aliases the API server refuses"),
     rust("kube-image", E, Kubernetes, "a container image with leading or trailing whitespace"),
     rust("kube-secret-type", E, Kubernetes, "a Secret without what its type needs: a TLS pair, a docker config, a private key"),
-    rust("kube-cidr", E, Kubernetes, "a NetworkPolicy ipBlock that is not a CIDR, or an exception outside it"),
+    rust("kube-cidr", E, Kubernetes, "an IP address or CIDR that does not parse, or a NetworkPolicy exception outside its block"),
     rust("yaml-ambiguous-scalar", E, Yaml, "a YAML 1.1 boolean or number where the API takes a string"),
     rust("manifest-not-object", E, Kubernetes, "a document or List item that is not an object"),
     rust("manifest-empty", W, Kubernetes, "a file with no objects"),

@@ -247,6 +247,22 @@ fn field_name(pointer: &str) -> String {
     }
 }
 
+/// An address as the API's legacy IP fields take it: what the standard parser takes, or
+/// IPv4 with leading zeros, which objects written before Kubernetes 1.33 may have.
+pub(super) fn is_ip(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
 /// `kube-range`: a count or duration that must be at least `min`.
 fn at_least(object: &Value, pointer: &str, min: i64, out: &mut Vec<Issue>) {
     if let Some(n) = lookup(object, pointer).and_then(Value::as_i64) {

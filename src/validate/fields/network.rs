@@ -1,6 +1,6 @@
 //! Ports, Services, Ingresses and NetworkPolicies.
 
-use super::meta::{labels, selector};
+use super::meta::{is_qualified_name, labels, selector};
 use ipnet::IpNet;
 
 use super::*;
@@ -94,6 +94,7 @@ pub(super) fn service(object: &Value, out: &mut Vec<Issue>) {
     labels(object, "/spec/selector", "kube-selector", out);
     let ports = list_at(object, "/spec/ports");
     let kind = str_at(object, "/spec/type").unwrap_or("ClusterIP");
+    service_addresses(object, kind, out);
     let headless = str_at(object, "/spec/clusterIP") == Some("None");
     if headless && matches!(kind, "NodePort" | "LoadBalancer") {
         out.push(conflict(
@@ -167,6 +168,15 @@ pub(super) fn service(object: &Value, out: &mut Vec<Issue>) {
             &["TCP", "UDP", "SCTP"],
             out,
         );
+        if let Some(app) = p.get("appProtocol").and_then(Value::as_str) {
+            if !is_qualified_name(app) {
+                out.push(Issue::error(
+                    "kube-port-name",
+                    format!("{at}/appProtocol"),
+                    format!("the appProtocol {app:?} is not a qualified name (like `http`, `kubernetes.io/h2c` or `example.com/custom`)"),
+                ));
+            }
+        }
         match p.get("name").and_then(Value::as_str) {
             Some(name) if !is_dns_label(name) => out.push(Issue::error(
                 "kube-port-name",
@@ -185,6 +195,115 @@ pub(super) fn service(object: &Value, out: &mut Vec<Issue>) {
             )),
             _ => {}
         }
+    }
+}
+
+/// A Service's addresses and address families, and the fields only some types take.
+fn service_addresses(object: &Value, kind: &str, out: &mut Vec<Issue>) {
+    let mut ips: Vec<String> = Vec::new();
+    if str_at(object, "/spec/clusterIP").is_some() {
+        ips.push("/spec/clusterIP".into());
+    }
+    for field in ["clusterIPs", "externalIPs"] {
+        for i in 0..list_at(object, &format!("/spec/{field}")).len() {
+            ips.push(format!("/spec/{field}/{i}"));
+        }
+    }
+    for at in ips {
+        let Some(ip) = str_at(object, &at) else {
+            continue;
+        };
+        let cluster = !at.starts_with("/spec/externalIPs");
+        if !(is_ip(ip) || (cluster && (ip.is_empty() || ip == "None"))) {
+            out.push(Issue::error(
+                "kube-cidr",
+                at.as_str(),
+                format!(
+                    "{ip:?} is not an IP address{}",
+                    if cluster {
+                        " (or None, for a headless Service)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    let ranges = "/spec/loadBalancerSourceRanges";
+    if !list_at(object, ranges).is_empty() && kind != "LoadBalancer" {
+        out.push(conflict(
+            ranges,
+            format!(
+                "loadBalancerSourceRanges only apply to a LoadBalancer Service, not a {kind} one"
+            ),
+        ));
+    }
+    for (i, r) in list_at(object, ranges).iter().enumerate() {
+        // The server trims these (they came from an annotation once).
+        if let Some(text) = r.as_str().filter(|t| t.trim().parse::<IpNet>().is_err()) {
+            out.push(Issue::error(
+                "kube-cidr",
+                format!("{ranges}/{i}"),
+                format!(
+                    "{text:?} is not a CIDR: write an address and a prefix length, like 10.0.0.0/8"
+                ),
+            ));
+        }
+    }
+    let families = list_at(object, "/spec/ipFamilies");
+    for i in 0..families.len() {
+        one_of(
+            object,
+            &format!("/spec/ipFamilies/{i}"),
+            &["IPv4", "IPv6"],
+            out,
+        );
+    }
+    if families.len() == 2 && families[0] == families[1] {
+        out.push(conflict(
+            "/spec/ipFamilies/1",
+            "ipFamilies names the same family twice",
+        ));
+    } else if families.len() > 2 {
+        out.push(conflict(
+            "/spec/ipFamilies",
+            "ipFamilies may name at most two families, IPv4 and IPv6",
+        ));
+    }
+    one_of(
+        object,
+        "/spec/ipFamilyPolicy",
+        &["SingleStack", "PreferDualStack", "RequireDualStack"],
+        out,
+    );
+    if families.len() > 1 && str_at(object, "/spec/ipFamilyPolicy") == Some("SingleStack") {
+        out.push(conflict(
+            "/spec/ipFamilyPolicy",
+            "a SingleStack Service has one IP family: use PreferDualStack or RequireDualStack for two",
+        ));
+    }
+    if str_at(object, "/spec/sessionAffinity") == Some("ClientIP") {
+        let at = "/spec/sessionAffinityConfig/clientIP/timeoutSeconds";
+        if let Some(t) = lookup(object, at).and_then(Value::as_i64) {
+            if !(1..=86400).contains(&t) {
+                out.push(Issue::error(
+                    "kube-range",
+                    at,
+                    format!("timeoutSeconds is {t}; it must be between 1 and 86400 (a day)"),
+                ));
+            }
+        }
+    }
+    let local = str_at(object, "/spec/externalTrafficPolicy") == Some("Local");
+    if lookup(object, "/spec/healthCheckNodePort")
+        .and_then(Value::as_i64)
+        .is_some_and(|n| n != 0)
+        && !(kind == "LoadBalancer" && local)
+    {
+        out.push(conflict(
+            "/spec/healthCheckNodePort",
+            "healthCheckNodePort may only be set on a LoadBalancer Service with externalTrafficPolicy: Local",
+        ));
     }
 }
 

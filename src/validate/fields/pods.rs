@@ -242,22 +242,6 @@ fn names_and_dns(object: &Value, spec: &str, out: &mut Vec<Issue>) {
     }
 }
 
-/// An address as the API's legacy IP fields take it: what the standard parser takes, or
-/// IPv4 with leading zeros, which objects written before Kubernetes 1.33 may have.
-fn is_ip(s: &str) -> bool {
-    if s.parse::<std::net::IpAddr>().is_ok() {
-        return true;
-    }
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 4
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.len() <= 3
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && p.parse::<u16>().is_ok_and(|n| n <= 255)
-        })
-}
-
 /// A pod's sysctls: names as the kernel spells them (dots or slashes between segments),
 /// each once.
 fn sysctls(object: &Value, at: &str, out: &mut Vec<Issue>) {
