@@ -771,13 +771,49 @@ fn parse_float(text: &str) -> Option<Value> {
 /// Converts a node to JSON under the core schema (for manifests, which have no schema of
 /// ours to type them).
 pub fn to_json(node: &Node) -> Value {
+    convert(node, core_scalar)
+}
+
+/// A manifest as kubectl and Helm send it. Their reader (go-yaml v2) takes a plain
+/// integer with a leading zero as octal, and file modes are written that way:
+/// `defaultMode: 0644` is 420 to the API server, where the YAML 1.2 core schema reads
+/// 644, a mode the server refuses. Everything else reads as in [`to_json`]; the YAML 1.1
+/// words and numbers this reader keeps as strings are reported where they matter
+/// (`yaml-ambiguous-scalar`), not silently converted.
+pub fn manifest_to_json(node: &Node) -> Value {
+    convert(node, |text, style, tag| {
+        match (style, tag, yaml11_octal(text)) {
+            (Style::Plain, None, Some(n)) => Value::Number(Number::from(n)),
+            _ => core_scalar(text, style, tag),
+        }
+    })
+}
+
+/// `0644`, `-017`: go-yaml v2's octal integers (a sign, a zero, octal digits).
+fn yaml11_octal(text: &str) -> Option<i64> {
+    let (neg, body) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let digits = body.strip_prefix('0').filter(|d| !d.is_empty())?;
+    if !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    let n = i64::from_str_radix(digits, 8).ok()?;
+    Some(if neg { -n } else { n })
+}
+
+fn convert(node: &Node, scalar: fn(&str, Style, Option<&str>) -> Value) -> Value {
     match &node.kind {
-        NodeKind::Scalar { text, style, tag } => core_scalar(text, *style, tag.as_deref()),
-        NodeKind::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        NodeKind::Scalar { text, style, tag } => scalar(text, *style, tag.as_deref()),
+        NodeKind::Sequence(items) => {
+            Value::Array(items.iter().map(|i| convert(i, scalar)).collect())
+        }
         NodeKind::Mapping(entries) => {
             let mut map = Map::new();
             for (k, v) in entries {
-                map.insert(k.text.clone(), to_json(v));
+                map.insert(k.text.clone(), convert(v, scalar));
             }
             Value::Object(map)
         }
@@ -1139,6 +1175,18 @@ mod tests {
         ] {
             assert_eq!(yaml11_reading(t), r, "{t}");
         }
+    }
+
+    #[test]
+    fn manifests_read_leading_zero_integers_as_kubectl_does() {
+        let doc = |text: &str| {
+            let docs = parse_documents(text, Limits::MANIFESTS);
+            manifest_to_json(&docs.into_iter().next().unwrap().unwrap().root)
+        };
+        assert_eq!(
+            doc("a: 0644\nb: \"0644\"\nc: 644\nd: 0\ne: -017\nf: 0o17\ng: 089\nh: !!int 0644"),
+            serde_json::json!({"a": 420, "b": "0644", "c": 644, "d": 0, "e": -15, "f": 15, "g": 89, "h": 644})
+        );
     }
 
     #[test]

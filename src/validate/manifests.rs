@@ -149,7 +149,7 @@ fn load_crd_files(sources: &[Source<'_>]) -> Result<Crds> {
                     s.path, e.pos.line, e.pos.column, e.message
                 ))
             })?;
-            let value = yaml::to_json(&doc.root);
+            let value = yaml::manifest_to_json(&doc.root);
             let items: Vec<(&Value, &Node)> = match list_items(&value, &doc.root) {
                 Some(items) => items,
                 None => vec![(&value, &doc.root)],
@@ -246,7 +246,7 @@ fn read_file(index: usize, source: &Source<'_>) -> (FileReport, Vec<Object>) {
                 continue;
             }
         };
-        let value = yaml::to_json(&doc.root);
+        let value = yaml::manifest_to_json(&doc.root);
         if value.is_null() {
             // Helm and Kustomize leave empty documents between `---`s; so do people.
             continue;

@@ -55,6 +55,7 @@ pub(super) fn pod_spec(
             ));
         }
         quantity(object, &format!("{vol_at}/{i}/emptyDir/sizeLimit"), out);
+        volume(object, &format!("{vol_at}/{i}"), out);
     }
     volumes.extend(claims.iter().copied());
     if lookup(object, &format!("{spec}/containers"))
@@ -94,6 +95,129 @@ pub(super) fn pod_spec(
         }
     }
     host_ports(object, spec, out);
+}
+
+/// `kube-volume`: one source per volume; file modes and paths of the files a volume
+/// projects; a token's lifetime.
+fn volume(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let Some(v) = map_at(object, at) else {
+        return;
+    };
+    // No source at all is an emptyDir (the API's default), so only several are refused.
+    let sources: Vec<&str> = v
+        .iter()
+        .filter(|(k, val)| k.as_str() != "name" && !val.is_null())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if sources.len() > 1 {
+        out.push(Issue::error(
+            "kube-volume",
+            at,
+            format!(
+                "the volume has {} sources ({}); a volume has exactly one",
+                sources.len(),
+                sources.join(", ")
+            ),
+        ));
+    }
+    for source in ["configMap", "secret", "downwardAPI", "projected"] {
+        file_mode(object, &format!("{at}/{source}/defaultMode"), out);
+    }
+    for source in ["configMap", "secret", "downwardAPI"] {
+        projected_files(object, &format!("{at}/{source}"), out);
+    }
+    let sources = format!("{at}/projected/sources");
+    for (i, src) in list_at(object, &sources).iter().enumerate() {
+        let src_at = format!("{sources}/{i}");
+        for kind in ["configMap", "secret", "downwardAPI"] {
+            projected_files(object, &format!("{src_at}/{kind}"), out);
+        }
+        for kind in ["serviceAccountToken", "clusterTrustBundle"] {
+            if src.get(kind).is_some_and(Value::is_object) {
+                relative_path(object, &format!("{src_at}/{kind}/path"), true, out);
+            }
+        }
+        let ttl = format!("{src_at}/serviceAccountToken/expirationSeconds");
+        if let Some(n) = lookup(object, &ttl).and_then(Value::as_i64) {
+            if !(600..=1 << 32).contains(&n) {
+                out.push(Issue::error(
+                    "kube-range",
+                    ttl,
+                    format!("expirationSeconds is {n}; a projected token lives at least 600 seconds (10 minutes) and at most 2^32"),
+                ));
+            }
+        }
+    }
+}
+
+/// The `items` of a configMap, secret or downwardAPI source: each file's path stays
+/// inside the volume, and its mode is a file mode.
+fn projected_files(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let items = format!("{at}/items");
+    for i in 0..list_at(object, &items).len() {
+        relative_path(object, &format!("{items}/{i}/path"), true, out);
+        file_mode(object, &format!("{items}/{i}/mode"), out);
+    }
+}
+
+/// A path inside a volume: relative, and never climbing out with `..`. A file a volume
+/// projects (`file`) is also required, and may not start with `..`, which the kubelet
+/// keeps for its own (`..data`).
+fn relative_path(object: &Value, at: &str, file: bool, out: &mut Vec<Issue>) {
+    let Some(path) = str_at(object, at) else {
+        return;
+    };
+    let why = if path.is_empty() {
+        file.then_some("it may not be empty")
+    } else if path.starts_with('/') {
+        Some("it must be relative (no leading `/`)")
+    } else if path.split('/').any(|seg| seg == "..") {
+        Some("it may not contain `..`")
+    } else if file && path.starts_with("..") {
+        Some("it may not start with `..`, which the kubelet keeps for itself")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        let field = at.rsplit('/').next().unwrap_or(at);
+        out.push(Issue::error(
+            if field == "path" {
+                "kube-volume"
+            } else {
+                "kube-volume-mount"
+            },
+            at,
+            format!("the {field} {path:?} is not valid: {why}"),
+        ));
+    }
+}
+
+/// A file mode: 0 to 0777. YAML's `0644` is octal to kubectl (and so here); a mode
+/// written as decimal digits that look octal is the usual mistake.
+fn file_mode(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let Some(mode) = lookup(object, at).and_then(Value::as_i64) else {
+        return;
+    };
+    if !(0..=0o777).contains(&mode) {
+        let mut issue = Issue::error(
+            "kube-volume",
+            at,
+            format!("the file mode {mode} is not between 0 and 0777 (511)"),
+        );
+        let text = mode.to_string();
+        if let Ok(octal) = i64::from_str_radix(&text, 8).map_err(drop).and_then(|o| {
+            if o <= 0o777 {
+                Ok(o)
+            } else {
+                Err(())
+            }
+        }) {
+            issue = issue.help(format!(
+                "{mode} looks like an octal mode written without its leading zero: write `0{text}` (or {octal} in decimal)"
+            ));
+        }
+        out.push(issue);
+    }
 }
 
 /// Two containers of a pod cannot take the same port of the node (protocol, host IP and
@@ -453,6 +577,27 @@ fn container(
     let mounts = format!("{at}/volumeMounts");
     let mut paths = std::collections::HashSet::new();
     for (i, m) in list_at(object, &mounts).iter().enumerate() {
+        let mount = format!("{mounts}/{i}");
+        relative_path(object, &format!("{mount}/subPath"), false, out);
+        relative_path(object, &format!("{mount}/subPathExpr"), false, out);
+        if m.get("subPath")
+            .and_then(Value::as_str)
+            .is_some_and(|p| !p.is_empty())
+            && m.get("subPathExpr")
+                .and_then(Value::as_str)
+                .is_some_and(|p| !p.is_empty())
+        {
+            out.push(conflict(
+                format!("{mount}/subPathExpr"),
+                "a volume mount may have subPath or subPathExpr, not both",
+            ));
+        }
+        one_of(
+            object,
+            &format!("{mount}/mountPropagation"),
+            &["None", "HostToContainer", "Bidirectional"],
+            out,
+        );
         if let Some(path) = m.get("mountPath").and_then(Value::as_str) {
             if !paths.insert(path) {
                 out.push(Issue::error(
