@@ -1,6 +1,7 @@
 //! Rollouts, scaling, budgets and Jobs: the counts the server takes as non-negative,
 //! and the combinations of fields it refuses.
 
+use super::quantities::{parse_quantity_value, quantity};
 use super::*;
 
 /// What an int-or-percent count (`maxUnavailable`, `minAvailable`) holds.
@@ -114,6 +115,26 @@ fn rolling_update(
 }
 
 pub(super) fn deployment_rollout(object: &Value, out: &mut Vec<Issue>) {
+    // The deadline counts from the rollout's start, so it must leave room for a pod to
+    // become available at all. Unset, it is 600.
+    let deadline = lookup(object, "/spec/progressDeadlineSeconds").and_then(Value::as_i64);
+    let ready = lookup(object, "/spec/minReadySeconds").and_then(Value::as_i64);
+    if let Some(ready) = ready {
+        if deadline.unwrap_or(600) <= ready {
+            let (at, which) = match deadline {
+                Some(_) => ("/spec/progressDeadlineSeconds", "progressDeadlineSeconds"),
+                None => (
+                    "/spec/minReadySeconds",
+                    "progressDeadlineSeconds (600 unless set)",
+                ),
+            };
+            out.push(Issue::error(
+                "kube-range",
+                at,
+                format!("{which} must be greater than minReadySeconds ({ready})"),
+            ));
+        }
+    }
     let Some(at) = rolling_update(object, "/spec/strategy", "Recreate", true, out) else {
         return;
     };
@@ -224,12 +245,62 @@ pub(super) fn autoscaler(object: &Value, out: &mut Vec<Issue>) {
                 ),
             ));
         }
+        let target = format!("{at}/{source}/target");
         one_of(
             object,
-            &format!("{at}/{source}/target/type"),
+            &format!("{target}/type"),
             &["Utilization", "Value", "AverageValue"],
             out,
         );
+        at_least(object, &format!("{target}/averageUtilization"), 1, out);
+        for field in ["value", "averageValue"] {
+            let q = format!("{target}/{field}");
+            quantity(object, &q, out);
+            if let Some(v) = lookup(object, &q).and_then(parse_quantity_value) {
+                if v <= 0.0 {
+                    out.push(Issue::error(
+                        "kube-range",
+                        q,
+                        format!("the target {field} must be more than zero"),
+                    ));
+                }
+            }
+        }
+    }
+    for direction in ["scaleUp", "scaleDown"] {
+        let rules = format!("/spec/behavior/{direction}");
+        let window = format!("{rules}/stabilizationWindowSeconds");
+        if let Some(n) = lookup(object, &window).and_then(Value::as_i64) {
+            if !(0..=3600).contains(&n) {
+                out.push(Issue::error(
+                    "kube-range",
+                    window,
+                    format!("stabilizationWindowSeconds is {n}; it must be between 0 and 3600 (an hour)"),
+                ));
+            }
+        }
+        one_of(
+            object,
+            &format!("{rules}/selectPolicy"),
+            &["Max", "Min", "Disabled"],
+            out,
+        );
+        let policies = format!("{rules}/policies");
+        for i in 0..list_at(object, &policies).len() {
+            let at = format!("{policies}/{i}");
+            one_of(object, &format!("{at}/type"), &["Pods", "Percent"], out);
+            at_least(object, &format!("{at}/value"), 1, out);
+            let period = format!("{at}/periodSeconds");
+            if let Some(n) = lookup(object, &period).and_then(Value::as_i64) {
+                if !(1..=1800).contains(&n) {
+                    out.push(Issue::error(
+                        "kube-range",
+                        period,
+                        format!("periodSeconds is {n}; it must be between 1 and 1800 (30 minutes)"),
+                    ));
+                }
+            }
+        }
     }
     let (Some(min), Some(max)) = (
         lookup(object, "/spec/minReplicas").and_then(Value::as_i64),
