@@ -488,15 +488,68 @@ fn container(
             }
         }
     }
-    if let (Some(req), Some(lim)) = (map_at(object, &requests), map_at(object, &limits)) {
-        for (r, q) in req {
-            let (Some(want), Some(cap)) = (
-                lim.get(r).and_then(parse_quantity_value),
-                parse_quantity_value(q),
-            ) else {
-                continue;
-            };
-            if cap > want {
+    let lim = map_at(object, &limits);
+    let mut compute = false;
+    let mut hugepages = false;
+    for at in [&requests, &limits] {
+        for (r, q) in map_at(object, at).into_iter().flatten() {
+            compute |= r == "cpu" || r == "memory";
+            hugepages |= r.starts_with("hugepages-");
+            let fraction = parse_quantity_value(q).is_some_and(|v| v.fract() != 0.0);
+            if is_extended_resource(r) && fraction {
+                out.push(Issue::error(
+                    "kube-quantity",
+                    child(at, r),
+                    format!(
+                        "{r} is counted in whole units: {} is not an integer",
+                        show(q)
+                    ),
+                ));
+            }
+        }
+    }
+    if hugepages && !compute {
+        out.push(Issue::error(
+            "kube-quantity",
+            format!("{at}/resources"),
+            "a container that asks for hugepages must also ask for cpu or memory",
+        ));
+    }
+    for (r, q) in map_at(object, &requests).into_iter().flatten() {
+        let Some(want) = parse_quantity_value(q) else {
+            continue;
+        };
+        let cap = lim.and_then(|l| l.get(r)).and_then(parse_quantity_value);
+        // Hugepages and extended resources (GPUs) cannot be overcommitted: the request
+        // is the limit. An absent request is given the limit, not the other way round.
+        if !overcommit_allowed(r) {
+            match cap {
+                None if lim.is_none_or(|l| !l.contains_key(r)) => out.push(
+                    Issue::error(
+                        "kube-quantity",
+                        child(&requests, r),
+                        format!("{r} cannot be overcommitted, so a request for it needs a limit"),
+                    )
+                    .help(format!(
+                        "set resources.limits.{r} to {} too (the request may then be left out)",
+                        show(q)
+                    )),
+                ),
+                Some(cap) if cap != want => out.push(Issue::error(
+                    "kube-quantity",
+                    child(&requests, r),
+                    format!(
+                        "{r} cannot be overcommitted: its request ({}) must equal its limit ({})",
+                        show(q),
+                        show(&lim.expect("has the limit")[r])
+                    ),
+                )),
+                _ => {}
+            }
+            continue;
+        }
+        if let (Some(cap), Some(lim)) = (cap, lim) {
+            if cap < want {
                 out.push(Issue::error(
                     "kube-quantity",
                     child(&requests, r),
@@ -682,6 +735,18 @@ fn probe(object: &Value, at: &str, which: &str, out: &mut Vec<Issue>) {
 
 /// What a container may list under `resources`: the standard names, huge pages, or an
 /// extended resource named with a domain.
+/// A resource outside the `kubernetes.io` domain, which a device plugin advertises
+/// (`nvidia.com/gpu`), counted in whole units.
+fn is_extended_resource(name: &str) -> bool {
+    name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.")
+}
+
+/// Whether a container may ask for less than its limit: yes for the node's own
+/// resources, no for hugepages and extended resources.
+fn overcommit_allowed(name: &str) -> bool {
+    !is_extended_resource(name) && !name.starts_with("hugepages-")
+}
+
 fn is_container_resource(name: &str) -> bool {
     match name.split_once('/') {
         None => {
