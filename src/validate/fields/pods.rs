@@ -731,6 +731,35 @@ fn probe(object: &Value, at: &str, which: &str, out: &mut Vec<Issue>) {
             }
         }
     }
+    // A probe's own grace period is for the restart a failed probe causes, which a
+    // readiness probe never does.
+    let grace = format!("{at}/terminationGracePeriodSeconds");
+    match lookup(object, &grace) {
+        Some(v) if !v.is_null() && which == "readinessProbe" => out.push(Issue::error(
+            "kube-probe",
+            grace,
+            "a readinessProbe may not set terminationGracePeriodSeconds: a failed readiness probe restarts nothing",
+        )),
+        Some(v) if v.as_i64().is_some_and(|n| n < 1) => out.push(Issue::error(
+            "kube-probe",
+            grace,
+            format!("{which}.terminationGracePeriodSeconds is {v}; it must be at least 1"),
+        )),
+        _ => {}
+    }
+    let headers = format!("{at}/httpGet/httpHeaders");
+    for (i, h) in list_at(object, &headers).iter().enumerate() {
+        let Some(name) = h.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            out.push(Issue::error(
+                "kube-probe",
+                format!("{headers}/{i}/name"),
+                format!("the header name {name:?} is not a valid HTTP header name: letters, digits and `-` only"),
+            ));
+        }
+    }
 }
 
 /// What a container may list under `resources`: the standard names, huge pages, or an
