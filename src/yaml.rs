@@ -784,9 +784,20 @@ pub fn manifest_to_json(node: &Node) -> Value {
     convert(node, |text, style, tag| {
         match (style, tag, yaml11_octal(text)) {
             (Style::Plain, None, Some(n)) => Value::Number(Number::from(n)),
-            _ => core_scalar(text, style, tag),
+            _ => as_go_writes_it(core_scalar(text, style, tag)),
         }
     })
+}
+
+/// Go's JSON encoder writes a whole float without its fraction (`2.0` and `1e1` go to the
+/// server as `2` and `10`), so an integer field takes them.
+fn as_go_writes_it(value: Value) -> Value {
+    match value.as_f64() {
+        Some(f) if value.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => {
+            Value::Number(Number::from(f as i64))
+        }
+        _ => value,
+    }
 }
 
 /// `0644`, `-017`: go-yaml v2's octal integers (a sign, a zero, octal digits).
@@ -1186,6 +1197,10 @@ mod tests {
         assert_eq!(
             doc("a: 0644\nb: \"0644\"\nc: 644\nd: 0\ne: -017\nf: 0o17\ng: 089\nh: !!int 0644"),
             serde_json::json!({"a": 420, "b": "0644", "c": 644, "d": 0, "e": -15, "f": 15, "g": 89, "h": 644})
+        );
+        assert_eq!(
+            doc("a: 2.0\nb: 1e1\nc: 1.5\nd: \"2.0\"\ne: -3.0"),
+            serde_json::json!({"a": 2, "b": 10, "c": 1.5, "d": "2.0", "e": -3})
         );
     }
 

@@ -91,14 +91,22 @@ struct Compiler<'a> {
     seen: std::collections::HashMap<*const Value, u32>,
 }
 
+/// Fields the OpenAPI document lists as required that the API server fills in before it
+/// validates, so leaving them out is fine (`pkg/apis/*/v1/defaults.go`).
+fn defaulted_before_validation(definition: &str) -> &'static [&'static str] {
+    match definition.rsplit('/').next().unwrap_or("") {
+        // SetDefaults_RoleBinding and SetDefaults_ClusterRoleBinding.
+        "io.k8s.api.rbac.v1.RoleRef" => &["apiGroup"],
+        _ => &[],
+    }
+}
+
 impl<'a> Compiler<'a> {
     fn compile(&mut self, schema: &'a Value) -> u32 {
         // Quantity and IntOrString have the same schema body; only the name of the
         // definition tells them apart, and they differ in what they accept.
-        let quantity = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .is_some_and(|r| r.ends_with(".pkg.api.resource.Quantity"));
+        let reference = schema.get("$ref").and_then(Value::as_str).unwrap_or("");
+        let quantity = reference.ends_with(".pkg.api.resource.Quantity");
         let schema = resolve_ref(self.root, schema);
         let key = schema as *const Value;
         if let Some(&id) = self.seen.get(&key) {
@@ -107,7 +115,17 @@ impl<'a> Compiler<'a> {
         let id = self.shapes.len() as u32;
         self.shapes.push(Shape::Any);
         self.seen.insert(key, id);
-        let shape = self.shape(schema, quantity);
+        let mut shape = self.shape(schema, quantity);
+        if let Shape::Struct { required, .. } = &mut shape {
+            let defaulted = defaulted_before_validation(reference);
+            if !defaulted.is_empty() {
+                *required = required
+                    .iter()
+                    .filter(|r| !defaulted.contains(&r.as_ref()))
+                    .cloned()
+                    .collect();
+            }
+        }
         self.shapes[id as usize] = shape;
         id
     }
