@@ -81,6 +81,7 @@ impl Crds {
                     let translated = translate(schema, true);
                     let built = jsonschema::draft4::options()
                         .should_validate_formats(false)
+                        .with_keyword(GO_PATTERN, go_pattern)
                         .build(&translated)
                         .map_err(|e| Unusable {
                             pointer: format!("/spec/versions/{i}/schema/openAPIV3Schema"),
@@ -176,6 +177,46 @@ impl Crds {
     }
 }
 
+/// The keyword a CRD's `pattern` becomes, checked by [`GoPattern`].
+const GO_PATTERN: &str = "x-gitops-render-go-pattern";
+
+/// A string matches a Go regular expression (unanchored, as Go's `MatchString`).
+struct GoPattern(regex::Regex);
+
+impl<'i> jsonschema::Keyword<'i> for GoPattern {
+    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
+        if self.is_valid(instance) {
+            return Ok(());
+        }
+        Err(jsonschema::ValidationError::custom(format!(
+            "{instance} does not match the pattern `{}`",
+            self.0.as_str()
+        )))
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        instance.as_str().is_none_or(|s| self.0.is_match(s))
+    }
+}
+
+/// Compiles a pattern; one that is not a regular expression makes the definition
+/// unusable, as the API server refuses such a CRD.
+fn go_pattern<'a>(
+    _: &'a Map<String, Value>,
+    value: &'a Value,
+    _: jsonschema::paths::Location,
+) -> Result<Box<dyn for<'i> jsonschema::Keyword<'i>>, jsonschema::ValidationError<'a>> {
+    let text = value.as_str().unwrap_or_default();
+    match regex::Regex::new(text) {
+        Ok(re) => Ok(Box::new(GoPattern(re))),
+        // The parser's message draws the pattern over several lines; its last says why.
+        Err(e) => Err(jsonschema::ValidationError::custom(format!(
+            "the pattern `{text}` is not a valid regular expression ({})",
+            e.to_string().lines().last().unwrap_or_default().trim()
+        ))),
+    }
+}
+
 /// OpenAPI v3 (Kubernetes structural schema) to JSON Schema draft 4.
 fn translate(schema: &Value, root: bool) -> Value {
     let Value::Object(map) = schema else {
@@ -206,6 +247,15 @@ fn translate(schema: &Value, root: bool) -> Value {
                 }
                 other => other.clone(),
             },
+            // A Go regular expression, which JSON Schema's `pattern` (ECMA 262) would
+            // misread or refuse. Go's `\Q...\E` quoting is the one form `regex` lacks:
+            // such a pattern is not checked rather than wrongly refused.
+            "pattern" => {
+                if v.as_str().is_some_and(|p| !p.contains("\\Q")) {
+                    out.insert(GO_PATTERN.into(), v.clone());
+                }
+                continue;
+            }
             // Kubernetes' CEL rules and list/map semantics are beyond a schema check.
             k if k.starts_with("x-kubernetes-") => continue,
             "nullable" | "default" | "example" | "externalDocs" => continue,
