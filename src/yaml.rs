@@ -455,7 +455,7 @@ fn merge_into(merged: &mut Vec<(Key, Node)>, value: Node) -> Result<(), Error> {
 /// error in one document of a Helm or Kustomize output costs that document only, and
 /// the error keeps its line in the whole file.
 pub fn parse_documents(source: &str, limits: Limits) -> Vec<Result<Document, Error>> {
-    let first = match parse_stream(source, limits) {
+    let first = match parse_stream_as_kubectl(source, limits) {
         Ok(docs) => return docs.into_iter().map(Ok).collect(),
         Err(e) => e,
     };
@@ -465,7 +465,7 @@ pub fn parse_documents(source: &str, limits: Limits) -> Vec<Result<Document, Err
     }
     let mut out = Vec::new();
     for (offset, chunk) in chunks {
-        match parse_stream(chunk, limits) {
+        match parse_stream_as_kubectl(chunk, limits) {
             Ok(docs) => out.extend(docs.into_iter().map(|mut d| {
                 shift(&mut d.root, offset);
                 Ok(d)
@@ -477,6 +477,60 @@ pub fn parse_documents(source: &str, limits: Limits) -> Vec<Result<Document, Err
         }
     }
     out
+}
+
+/// [`parse_stream`], forgiving in manifests what kubectl's reader (go-yaml v2) forgives:
+/// the indentation of a flow collection's lines (`args: [` ... `]` with the `]` under
+/// `args`) and of a quoted scalar's continuation lines. YAML 1.2 requires them indented
+/// past their key; released manifests (Tekton's controller, for one) are not. Such a
+/// line is read again indented one space more, which changes no value (whitespace there
+/// is not content) and keeps every line's number.
+fn parse_stream_as_kubectl(source: &str, limits: Limits) -> Result<Vec<Document>, Error> {
+    let first = match parse_stream(source, limits) {
+        Err(e) if limits.merge_keys => e,
+        done => return done,
+    };
+    let mut lines: Vec<String> = source.split_inclusive('\n').map(str::to_string).collect();
+    let mut error = first.clone();
+    for _ in 0..64 {
+        let Some(line) = under_indented_line(&lines, &error) else {
+            return Err(first);
+        };
+        lines[line].insert(0, ' ');
+        match parse_stream(&lines.concat(), limits) {
+            Err(e)
+                if e.kind == ErrorKind::Syntax && e.message.starts_with("invalid indentation") =>
+            {
+                error = e
+            }
+            // Another error is the file's own, on a line it still has.
+            done => return done,
+        }
+    }
+    Err(first)
+}
+
+/// The 0-based line an indentation error is about, when it is one kubectl forgives.
+fn under_indented_line(lines: &[String], e: &Error) -> Option<usize> {
+    let at = (e.pos.line as usize).checked_sub(1)?;
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    match e.message.as_str() {
+        "invalid indentation in flow construct" => Some(at),
+        "invalid indentation" => {
+            let text = lines.get(at)?.trim_start();
+            (text.starts_with(']') || text.starts_with('}')).then_some(at)
+        }
+        // Reported where the scalar starts: the culprit is its first continuation line
+        // no deeper than the line the scalar starts on.
+        "invalid indentation in quoted scalar" => {
+            let key = indent(lines.get(at)?);
+            (at + 1..lines.len()).find(|&i| {
+                let l = &lines[i];
+                !l.trim().is_empty() && indent(l) <= key
+            })
+        }
+        _ => None,
+    }
 }
 
 /// `(lines before it, text)` of each document of a stream, split at marker lines: a
@@ -1186,6 +1240,31 @@ mod tests {
         ] {
             assert_eq!(yaml11_reading(t), r, "{t}");
         }
+    }
+
+    #[test]
+    fn manifests_forgive_the_indentation_kubectl_forgives_and_nothing_else() {
+        let read = |text: &str, limits: Limits| -> Result<Value, String> {
+            let mut docs = parse_documents(text, limits);
+            docs.remove(0)
+                .map(|d| manifest_to_json(&d.root))
+                .map_err(|e| format!("{}:{} {}", e.pos.line, e.pos.column, e.message))
+        };
+        let flow = "spec:\n  args: [\n    \"sleep\", \"1\",\n  ]\n  env: {\n    a: b,\n  }\n";
+        assert_eq!(
+            read(flow, Limits::MANIFESTS),
+            Ok(serde_json::json!({"spec": {"args": ["sleep", "1"], "env": {"a": "b"}}}))
+        );
+        let quoted = "data:\n  a: \"x\n  y\"\n  b: 'one\n two\n  three'\n  c: d\n";
+        assert_eq!(
+            read(quoted, Limits::MANIFESTS),
+            Ok(serde_json::json!({"data": {"a": "x y", "b": "one two three", "c": "d"}}))
+        );
+        // Values files are this product's own format: strict YAML 1.2.
+        assert!(read(flow, Limits::VALUES).is_err());
+        // A block mapping out of line is an error for kubectl too: not "repaired".
+        let block = "a:\n  b: 1\n c: 2\n";
+        assert!(read(block, Limits::MANIFESTS).is_err());
     }
 
     #[test]
