@@ -22,6 +22,9 @@ use super::kube::{Issue, Scope};
 
 struct Version {
     validator: Option<jsonschema::Validator>,
+    /// The schema, kept when it gives defaults: the API server fills them in before it
+    /// validates, so a required field with a default may be left out.
+    defaults: Option<Value>,
 }
 
 struct Definition {
@@ -76,7 +79,9 @@ impl Crds {
             if v.get("served") == Some(&Value::Bool(false)) {
                 continue;
             }
-            let validator = match v.pointer("/schema/openAPIV3Schema") {
+            let schema = v.pointer("/schema/openAPIV3Schema");
+            let defaults = schema.filter(|s| gives_defaults(s)).cloned();
+            let validator = match schema {
                 Some(schema) => {
                     let translated = translate(schema, true);
                     let built = jsonschema::draft4::options()
@@ -93,7 +98,13 @@ impl Crds {
                 }
                 None => None,
             };
-            versions.insert(name.to_string(), Version { validator });
+            versions.insert(
+                name.to_string(),
+                Version {
+                    validator,
+                    defaults,
+                },
+            );
         }
         self.defs.insert(
             (group.to_string(), kind.to_string()),
@@ -137,6 +148,16 @@ impl Crds {
         let Some(validator) = &v.validator else {
             return Some(issues);
         };
+        let defaulted;
+        let object = match &v.defaults {
+            Some(schema) => {
+                let mut copy = object.clone();
+                apply_defaults(schema, &mut copy);
+                defaulted = copy;
+                &defaulted
+            }
+            None => object,
+        };
         for e in validator.iter_errors(object) {
             let pointer = e.instance_path().as_str().to_string();
             if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
@@ -174,6 +195,57 @@ impl Crds {
             ));
         }
         Some(issues)
+    }
+}
+
+/// Whether a structural schema gives a default anywhere.
+fn gives_defaults(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => map.iter().any(|(k, v)| k == "default" || gives_defaults(v)),
+        Value::Array(items) => items.iter().any(gives_defaults),
+        _ => false,
+    }
+}
+
+/// Fills in defaults as the API server does before validating a custom resource: a
+/// property that is absent (or null where the schema is not nullable) takes its
+/// `default`, itself defaulted further; then properties, map values and list items are
+/// defaulted within. Structural schemas allow defaults nowhere else.
+fn apply_defaults(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = schema.get("properties") {
+                for (name, sub) in props {
+                    let nullable = sub.get("nullable") == Some(&Value::Bool(true));
+                    let missing = match map.get(name) {
+                        None => true,
+                        Some(Value::Null) => !nullable,
+                        Some(_) => false,
+                    };
+                    if missing {
+                        if let Some(default) = sub.get("default") {
+                            map.insert(name.clone(), default.clone());
+                        }
+                    }
+                    if let Some(child) = map.get_mut(name) {
+                        apply_defaults(sub, child);
+                    }
+                }
+            }
+            if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for child in map.values_mut() {
+                    apply_defaults(extra, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for child in items {
+                    apply_defaults(item, child);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
