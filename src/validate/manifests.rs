@@ -85,8 +85,33 @@ pub fn validate(
 
     // Definitions among the manifests check the custom resources beside them.
     let mut crd_findings = Vec::new();
+    // name -> (file, line) of the definition that was read first, for the warning when
+    // a later one replaces it.
+    let mut defined: std::collections::HashMap<&str, (usize, u32)> = Default::default();
     for o in &objects {
         if is_crd(&o.value) {
+            if let Some(name) = lookup(&o.value, "/metadata/name").and_then(Value::as_str) {
+                let line = o.node.pos.line;
+                if let Some(&(file, first)) = defined.get(name) {
+                    crd_findings.push((
+                        o.file,
+                        at_object(
+                            &sources[o.file],
+                            o,
+                            Issue::warning(
+                                "kube-crd-twice",
+                                "/metadata/name",
+                                format!(
+                                    "the CustomResourceDefinition {name} is also defined at {}:{first}; this later one is used, as it would be by `kubectl apply` in this order",
+                                    sources[file].path
+                                ),
+                            ),
+                        ),
+                    ));
+                } else {
+                    defined.insert(name, (o.file, line));
+                }
+            }
             if let Err(e) = crds.add(&o.value) {
                 crd_findings.push((
                     o.file,
