@@ -627,6 +627,29 @@ mod tests {
     }
 
     #[test]
+    fn yaml_11_boolean_words_get_the_fix_and_the_readers_that_differ() {
+        let d = deployment(json!({"spec": {"paused": "yes", "template": {"spec": {
+            "hostNetwork": "off", "containers": [{"name": "c", "image": "i:1", "tty": "sure"}],
+        }}}}));
+        let helps: Vec<(String, Option<String>)> =
+            schema_issues(&d).into_iter().map(|i| (i.1, i.3)).collect();
+        let kubectl = |word: &str, b: bool| {
+            Some(format!("unquoted, `{word}` is {b} to YAML 1.1 readers (kubectl, Helm) and a string to YAML 1.2 ones (kustomize, Flux, this one): write {b}"))
+        };
+        assert_eq!(
+            helps,
+            vec![
+                ("/spec/paused".into(), kubectl("yes", true)),
+                ("/spec/template/spec/containers/0/tty".into(), None),
+                (
+                    "/spec/template/spec/hostNetwork".into(),
+                    kubectl("off", false)
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn numbers_are_held_to_their_format() {
         let d = deployment(
             json!({"spec": {"replicas": 3000000000u64, "minReadySeconds": 1.5,
