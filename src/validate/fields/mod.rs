@@ -263,6 +263,32 @@ pub(super) fn is_ip(s: &str) -> bool {
         })
 }
 
+/// `kube-range`: a count or duration that must be from `min` to `max`; `span` says what
+/// the bounds mean (`"10 minutes to 2^32 seconds"`), or is empty.
+fn between(
+    object: &Value,
+    pointer: &str,
+    (min, max): (i64, i64),
+    span: &str,
+    out: &mut Vec<Issue>,
+) {
+    if let Some(n) = lookup(object, pointer).and_then(Value::as_i64) {
+        if !(min..=max).contains(&n) {
+            let field = field_name(pointer);
+            let span = if span.is_empty() {
+                String::new()
+            } else {
+                format!(" ({span})")
+            };
+            out.push(Issue::error(
+                "kube-range",
+                pointer,
+                format!("{field} is {n}; it must be between {min} and {max}{span}"),
+            ));
+        }
+    }
+}
+
 /// `kube-range`: a count or duration that must be at least `min`.
 fn at_least(object: &Value, pointer: &str, min: i64, out: &mut Vec<Issue>) {
     if let Some(n) = lookup(object, pointer).and_then(Value::as_i64) {

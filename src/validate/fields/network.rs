@@ -284,15 +284,7 @@ fn service_addresses(object: &Value, kind: &str, out: &mut Vec<Issue>) {
     }
     if str_at(object, "/spec/sessionAffinity") == Some("ClientIP") {
         let at = "/spec/sessionAffinityConfig/clientIP/timeoutSeconds";
-        if let Some(t) = lookup(object, at).and_then(Value::as_i64) {
-            if !(1..=86400).contains(&t) {
-                out.push(Issue::error(
-                    "kube-range",
-                    at,
-                    format!("timeoutSeconds is {t}; it must be between 1 and 86400 (a day)"),
-                ));
-            }
-        }
+        between(object, at, (1, 86400), "a day", out);
     }
     let local = str_at(object, "/spec/externalTrafficPolicy") == Some("Local");
     if lookup(object, "/spec/healthCheckNodePort")

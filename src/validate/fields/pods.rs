@@ -138,15 +138,13 @@ fn volume(object: &Value, at: &str, out: &mut Vec<Issue>) {
             }
         }
         let ttl = format!("{src_at}/serviceAccountToken/expirationSeconds");
-        if let Some(n) = lookup(object, &ttl).and_then(Value::as_i64) {
-            if !(600..=1 << 32).contains(&n) {
-                out.push(Issue::error(
-                    "kube-range",
-                    ttl,
-                    format!("expirationSeconds is {n}; a projected token lives at least 600 seconds (10 minutes) and at most 2^32"),
-                ));
-            }
-        }
+        between(
+            object,
+            &ttl,
+            (600, 1 << 32),
+            "10 minutes to 2^32 seconds",
+            out,
+        );
     }
 }
 

@@ -270,15 +270,7 @@ pub(super) fn autoscaler(object: &Value, out: &mut Vec<Issue>) {
     for direction in ["scaleUp", "scaleDown"] {
         let rules = format!("/spec/behavior/{direction}");
         let window = format!("{rules}/stabilizationWindowSeconds");
-        if let Some(n) = lookup(object, &window).and_then(Value::as_i64) {
-            if !(0..=3600).contains(&n) {
-                out.push(Issue::error(
-                    "kube-range",
-                    window,
-                    format!("stabilizationWindowSeconds is {n}; it must be between 0 and 3600 (an hour)"),
-                ));
-            }
-        }
+        between(object, &window, (0, 3600), "an hour", out);
         one_of(
             object,
             &format!("{rules}/selectPolicy"),
@@ -291,15 +283,7 @@ pub(super) fn autoscaler(object: &Value, out: &mut Vec<Issue>) {
             one_of(object, &format!("{at}/type"), &["Pods", "Percent"], out);
             at_least(object, &format!("{at}/value"), 1, out);
             let period = format!("{at}/periodSeconds");
-            if let Some(n) = lookup(object, &period).and_then(Value::as_i64) {
-                if !(1..=1800).contains(&n) {
-                    out.push(Issue::error(
-                        "kube-range",
-                        period,
-                        format!("periodSeconds is {n}; it must be between 1 and 1800 (30 minutes)"),
-                    ));
-                }
-            }
+            between(object, &period, (1, 1800), "30 minutes", out);
         }
     }
     let (Some(min), Some(max)) = (
