@@ -208,6 +208,13 @@ fn list_at<'a>(object: &'a Value, pointer: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
+/// The list under `key` of an object, or none.
+fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+}
+
 fn child(pointer: &str, key: &str) -> String {
     format!("{pointer}/{}", escape_pointer(key))
 }

@@ -29,7 +29,9 @@ pub(super) fn pod_spec(
     security_context(object, &format!("{spec}/securityContext"), out);
     sysctls(object, &format!("{spec}/securityContext/sysctls"), out);
     scheduling(object, spec, out);
-    names_and_dns(object, spec, out);
+    if let Some(pod) = lookup(object, spec) {
+        names_and_dns(pod, spec, out);
+    }
     at_least(object, &format!("{spec}/activeDeadlineSeconds"), 1, out);
     let host_network =
         lookup(object, &format!("{spec}/hostNetwork")).and_then(Value::as_bool) == Some(true);
@@ -120,17 +122,25 @@ fn volume(object: &Value, at: &str, out: &mut Vec<Issue>) {
             ),
         ));
     }
+    // Only the sources present are looked at: every pod's volumes come through here.
     for source in ["configMap", "secret", "downwardAPI", "projected"] {
-        file_mode(object, &format!("{at}/{source}/defaultMode"), out);
+        if v.get(source).is_some_and(Value::is_object) {
+            file_mode(object, &format!("{at}/{source}/defaultMode"), out);
+            if source != "projected" {
+                projected_files(object, &format!("{at}/{source}"), out);
+            }
+        }
     }
-    for source in ["configMap", "secret", "downwardAPI"] {
-        projected_files(object, &format!("{at}/{source}"), out);
+    if !v.get("projected").is_some_and(Value::is_object) {
+        return;
     }
     let sources = format!("{at}/projected/sources");
     for (i, src) in list_at(object, &sources).iter().enumerate() {
         let src_at = format!("{sources}/{i}");
         for kind in ["configMap", "secret", "downwardAPI"] {
-            projected_files(object, &format!("{src_at}/{kind}"), out);
+            if src.get(kind).is_some_and(Value::is_object) {
+                projected_files(object, &format!("{src_at}/{kind}"), out);
+            }
         }
         for kind in ["serviceAccountToken", "clusterTrustBundle"] {
             if src.get(kind).is_some_and(Value::is_object) {
@@ -250,8 +260,9 @@ fn host_ports(object: &Value, spec: &str, out: &mut Vec<Issue>) {
 }
 
 /// The names a pod spec gives (its host name, the objects it refers to) and its DNS
-/// settings, as `ValidatePodSpec` checks them.
-fn names_and_dns(object: &Value, spec: &str, out: &mut Vec<Issue>) {
+/// settings, as `ValidatePodSpec` checks them. Every pod pays for this, so it reads the
+/// spec directly and spells a pointer only for what it reports.
+fn names_and_dns(pod: &Value, spec: &str, out: &mut Vec<Issue>) {
     for (field, label) in [
         ("hostname", true),
         ("subdomain", true),
@@ -260,8 +271,11 @@ fn names_and_dns(object: &Value, spec: &str, out: &mut Vec<Issue>) {
         ("priorityClassName", false),
         ("nodeName", false),
     ] {
-        let at = format!("{spec}/{field}");
-        let Some(name) = str_at(object, &at).filter(|n| !n.is_empty()) else {
+        let Some(name) = pod
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        else {
             continue;
         };
         let (valid, what) = if label {
@@ -272,39 +286,35 @@ fn names_and_dns(object: &Value, spec: &str, out: &mut Vec<Issue>) {
         if !valid {
             out.push(Issue::error(
                 "kube-name",
-                at,
+                format!("{spec}/{field}"),
                 format!("{field} {name:?} is not a valid {what}"),
             ));
         }
     }
-    let aliases = format!("{spec}/hostAliases");
-    for (i, a) in list_at(object, &aliases).iter().enumerate() {
+    for (i, a) in items(pod, "hostAliases").iter().enumerate() {
         if let Some(ip) = a.get("ip").and_then(Value::as_str) {
             if !is_ip(ip) {
                 out.push(Issue::error(
                     "kube-dns-config",
-                    format!("{aliases}/{i}/ip"),
+                    format!("{spec}/hostAliases/{i}/ip"),
                     format!("the host alias address {ip:?} is not an IP address"),
                 ));
             }
         }
-        let names = a
-            .get("hostnames")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
-        for (j, h) in names.iter().enumerate() {
+        for (j, h) in items(a, "hostnames").iter().enumerate() {
             if let Some(h) = h.as_str().filter(|h| !is_dns_subdomain(h)) {
                 out.push(Issue::error(
                     "kube-dns-config",
-                    format!("{aliases}/{i}/hostnames/{j}"),
+                    format!("{spec}/hostAliases/{i}/hostnames/{j}"),
                     format!("the host alias name {h:?} is not a valid DNS-1123 subdomain"),
                 ));
             }
         }
     }
-    let config = format!("{spec}/dnsConfig");
-    let nameservers = list_at(object, &format!("{config}/nameservers"));
-    if str_at(object, &format!("{spec}/dnsPolicy")) == Some("None") && nameservers.is_empty() {
+    let none = Value::Null;
+    let config = pod.get("dnsConfig").unwrap_or(&none);
+    let nameservers = items(config, "nameservers");
+    if pod.get("dnsPolicy").and_then(Value::as_str) == Some("None") && nameservers.is_empty() {
         out.push(conflict(
             format!("{spec}/dnsPolicy"),
             "dnsPolicy None needs dnsConfig with at least one nameserver: the pod would have no DNS at all",
@@ -313,7 +323,7 @@ fn names_and_dns(object: &Value, spec: &str, out: &mut Vec<Issue>) {
     if nameservers.len() > 3 {
         out.push(Issue::error(
             "kube-dns-config",
-            format!("{config}/nameservers"),
+            format!("{spec}/dnsConfig/nameservers"),
             format!(
                 "dnsConfig has {} nameservers; at most 3 are allowed",
                 nameservers.len()
@@ -324,40 +334,39 @@ fn names_and_dns(object: &Value, spec: &str, out: &mut Vec<Issue>) {
         if let Some(ns) = ns.as_str().filter(|ns| !is_ip(ns)) {
             out.push(Issue::error(
                 "kube-dns-config",
-                format!("{config}/nameservers/{i}"),
+                format!("{spec}/dnsConfig/nameservers/{i}"),
                 format!("the nameserver {ns:?} is not an IP address"),
             ));
         }
     }
-    let searches: Vec<&str> = list_at(object, &format!("{config}/searches"))
+    let searches: Vec<&str> = items(config, "searches")
         .iter()
         .filter_map(Value::as_str)
         .collect();
     if searches.len() > 32 {
         out.push(Issue::error(
             "kube-dns-config",
-            format!("{config}/searches"),
+            format!("{spec}/dnsConfig/searches"),
             format!(
                 "dnsConfig has {} search domains; at most 32 are allowed",
                 searches.len()
             ),
         ));
-    } else if searches.join(" ").len() > 2048 {
+    } else if searches.iter().map(|s| s.len() + 1).sum::<usize>() > 2049 {
         out.push(Issue::error(
             "kube-dns-config",
-            format!("{config}/searches"),
+            format!("{spec}/dnsConfig/searches"),
             "dnsConfig's search domains take more than 2048 characters (with a space between each)",
         ));
     }
-    let options = format!("{config}/options");
-    for (i, o) in list_at(object, &options).iter().enumerate() {
+    for (i, o) in items(config, "options").iter().enumerate() {
         if o.get("name")
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
         {
             out.push(Issue::error(
                 "kube-required-field",
-                format!("{options}/{i}"),
+                format!("{spec}/dnsConfig/options/{i}"),
                 "a DNS option needs a name",
             ));
         }
@@ -628,27 +637,29 @@ fn container(
     let mounts = format!("{at}/volumeMounts");
     let mut paths = std::collections::HashSet::new();
     for (i, m) in list_at(object, &mounts).iter().enumerate() {
-        let mount = format!("{mounts}/{i}");
-        relative_path(object, &format!("{mount}/subPath"), false, out);
-        relative_path(object, &format!("{mount}/subPathExpr"), false, out);
-        if m.get("subPath")
-            .and_then(Value::as_str)
-            .is_some_and(|p| !p.is_empty())
-            && m.get("subPathExpr")
+        let set = |k: &str| {
+            m.get(k)
                 .and_then(Value::as_str)
                 .is_some_and(|p| !p.is_empty())
-        {
-            out.push(conflict(
-                format!("{mount}/subPathExpr"),
-                "a volume mount may have subPath or subPathExpr, not both",
-            ));
+        };
+        let (sub_path, expr) = (set("subPath"), set("subPathExpr"));
+        if sub_path || expr || m.get("mountPropagation").is_some() {
+            let mount = format!("{mounts}/{i}");
+            relative_path(object, &format!("{mount}/subPath"), false, out);
+            relative_path(object, &format!("{mount}/subPathExpr"), false, out);
+            if sub_path && expr {
+                out.push(conflict(
+                    format!("{mount}/subPathExpr"),
+                    "a volume mount may have subPath or subPathExpr, not both",
+                ));
+            }
+            one_of(
+                object,
+                &format!("{mount}/mountPropagation"),
+                &["None", "HostToContainer", "Bidirectional"],
+                out,
+            );
         }
-        one_of(
-            object,
-            &format!("{mount}/mountPropagation"),
-            &["None", "HostToContainer", "Bidirectional"],
-            out,
-        );
         if let Some(path) = m.get("mountPath").and_then(Value::as_str) {
             if !paths.insert(path) {
                 out.push(Issue::error(
@@ -731,29 +742,31 @@ fn probe(object: &Value, at: &str, which: &str, out: &mut Vec<Issue>) {
     }
     // A probe's own grace period is for the restart a failed probe causes, which a
     // readiness probe never does.
-    let grace = format!("{at}/terminationGracePeriodSeconds");
-    match lookup(object, &grace) {
+    let grace = || format!("{at}/terminationGracePeriodSeconds");
+    match p.get("terminationGracePeriodSeconds") {
         Some(v) if !v.is_null() && which == "readinessProbe" => out.push(Issue::error(
             "kube-probe",
-            grace,
+            grace(),
             "a readinessProbe may not set terminationGracePeriodSeconds: a failed readiness probe restarts nothing",
         )),
         Some(v) if v.as_i64().is_some_and(|n| n < 1) => out.push(Issue::error(
             "kube-probe",
-            grace,
+            grace(),
             format!("{which}.terminationGracePeriodSeconds is {v}; it must be at least 1"),
         )),
         _ => {}
     }
-    let headers = format!("{at}/httpGet/httpHeaders");
-    for (i, h) in list_at(object, &headers).iter().enumerate() {
+    let headers = p
+        .get("httpGet")
+        .map_or(&[][..], |g| items(g, "httpHeaders"));
+    for (i, h) in headers.iter().enumerate() {
         let Some(name) = h.get("name").and_then(Value::as_str) else {
             continue;
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             out.push(Issue::error(
                 "kube-probe",
-                format!("{headers}/{i}/name"),
+                format!("{at}/httpGet/httpHeaders/{i}/name"),
                 format!("the header name {name:?} is not a valid HTTP header name: letters, digits and `-` only"),
             ));
         }
@@ -786,12 +799,34 @@ fn is_container_resource(name: &str) -> bool {
 /// A pod's or container's `securityContext`: the seccomp and AppArmor profile types,
 /// and a `localhostProfile` exactly when the type is Localhost.
 fn security_context(object: &Value, at: &str, out: &mut Vec<Issue>) {
+    let Some(context) = map_at(object, at) else {
+        return;
+    };
     // User and group IDs: the schema says int64, the server says 0 to 2^31-1.
-    for id in ["runAsUser", "runAsGroup", "fsGroup"] {
-        at_least(object, &format!("{at}/{id}"), 0, out);
-    }
-    for i in 0..list_at(object, &format!("{at}/supplementalGroups")).len() {
-        at_least(object, &format!("{at}/supplementalGroups/{i}"), 0, out);
+    let groups = context
+        .get("supplementalGroups")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let ids = ["runAsUser", "runAsGroup", "fsGroup"]
+        .iter()
+        .map(|id| (id.to_string(), context.get(*id)))
+        .chain(
+            groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (format!("supplementalGroups/{i}"), Some(g))),
+        );
+    for (field, id) in ids {
+        if let Some(n) = id.and_then(Value::as_i64).filter(|n| *n < 0) {
+            out.push(Issue::error(
+                "kube-range",
+                format!("{at}/{field}"),
+                format!(
+                    "{} is {n}; it must be at least 0",
+                    field_name(&format!("/{field}"))
+                ),
+            ));
+        }
     }
     for profile in ["seccompProfile", "appArmorProfile"] {
         let p = format!("{at}/{profile}");
