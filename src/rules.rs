@@ -178,7 +178,7 @@ pub const RULES: &[Rule] = &[
     rust("kube-ingress-path", E, Kubernetes, "an Ingress path that is not absolute, or not clean for Exact and Prefix"),
     rust("kube-range", E, Kubernetes, "a count the API server refuses: negative, over 100%, or a minimum above its maximum"),
     rust("kube-field-conflict", E, Kubernetes, "fields the API server refuses together, or one it needs beside another"),
-    rust("kube-cron-schedule", E, Kubernetes, "a CronJob schedule the API server cannot parse"),
+    rust("kube-cron-schedule", E, Kubernetes, "a CronJob schedule the API server cannot parse, or a time zone it cannot load"),
     rust("kube-config-key", E, Kubernetes, "a ConfigMap or Secret key that is not a valid file name, or values over 1 MiB"),
     rust("kube-crd-twice", W, Kubernetes, "a CustomResourceDefinition defined twice among the manifests"),
     rust("kube-dns-config", E, Kubernetes, "a pod's DNS settings or host aliases the API server refuses"),

@@ -5,6 +5,40 @@
 //! would pass schedules the server refuses. The messages are the parser's own, so a
 //! finding reads like the server's refusal.
 
+/// Why the API server refuses a CronJob's `timeZone`, or None. It loads the name from
+/// the IANA database Go embeds, case-sensitively, and refuses `Local` (the controller's
+/// own zone, which differs between clusters).
+pub fn time_zone_error(name: &str) -> Option<String> {
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+    static NAMES: OnceLock<HashSet<String>> = OnceLock::new();
+    if name.is_empty() {
+        return Some("it may not be empty: leave timeZone out for the controller's zone".into());
+    }
+    if name.eq_ignore_ascii_case("local") {
+        return Some("it must be an explicit IANA time zone, not Local".into());
+    }
+    let names = NAMES.get_or_init(|| {
+        let mut names: HashSet<String> = jiff::tz::TimeZoneDatabase::bundled()
+            .available()
+            .map(|n| n.as_str().to_string())
+            .collect();
+        names.insert("UTC".into());
+        names
+    });
+    if names.contains(name) {
+        return None;
+    }
+    let near = names.iter().find(|n| n.eq_ignore_ascii_case(name));
+    Some(match near {
+        Some(n) => format!("time zone names are case-sensitive: write {n}"),
+        None => {
+            "it is not a time zone of the IANA database (such as Europe/Berlin or America/New_York)"
+                .into()
+        }
+    })
+}
+
 /// Why the API server refuses `schedule`, or `None` when it accepts it.
 pub fn schedule_error(schedule: &str) -> Option<String> {
     // The server refuses a time zone in the schedule outright (the `timeZone` field
@@ -193,6 +227,22 @@ fn is_go_duration(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_zones_are_names_of_the_bundled_database_spelt_with_their_case() {
+        for ok in [
+            "Europe/Berlin",
+            "America/New_York",
+            "UTC",
+            "Etc/GMT+5",
+            "US/Eastern",
+        ] {
+            assert_eq!(time_zone_error(ok), None, "{ok}");
+        }
+        for bad in ["america/new_york", "Local", "", "Europe/Atlantis", "CET+1"] {
+            assert!(time_zone_error(bad).is_some(), "{bad}");
+        }
+    }
 
     #[test]
     fn schedules_the_api_server_accepts() {

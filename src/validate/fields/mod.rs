@@ -179,6 +179,15 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
                     );
                 }
             }
+            if let Some(zone) = str_at(object, "/spec/timeZone") {
+                if let Some(why) = cron::time_zone_error(zone) {
+                    out.push(Issue::error(
+                        "kube-cron-schedule",
+                        "/spec/timeZone",
+                        format!("the timeZone {zone:?} is refused: {why}"),
+                    ));
+                }
+            }
             for field in [
                 "startingDeadlineSeconds",
                 "successfulJobsHistoryLimit",
