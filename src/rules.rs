@@ -173,7 +173,7 @@ pub const RULES: &[Rule] = &[
     rust("kube-quantity", E, Kubernetes, "a resource quantity that does not parse, or a resource a container cannot ask for"),
     rust("kube-probe", E, Kubernetes, "a probe without exactly one handler, or with bad timings"),
     rust("kube-volume-mount", E, Kubernetes, "a container mounts a volume the pod does not have, two at one path, or a subPath outside the volume"),
-    rust("kube-volume", E, Kubernetes, "a volume with several sources, a file mode over 0777, or a file path outside the volume"),
+    rust("kube-volume", E, Kubernetes, "a volume or PersistentVolume without exactly one source, a file mode over 0777, or a file path outside the volume"),
     rust("kube-ingress-host", E, Kubernetes, "an Ingress host that is not a valid host name"),
     rust("kube-ingress-path", E, Kubernetes, "an Ingress path that is not absolute, or not clean for Exact and Prefix"),
     rust("kube-range", E, Kubernetes, "a count the API server refuses: negative, over 100%, or a minimum above its maximum"),

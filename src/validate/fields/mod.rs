@@ -32,7 +32,7 @@ use meta::{object_meta, selector, workload_selector};
 use network::{ingress, network_policy, service};
 use pods::pod_spec;
 use quantities::quantity_map;
-use storage::{access_modes, claim_spec, config_keys, secret_type};
+use storage::{claim_spec, config_keys, persistent_volume, secret_type};
 use workloads::{
     autoscaler, daemon_set_rollout, deployment_rollout, disruption_budget, job_spec,
     stateful_set_rollout,
@@ -143,7 +143,7 @@ pub fn check(object: &Value, kind: &str) -> Vec<Issue> {
             disruption_budget(object, &mut out);
         }
         "PersistentVolumeClaim" => claim_spec(object, "/spec", &mut out),
-        "PersistentVolume" => access_modes(object, "/spec/accessModes", &mut out),
+        "PersistentVolume" => persistent_volume(object, &mut out),
         "ResourceQuota" => quantity_map(object, "/spec/hard", &mut out),
         "LimitRange" => {
             if let Some(Value::Array(limits)) = lookup(object, "/spec/limits") {

@@ -1,7 +1,7 @@
-//! ConfigMaps, Secrets and claims: keys that become file names, access modes, and the
-//! storage a claim must request.
+//! ConfigMaps, Secrets, claims and PersistentVolumes: keys that become file names, access
+//! modes, the storage a claim must request and a volume must offer.
 
-use super::quantities::quantity_map;
+use super::quantities::{parse_quantity_value, quantity, quantity_map};
 use super::*;
 
 /// `kube-config-key`: the keys of a ConfigMap's or Secret's data become file names in a
@@ -229,6 +229,110 @@ pub(super) fn claim_spec(object: &Value, spec: &str, out: &mut Vec<Issue>) {
 
 /// A volume's or claim's access modes: at least one, each a known mode, and
 /// ReadWriteOncePod alone.
+/// A PersistentVolume: its access modes, a capacity that is storage alone, one source,
+/// and the node affinity a `local` volume cannot do without.
+pub(super) fn persistent_volume(object: &Value, out: &mut Vec<Issue>) {
+    let Some(spec) = map_at(object, "/spec") else {
+        return;
+    };
+    access_modes(object, "/spec/accessModes", out);
+    one_of(
+        object,
+        "/spec/persistentVolumeReclaimPolicy",
+        &["Retain", "Recycle", "Delete"],
+        out,
+    );
+    one_of(object, "/spec/volumeMode", &["Block", "Filesystem"], out);
+    match spec.get("capacity").and_then(Value::as_object) {
+        None => out.push(Issue::error(
+            "kube-required-field",
+            "/spec",
+            "a PersistentVolume needs capacity.storage, the size it offers",
+        )),
+        Some(capacity) => {
+            for key in capacity.keys().filter(|k| *k != "storage") {
+                out.push(Issue {
+                    at_key: true,
+                    ..Issue::error(
+                        "kube-quantity",
+                        child("/spec/capacity", key),
+                        format!("a PersistentVolume's capacity holds storage only, not {key:?}"),
+                    )
+                });
+            }
+            match capacity.get("storage") {
+                None => out.push(Issue::error(
+                    "kube-required-field",
+                    "/spec/capacity",
+                    "a PersistentVolume needs capacity.storage, the size it offers",
+                )),
+                Some(q) => {
+                    quantity(object, "/spec/capacity/storage", out);
+                    if parse_quantity_value(q).is_some_and(|v| v <= 0.0) {
+                        out.push(Issue::error(
+                            "kube-quantity",
+                            "/spec/capacity/storage",
+                            "a PersistentVolume's storage must be more than zero",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // The volume plugins a PersistentVolume can name; the other spec fields describe it.
+    const SOURCES: &[&str] = &[
+        "awsElasticBlockStore",
+        "azureDisk",
+        "azureFile",
+        "cephfs",
+        "cinder",
+        "csi",
+        "fc",
+        "flexVolume",
+        "flocker",
+        "gcePersistentDisk",
+        "glusterfs",
+        "hostPath",
+        "iscsi",
+        "local",
+        "nfs",
+        "photonPersistentDisk",
+        "portworxVolume",
+        "quobyte",
+        "rbd",
+        "scaleIO",
+        "storageos",
+        "vsphereVolume",
+    ];
+    let given: Vec<&str> = SOURCES
+        .iter()
+        .copied()
+        .filter(|s| spec.get(*s).is_some_and(|v| !v.is_null()))
+        .collect();
+    match given.len() {
+        0 => out.push(Issue::error(
+            "kube-volume",
+            "/spec",
+            "a PersistentVolume names no volume source (csi, nfs, local, hostPath...)",
+        )),
+        1 => {}
+        n => out.push(Issue::error(
+            "kube-volume",
+            "/spec",
+            format!(
+                "a PersistentVolume has one volume source; this one has {n} ({})",
+                given.join(", ")
+            ),
+        )),
+    }
+    if given.contains(&"local") && spec.get("nodeAffinity").is_none_or(Value::is_null) {
+        out.push(conflict(
+            "/spec/local",
+            "a local PersistentVolume needs nodeAffinity: the node its disk is on",
+        ));
+    }
+}
+
 pub(super) fn access_modes(object: &Value, at: &str, out: &mut Vec<Issue>) {
     let modes = list_at(object, at);
     if modes.is_empty() {
