@@ -180,7 +180,7 @@ pub const RULES: &[Rule] = &[
     rust("kube-field-conflict", E, Kubernetes, "fields the API server refuses together, or one it needs beside another"),
     rust("kube-cron-schedule", E, Kubernetes, "a CronJob schedule the API server cannot parse, or a time zone it cannot load"),
     rust("kube-config-key", E, Kubernetes, "a ConfigMap or Secret key that is not a valid file name, or values over 1 MiB"),
-    rust("kube-crd-twice", W, Kubernetes, "a CustomResourceDefinition defined twice among the manifests"),
+    rust("kube-crd-twice", W, Kubernetes, "a CustomResourceDefinition defined twice, differently, among the manifests"),
     rust("kube-dns-config", E, Kubernetes, "a pod's DNS settings or host aliases the API server refuses"),
     rust("kube-image", E, Kubernetes, "a container image with leading or trailing whitespace"),
     rust("kube-secret-type", E, Kubernetes, "a Secret without what its type needs: a TLS pair, a docker config, a private key"),

@@ -85,14 +85,17 @@ pub fn validate(
 
     // Definitions among the manifests check the custom resources beside them.
     let mut crd_findings = Vec::new();
-    // name -> (file, line) of the definition that was read first, for the warning when
-    // a later one replaces it.
-    let mut defined: std::collections::HashMap<&str, (usize, u32)> = Default::default();
+    // name -> (file, line, spec) of the definition in force so far, for the warning
+    // when a later, different one replaces it. Copies of one definition (an install
+    // manifest per environment) are the same either way and pass without a word.
+    let mut defined: std::collections::HashMap<&str, (usize, u32, Option<&Value>)> =
+        Default::default();
     for o in &objects {
         if is_crd(&o.value) {
             if let Some(name) = lookup(&o.value, "/metadata/name").and_then(Value::as_str) {
                 let line = o.node.pos.line;
-                if let Some(&(file, first)) = defined.get(name) {
+                let spec = o.value.get("spec");
+                if let Some(&(file, earlier, _)) = defined.get(name).filter(|d| d.2 != spec) {
                     crd_findings.push((
                         o.file,
                         at_object(
@@ -102,15 +105,14 @@ pub fn validate(
                                 "kube-crd-twice",
                                 "/metadata/name",
                                 format!(
-                                    "the CustomResourceDefinition {name} is also defined at {}:{first}; this later one is used, as it would be by `kubectl apply` in this order",
+                                    "the CustomResourceDefinition {name} is also defined, differently, at {}:{earlier}; this later one is used, as it would be by `kubectl apply` in this order",
                                     sources[file].path
                                 ),
                             ),
                         ),
                     ));
-                } else {
-                    defined.insert(name, (o.file, line));
                 }
+                defined.insert(name, (o.file, line, spec));
             }
             if let Err(e) = crds.add(&o.value) {
                 crd_findings.push((
