@@ -189,6 +189,7 @@ pub const RULES: &[Rule] = &[
     rust("manifest-not-object", E, Kubernetes, "a document or List item that is not an object"),
     rust("manifest-empty", W, Kubernetes, "a file with no objects"),
     rust("manifest-empty-list", W, Kubernetes, "a List without items"),
+    rust("manifest-kustomize-patch", W, Kubernetes, "a Kustomize patch among the manifests, not checked on its own"),
     rust("policy-error", E, Policies, "the policies could not evaluate an object"),
     // Waivers.
     rust("waiver-expired", W, Waivers, "a waiver for this app and environment has expired"),

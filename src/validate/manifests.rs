@@ -19,7 +19,7 @@
 //! the wrong shape, an object a policy cannot evaluate, each is a finding on its file
 //! or object and the run goes on. An `Err` is a platform or usage problem only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -71,10 +71,14 @@ pub fn validate(
     let mut crds = load_crd_files(&options.crds)?;
 
     // Reading: each file on its own, in parallel.
+    let patches = kustomize_patches(sources);
     let read: Vec<(FileReport, Vec<Object>)> = sources
         .par_iter()
         .enumerate()
-        .map(|(i, s)| read_file(i, s))
+        .map(|(i, s)| match patches.get(&clean_path(s.path)) {
+            Some(listed_in) => patch_file(s, listed_in),
+            None => read_file(i, s),
+        })
         .collect();
     let mut files = Vec::with_capacity(read.len());
     let mut objects = Vec::new();
@@ -234,14 +238,96 @@ pub(crate) fn resource_of(object: &Value) -> String {
     format!("{kind}/{name}")
 }
 
+/// Kustomize's own file names: build instructions, not objects, whatever they hold.
+fn is_kustomization(path: &str) -> bool {
+    matches!(
+        path.rsplit(['/', '\\']).next(),
+        Some("kustomization.yaml" | "kustomization.yml" | "Kustomization")
+    )
+}
+
+/// The patch files the kustomizations among the inputs list (`patches[].path`,
+/// `patchesStrategicMerge`, `patchesJson6902[].path`), by cleaned path, each with the
+/// kustomization that lists it. A patch is a fragment that Kustomize lays over an
+/// object: checked on its own it would be "missing" every field it does not change.
+fn kustomize_patches(sources: &[Source<'_>]) -> HashMap<String, String> {
+    let mut patches = HashMap::new();
+    for s in sources.iter().filter(|s| is_kustomization(s.path)) {
+        let Ok(text) = std::str::from_utf8(s.bytes) else {
+            continue;
+        };
+        let dir = s.path.rsplit_once('/').map_or("", |(d, _)| d);
+        for doc in yaml::parse_documents(text, yaml::Limits::MANIFESTS)
+            .into_iter()
+            .flatten()
+        {
+            let k = yaml::to_json(&doc.root);
+            let listed = |field: &str| k.get(field).and_then(Value::as_array).into_iter().flatten();
+            let paths = listed("patches")
+                .chain(listed("patchesJson6902"))
+                .filter_map(|p| p.get("path").and_then(Value::as_str))
+                // An inline patch is YAML text, not a file name.
+                .chain(
+                    listed("patchesStrategicMerge")
+                        .filter_map(Value::as_str)
+                        .filter(|p| !p.contains('\n')),
+                );
+            for p in paths {
+                let joined = if dir.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{dir}/{p}")
+                };
+                patches.insert(clean_path(&joined), s.path.to_string());
+            }
+        }
+    }
+    patches
+}
+
+/// A path with `.` and `x/..` steps taken out, as text (the files were read already).
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    let cleaned = parts.join("/");
+    if path.starts_with('/') {
+        format!("/{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
+/// A Kustomize patch among the inputs: said so, and not checked as an object.
+fn patch_file(source: &Source<'_>, listed_in: &str) -> (FileReport, Vec<Object>) {
+    let mut report = FileReport::new(source.path, None);
+    report.findings.push(
+        Finding::warning(
+            "manifest-kustomize-patch",
+            format!("a Kustomize patch ({listed_in} lists it): a fragment of an object, not checked on its own"),
+        )
+        .help("validate what Kustomize builds: `kustomize build DIR | gitops-render validate -`")
+        .in_file(source.path),
+    );
+    (report, Vec::new())
+}
+
 fn read_file(index: usize, source: &Source<'_>) -> (FileReport, Vec<Object>) {
     let path = source.path;
     let mut objects = Vec::new();
-    // A rendered app directory holds our values.yaml beside the manifests: not an API
-    // object, so not something to validate.
+    // A rendered app directory holds our values.yaml beside the manifests, and a
+    // Kustomize tree its kustomization.yaml: neither is an API object.
     if source
         .bytes
         .starts_with(crate::render::VALUES_HEADER.as_bytes())
+        || is_kustomization(path)
     {
         return (FileReport::new(path, None), objects);
     }

@@ -290,3 +290,63 @@ fn standard_input_is_read_with_its_lines() {
     assert_eq!(f["line"], 7);
     assert_eq!(f["help"], "quote it: \"on\"");
 }
+
+/// A Kustomize tree as it sits in a GitOps repository: the kustomizations are build
+/// instructions and their patches fragments, so neither is judged as an object, while
+/// every other file still is.
+#[test]
+fn kustomizations_and_their_patches_are_not_judged_as_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let file = tmp.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write("base/kustomization.yaml", "resources:\n- deploy.yaml\n");
+    write(
+        "base/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: nginx:1.27}]\n",
+    );
+    write(
+        "overlays/prod/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../base]\npatches:\n- path: replicas.yaml\n- patch: |-\n    - op: replace\n      path: /spec/replicas\n      value: 3\n  target: {kind: Deployment}\npatchesStrategicMerge:\n- ../../shared/./resources.yaml\npatchesJson6902:\n- path: json/ops.yaml\n  target: {kind: Deployment, name: web}\n",
+    );
+    let fragment =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 3\n";
+    write("overlays/prod/replicas.yaml", fragment);
+    write("shared/resources.yaml", fragment);
+    write(
+        "overlays/prod/json/ops.yaml",
+        "- {op: add, path: /spec/paused, value: true}\n",
+    );
+    // Not listed anywhere: a fragment like the others, and judged as the object it claims to be.
+    write("overlays/prod/stray.yaml", fragment);
+
+    let (_, findings) = validate_json(tmp.path(), &["."]);
+    let about = |file: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f["file"] == file)
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for kustomization in [
+        "./base/kustomization.yaml",
+        "./overlays/prod/kustomization.yaml",
+    ] {
+        assert_eq!(about(kustomization), Vec::<String>::new(), "{findings:#?}");
+    }
+    for patch in [
+        "./overlays/prod/replicas.yaml",
+        "./shared/resources.yaml",
+        "./overlays/prod/json/ops.yaml",
+    ] {
+        assert_eq!(about(patch), ["manifest-kustomize-patch"], "{patch}");
+    }
+    let stray = about("./overlays/prod/stray.yaml");
+    assert!(
+        stray.iter().any(|r| r == "kube-required-field"),
+        "{stray:?}"
+    );
+    assert!(!about("./base/deploy.yaml").is_empty());
+}
