@@ -87,10 +87,12 @@ pub struct Limits {
     pub max_nodes: usize,
     pub max_depth: usize,
     pub allow_aliases: bool,
-    /// Whether `<<: *base` merges a mapping into the one it sits in (YAML 1.1's merge
-    /// key, which kubectl, Helm and every Kubernetes tool honour in manifests). Values
-    /// files do not take it: there `<<` is an unknown field, like any other.
-    pub merge_keys: bool,
+    /// Whether to read as kubectl and Helm read manifests: `<<: *base` merges a mapping
+    /// into the one it sits in (YAML 1.1's merge key, which every Kubernetes tool
+    /// honours), and the indentation go-yaml v2 does not check is forgiven
+    /// ([`parse_documents`]). Values files are this product's own format, strict YAML
+    /// 1.2: there `<<` is an unknown field, like any other.
+    pub as_kubectl: bool,
 }
 
 impl Limits {
@@ -98,13 +100,13 @@ impl Limits {
         max_nodes: 5_000,
         max_depth: 16,
         allow_aliases: true,
-        merge_keys: false,
+        as_kubectl: false,
     };
     pub const MANIFESTS: Limits = Limits {
         max_nodes: 2_000_000,
         max_depth: 64,
         allow_aliases: true,
-        merge_keys: true,
+        as_kubectl: true,
     };
 }
 
@@ -338,7 +340,7 @@ pub fn parse_stream(source: &str, limits: Limits) -> Result<Vec<Document>, Error
                 ..
             }) => match pending_key.take() {
                 None => {
-                    if limits.merge_keys
+                    if limits.as_kubectl
                         && matches!(&finished.kind, NodeKind::Scalar { text, style: Style::Plain, tag: None } if text == "<<")
                     {
                         *pending_merge = true;
@@ -455,13 +457,18 @@ fn merge_into(merged: &mut Vec<(Key, Node)>, value: Node) -> Result<(), Error> {
 /// error in one document of a Helm or Kustomize output costs that document only, and
 /// the error keeps its line in the whole file.
 pub fn parse_documents(source: &str, limits: Limits) -> Vec<Result<Document, Error>> {
-    let first = match parse_stream_as_kubectl(source, limits) {
+    let first = match parse_stream(source, limits) {
         Ok(docs) => return docs.into_iter().map(Ok).collect(),
         Err(e) => e,
     };
+    // Forgiven indentation is repaired once, in the smallest unit that has it: each
+    // repair is a whole parse again.
     let chunks = split_documents(source);
     if chunks.len() <= 1 {
-        return vec![Err(first)];
+        return match read_again_as_kubectl(source, limits, first) {
+            Ok(docs) => docs.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
     }
     let mut out = Vec::new();
     for (offset, chunk) in chunks {
@@ -486,10 +493,21 @@ pub fn parse_documents(source: &str, limits: Limits) -> Vec<Result<Document, Err
 /// line is read again indented one space more, which changes no value (whitespace there
 /// is not content) and keeps every line's number.
 fn parse_stream_as_kubectl(source: &str, limits: Limits) -> Result<Vec<Document>, Error> {
-    let first = match parse_stream(source, limits) {
-        Err(e) if limits.merge_keys => e,
-        done => return done,
-    };
+    match parse_stream(source, limits) {
+        Err(e) => read_again_as_kubectl(source, limits, e),
+        done => done,
+    }
+}
+
+/// The repairs of [`parse_stream_as_kubectl`] after `first` failed the plain reading.
+fn read_again_as_kubectl(
+    source: &str,
+    limits: Limits,
+    first: Error,
+) -> Result<Vec<Document>, Error> {
+    if !limits.as_kubectl {
+        return Err(first);
+    }
     let mut lines: Vec<String> = source.split_inclusive('\n').map(str::to_string).collect();
     let mut error = first.clone();
     for _ in 0..64 {
@@ -613,9 +631,10 @@ impl Node {
 /// scalar that this reader, on the YAML 1.2 core schema, keeps as a string: `yes`, `on`
 /// and `n` are booleans there, `1_000` and `0b101` numbers, `.inf` a float.
 pub fn yaml11_reading(text: &str) -> Option<&'static str> {
+    if yaml11_bool(text).is_some() {
+        return Some("a boolean");
+    }
     match text {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON"
-        | "off" | "Off" | "OFF" => return Some("a boolean"),
         ".inf" | ".Inf" | ".INF" | "-.inf" | "-.Inf" | "-.INF" | "+.inf" | ".nan" | ".NaN"
         | ".NAN" => return Some("a number"),
         _ => {}
@@ -636,6 +655,16 @@ pub fn yaml11_reading(text: &str) -> Option<&'static str> {
         return Some("a number");
     }
     None
+}
+
+/// The boolean a YAML 1.1 reader makes of a word the YAML 1.2 core schema keeps as a
+/// string (`yes` is true, `off` false); None for any other text.
+pub fn yaml11_bool(text: &str) -> Option<bool> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
 }
 
 fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: &Node) {
@@ -1260,6 +1289,16 @@ mod tests {
             read(quoted, Limits::MANIFESTS),
             Ok(serde_json::json!({"data": {"a": "x y", "b": "one two three", "c": "d"}}))
         );
+        // In a stream, the document that needs it is repaired, with its lines.
+        let stream = format!("a: 1\n---\n{flow}");
+        let docs = parse_documents(&stream, Limits::MANIFESTS);
+        assert_eq!(docs.len(), 2);
+        let second = docs[1].as_ref().expect("repaired");
+        assert_eq!(
+            manifest_to_json(&second.root)["spec"]["args"],
+            serde_json::json!(["sleep", "1"])
+        );
+        assert_eq!(second.root.pos.line, 3);
         // Values files are this product's own format: strict YAML 1.2.
         assert!(read(flow, Limits::VALUES).is_err());
         // A block mapping out of line is an error for kubectl too: not "repaired".

@@ -92,8 +92,7 @@ pub fn validate(
     // name -> (file, line, spec) of the definition in force so far, for the warning
     // when a later, different one replaces it. Copies of one definition (an install
     // manifest per environment) are the same either way and pass without a word.
-    let mut defined: std::collections::HashMap<&str, (usize, u32, Option<&Value>)> =
-        Default::default();
+    let mut defined: HashMap<&str, (usize, u32, Option<&Value>)> = HashMap::new();
     for o in &objects {
         if is_crd(&o.value) {
             if let Some(name) = lookup(&o.value, "/metadata/name").and_then(Value::as_str) {
@@ -241,7 +240,7 @@ pub(crate) fn resource_of(object: &Value) -> String {
 /// Kustomize's own file names: build instructions, not objects, whatever they hold.
 fn is_kustomization(path: &str) -> bool {
     matches!(
-        path.rsplit(['/', '\\']).next(),
+        path.rsplit('/').next(),
         Some("kustomization.yaml" | "kustomization.yml" | "Kustomization")
     )
 }

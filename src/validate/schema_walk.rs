@@ -480,12 +480,9 @@ fn type_help(expected: &Expected<'_>, value: &Value) -> Option<String> {
         // this reader (YAML 1.2) as strings; only `true`/`false` mean the same to all.
         Value::String(s)
             if expected.wants(|s| matches!(s, Shape::Bool))
-                && crate::yaml::yaml11_reading(s) == Some("a boolean") =>
+                && crate::yaml::yaml11_bool(s).is_some() =>
         {
-            let b = matches!(
-                s.as_str(),
-                "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON"
-            );
+            let b = crate::yaml::yaml11_bool(s).unwrap_or_default();
             Some(format!("unquoted, `{s}` is {b} to YAML 1.1 readers (kubectl, Helm) and a string to YAML 1.2 ones (kustomize, Flux, this one): write {b}"))
         }
         Value::Null if list => Some("write `[]` for an empty list, or remove the field".into()),

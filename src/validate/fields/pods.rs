@@ -802,29 +802,28 @@ fn security_context(object: &Value, at: &str, out: &mut Vec<Issue>) {
     let Some(context) = map_at(object, at) else {
         return;
     };
-    // User and group IDs: the schema says int64, the server says 0 to 2^31-1.
+    // User and group IDs: the schema says int64, the server says 0 to 2^31-1. Every
+    // container has a context, so a pointer is spelled only for a negative one.
+    let negative = |v: Option<&Value>| v.and_then(Value::as_i64).filter(|n| *n < 0);
+    for id in ["runAsUser", "runAsGroup", "fsGroup"] {
+        if let Some(n) = negative(context.get(id)) {
+            out.push(Issue::error(
+                "kube-range",
+                format!("{at}/{id}"),
+                format!("{id} is {n}; it must be at least 0"),
+            ));
+        }
+    }
     let groups = context
         .get("supplementalGroups")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
-    let ids = ["runAsUser", "runAsGroup", "fsGroup"]
-        .iter()
-        .map(|id| (id.to_string(), context.get(*id)))
-        .chain(
-            groups
-                .iter()
-                .enumerate()
-                .map(|(i, g)| (format!("supplementalGroups/{i}"), Some(g))),
-        );
-    for (field, id) in ids {
-        if let Some(n) = id.and_then(Value::as_i64).filter(|n| *n < 0) {
+    for (i, g) in groups.iter().enumerate() {
+        if let Some(n) = negative(Some(g)) {
             out.push(Issue::error(
                 "kube-range",
-                format!("{at}/{field}"),
-                format!(
-                    "{} is {n}; it must be at least 0",
-                    field_name(&format!("/{field}"))
-                ),
+                format!("{at}/supplementalGroups/{i}"),
+                format!("supplementalGroups[{i}] is {n}; it must be at least 0"),
             ));
         }
     }
